@@ -1,0 +1,63 @@
+/*
+ * kthread.h — the kernel level: the bank of kernel workers and how they
+ * sleep.  Two backends sit behind this interface: clone (default; glibc
+ * thread blocks built by hand, see kthread_clone.c) and pthread (fallback).
+ * Knows nothing of green threads: a worker is a kernel thread running
+ * fn(arg) forever.
+ */
+#ifndef WF_KTHREAD_H
+#define WF_KTHREAD_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+#include "../context/cpu.h"
+
+enum wf_kt_backend { WF_KT_NONE = 0, WF_KT_CLONE, WF_KT_PTHREAD };
+enum wf_kt_mode { WF_KT_MODE_AUTO = 0, WF_KT_MODE_CLONE, WF_KT_MODE_PTHREAD };
+
+/* Stack size glibc records for every worker: libc's own alloca is bounded by
+ * a quarter of it, so every green stack must have that much room. */
+#define WF_KT_RECORDED_STACK  (16 * 1024)
+
+/*
+ * Choose the backend once, before any worker starts.  For auto and clone the
+ * clone gate runs (glibc version, symbols, layout cross-checks, a self-test
+ * worker); auto falls back to pthread printing one line "weft: clone
+ * workers unavailable (<check>): using pthread workers"; clone with a failed
+ * gate prints "weft: WEFT_KTHREADS=clone: <check> failed" and returns EAGAIN.
+ */
+int wf_kt_select(enum wf_kt_mode mode, enum wf_kt_backend *chosen) WF_HIDDEN;
+
+/* The chosen backend (WF_KT_NONE before wf_kt_select). */
+enum wf_kt_backend wf_kt_backend(void) WF_HIDDEN;
+const char *wf_kt_backend_name(enum wf_kt_backend b) WF_HIDDEN;
+
+/*
+ * Start one worker kernel thread running fn(arg) on a stack of its own of
+ * `stack_size` bytes (the worker's scheduler runs there).  fn never returns;
+ * workers live as long as the process.  *tid receives the kernel thread id
+ * before the call returns.  0, or EAGAIN.
+ */
+int wf_kt_spawn(void (*fn)(void *), void *arg, size_t stack_size, pid_t *tid) WF_HIDDEN;
+
+/*
+ * Called once by each kernel thread that becomes a worker, on itself, before
+ * it runs green threads (worker 0 included): records the glibc stack size
+ * for the alloca bound where the backend can, and installs an alternate
+ * signal stack for the stack-overflow report.  0 or errno.
+ */
+int wf_kt_worker_setup(void) WF_HIDDEN;
+
+/* Futex on a 32-bit word, process-private. */
+/* Sleep while *word == expected, until woken or until abs_monotonic (NULL:
+ * no deadline).  0, EAGAIN (value differed), ETIMEDOUT or EINTR. */
+int wf_futex_wait(_Atomic uint32_t *word, uint32_t expected,
+                  const struct timespec *abs_monotonic) WF_HIDDEN;
+/* Wake up to n sleepers on word. */
+void wf_futex_wake(_Atomic uint32_t *word, int n) WF_HIDDEN;
+
+/* Kernel thread id of the caller, without a libc call. */
+pid_t wf_kt_gettid(void) WF_HIDDEN;
+
+#endif

@@ -1,0 +1,194 @@
+/*
+ * config.c — the environment, read once at init (DESIGN §7).  A bad value
+ * is refused with EINVAL and one stderr line naming the variable and what it
+ * accepts; nothing is guessed.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "sched_internal.h"
+#include "../kthreads/kthread.h"
+
+#define WF_WORKERS_MAX    1024
+#define WF_QUANTUM_US_MAX 10000000ull        /* 10 s */
+#define WF_STACK_SIZE_MAX ((size_t)1 << 30)  /* 1 GiB */
+
+static int wf_bad(const char *var, const char *val, const char *accepted)
+{
+	fprintf(stderr, "weft: %s=\"%s\" is invalid: expected %s\n", var, val, accepted);
+	return EINVAL;
+}
+
+/* Parse a whole decimal number; false on junk, sign or overflow. */
+static bool wf_parse_u64(const char *s, uint64_t *out, const char **rest)
+{
+	if (!isdigit((unsigned char)*s))
+		return false;
+	uint64_t v = 0;
+	for (; isdigit((unsigned char)*s); s++) {
+		if (v > (UINT64_MAX - 9) / 10)
+			return false;
+		v = v * 10 + (uint64_t)(*s - '0');
+	}
+	*out = v;
+	*rest = s;
+	return true;
+}
+
+static int wf_default_workers(void)
+{
+	cpu_set_t set;
+	if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+		return CPU_COUNT(&set) < WF_WORKERS_MAX ? CPU_COUNT(&set) : WF_WORKERS_MAX;
+	return 1;
+}
+
+static int wf_read_workers(struct wf_config *c)
+{
+	const char *s = getenv("WEFT_WORKERS");
+	c->workers = wf_default_workers();
+	if (!s)
+		return 0;
+	uint64_t v;
+	const char *rest;
+	if (!wf_parse_u64(s, &v, &rest) || *rest || v < 1 || v > WF_WORKERS_MAX)
+		return wf_bad("WEFT_WORKERS", s, "a whole number from 1 to 1024");
+	c->workers = (int)v;
+	return 0;
+}
+
+static int wf_read_quantum(struct wf_config *c)
+{
+	const char *s = getenv("WEFT_QUANTUM_US");
+	c->quantum_us = 10000;
+	if (!s)
+		return 0;
+	uint64_t v;
+	const char *rest;
+	if (!wf_parse_u64(s, &v, &rest) || *rest || (v != 0 && v < 100) ||
+	    v > WF_QUANTUM_US_MAX)
+		return wf_bad("WEFT_QUANTUM_US", s,
+		              "0 (preemption off) or microseconds from 100 to 10000000");
+	c->quantum_us = v;
+	return 0;
+}
+
+static int wf_read_stack_size(struct wf_config *c)
+{
+	const char *s = getenv("WEFT_STACK_SIZE");
+	c->stack_size = 64 * 1024;
+	if (!s)
+		return 0;
+	uint64_t v;
+	const char *rest;
+	if (wf_parse_u64(s, &v, &rest)) {
+		uint64_t mul = 1;
+		if ((*rest == 'K' || *rest == 'k'))
+			mul = 1024, rest++;
+		else if (*rest == 'M' || *rest == 'm')
+			mul = 1024 * 1024, rest++;
+		if (*rest == '\0' && v <= WF_STACK_SIZE_MAX / mul &&
+		    v * mul >= WEFT_STACK_MIN) {
+			c->stack_size = (size_t)(v * mul);
+			return 0;
+		}
+	}
+	return wf_bad("WEFT_STACK_SIZE", s,
+	              "bytes from 16384 (16K) to 1073741824 (1024M), with optional K or M");
+}
+
+static int wf_read_kthreads(struct wf_config *c)
+{
+	const char *s = getenv("WEFT_KTHREADS");
+	c->kthreads_mode = WF_KT_MODE_AUTO;
+	if (!s || !strcmp(s, "auto"))
+		return 0;
+	if (!strcmp(s, "clone"))
+		c->kthreads_mode = WF_KT_MODE_CLONE;
+	else if (!strcmp(s, "pthread"))
+		c->kthreads_mode = WF_KT_MODE_PTHREAD;
+	else
+		return wf_bad("WEFT_KTHREADS", s, "clone, pthread or auto");
+	return 0;
+}
+
+/* Signals weft may use for its timer: not ones the kernel or the runtime
+ * reserve for other meanings. */
+static bool wf_signal_usable(int sig)
+{
+	switch (sig) {
+	case SIGKILL: case SIGSTOP: case SIGSEGV: case SIGBUS: case SIGFPE:
+	case SIGILL: case SIGABRT: case SIGTRAP: case SIGCHLD: case SIGCONT:
+	case SIGTSTP: case SIGTTIN: case SIGTTOU: case SIGPIPE: case SIGSYS:
+		return false;
+	}
+	return sig >= 1 && sig <= SIGRTMAX && (sig < 32 || sig >= SIGRTMIN);
+}
+
+static const struct { const char *name; int sig; } wf_signames[] = {
+	{ "SIGALRM", SIGALRM }, { "SIGVTALRM", SIGVTALRM }, { "SIGPROF", SIGPROF },
+	{ "SIGUSR1", SIGUSR1 }, { "SIGUSR2", SIGUSR2 }, { "SIGHUP", SIGHUP },
+	{ "SIGINT", SIGINT }, { "SIGQUIT", SIGQUIT }, { "SIGTERM", SIGTERM },
+	{ "SIGURG", SIGURG }, { "SIGWINCH", SIGWINCH }, { "SIGIO", SIGIO },
+	{ "SIGXCPU", SIGXCPU }, { "SIGXFSZ", SIGXFSZ }, { "SIGPWR", SIGPWR },
+	{ "SIGSTKFLT", SIGSTKFLT },
+};
+
+static int wf_signal_from_name(const char *s)
+{
+	const char *n = strncmp(s, "SIG", 3) ? s : s + 3;
+	for (size_t i = 0; i < sizeof wf_signames / sizeof wf_signames[0]; i++)
+		if (!strcmp(n, wf_signames[i].name + 3))
+			return wf_signames[i].sig;
+	if (!strncmp(n, "RTMIN", 5) || !strncmp(n, "RTMAX", 5)) {
+		int base = n[2] == 'M' && n[3] == 'I' ? SIGRTMIN : SIGRTMAX;
+		if (n[5] == '\0')
+			return base;
+		uint64_t off;
+		const char *rest;
+		if ((n[5] == '+' || n[5] == '-') && wf_parse_u64(n + 6, &off, &rest) &&
+		    !*rest && off <= 32)
+			return n[5] == '+' ? base + (int)off : base - (int)off;
+	}
+	return -1;
+}
+
+static int wf_read_preempt_signal(struct wf_config *c)
+{
+	const char *s = getenv("WEFT_PREEMPT_SIGNAL");
+	c->preempt_signal = SIGALRM;
+	if (!s)
+		return 0;
+	uint64_t v;
+	const char *rest;
+	int sig = -1;
+	if (wf_parse_u64(s, &v, &rest)) {
+		if (!*rest && v <= 64)
+			sig = (int)v;
+	} else {
+		sig = wf_signal_from_name(s);
+	}
+	if (!wf_signal_usable(sig))
+		return wf_bad("WEFT_PREEMPT_SIGNAL", s,
+		              "a signal name or number such as SIGALRM, SIGVTALRM, SIGUSR1, "
+		              "SIGRTMIN+N or 14 (not SIGKILL, SIGSTOP, SIGSEGV, SIGBUS, SIGFPE, "
+		              "SIGILL, SIGABRT, SIGTRAP, SIGCHLD, SIGCONT, SIGPIPE, SIGSYS or a "
+		              "job-control signal)");
+	c->preempt_signal = sig;
+	return 0;
+}
+
+int wf_config_read(struct wf_config *cfg)
+{
+	int e;
+	if ((e = wf_read_workers(cfg)) || (e = wf_read_quantum(cfg)) ||
+	    (e = wf_read_stack_size(cfg)) || (e = wf_read_kthreads(cfg)) ||
+	    (e = wf_read_preempt_signal(cfg)))
+		return e;
+	return 0;
+}

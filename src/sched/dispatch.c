@@ -1,0 +1,190 @@
+/*
+ * dispatch.c — switching between green threads on one worker.
+ *
+ * Design.  A switch goes straight from the running thread to the next one
+ * (one wf_ctx_switch, ~10 ns) rather than through a scheduler context: the
+ * scheduler context ("idle") is entered only when a worker has nothing to
+ * run.  What must happen to the thread being left — mark it saved, release
+ * the lock it parked under, free its stack once it is finished — cannot be
+ * done by that thread (it is still on its stack) nor before the switch (it
+ * is not saved yet), so it is recorded in the worker (prev, prev_action) and
+ * done by whichever context runs next on that worker, first thing after the
+ * switch returns: wf_after_switch.  This is Linux's finish_task_switch.
+ *
+ * Invariant: between wf_ctx_switch saving prev's stack pointer and
+ * wf_after_switch running on the same worker, nothing else runs there (weft
+ * code is never preempted), so prev's context is complete before any of the
+ * actions publish it.
+ *
+ * Rejected: switching through the scheduler context at every switch (twice
+ * the cost of a yield), and ucontext/swapcontext (a sigprocmask system call
+ * per switch, ~1 µs here).
+ */
+#include <errno.h>
+#include "sched_internal.h"
+#include "../kthreads/kthread.h"
+
+#ifdef WF_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
+/* Spin rounds an idle worker polls for work before sleeping (~20–50 µs):
+ * a ping-pong between workers then never pays for a futex wake-up. */
+#define WF_IDLE_SPINS 2000
+
+static inline void wf_asan_start(struct wf_thread *prev, struct wf_thread *next, int action)
+{
+#ifdef WF_ASAN
+	__sanitizer_start_switch_fiber(action == WF_PREV_DONE ? NULL : &prev->asan_fake,
+	                               next->asan_bottom, next->asan_size);
+#else
+	(void)prev; (void)next; (void)action;
+#endif
+}
+
+static inline void wf_asan_finish(struct wf_thread *self, struct wf_worker *w)
+{
+#ifdef WF_ASAN
+	const void *bottom;
+	size_t size;
+	__sanitizer_finish_switch_fiber(self ? self->asan_fake : NULL, &bottom, &size);
+	/* Contexts running on stacks weft did not allocate (main, worker
+	 * kernel stacks) learn their bounds the first time they are left. */
+	struct wf_thread *p = w->prev;
+	if (p && !p->asan_bottom) {
+		p->asan_bottom = bottom;
+		p->asan_size = size;
+	}
+#else
+	(void)self; (void)w;
+#endif
+}
+
+void wf_after_switch(struct wf_worker *w)
+{
+	struct wf_thread *p = w->prev;
+	int action = w->prev_action;
+	wf_spin_t *l = w->prev_unlock;
+	w->prev = NULL;
+	w->prev_unlock = NULL;
+	w->prev_action = WF_PREV_NONE;
+	if (!p)
+		return;
+	switch (action) {
+	case WF_PREV_SAVED:
+		/* p's registers are on its stack: it may now be resumed elsewhere. */
+		atomic_store_explicit(&p->on_cpu, 0, memory_order_release);
+		if (l)
+			wf_spin_unlock(l);
+		break;
+	case WF_PREV_DONE:
+		atomic_store_explicit(&p->on_cpu, 0, memory_order_release);
+		wf_thread_finished(w, p);
+		break;
+	default:
+		atomic_store_explicit(&p->on_cpu, 0, memory_order_release);
+		break;
+	}
+}
+
+struct wf_worker *wf_switch(struct wf_worker *w, struct wf_thread *prev,
+                            struct wf_thread *next, int action, wf_spin_t *unlock_after)
+{
+	/* next may have been queued or woken while still switching away on
+	 * another worker: wait until its context is saved.  The wait is short:
+	 * that worker is inside weft, between two instructions of a switch. */
+	while (wf_unlikely(atomic_load_explicit(&next->on_cpu, memory_order_acquire)))
+		wf_cpu_relax();
+	atomic_store_explicit(&next->on_cpu, 1, memory_order_relaxed);
+	prev->saved_errno = *wf_errno_ptr();
+	w->prev = prev;
+	w->prev_action = (uint8_t)action;
+	w->prev_unlock = unlock_after;
+	w->current = next;
+	next->worker = w;
+	next->state = WF_RUNNING;
+	if (next->kind != WF_KIND_IDLE)
+		WF_STAT_INC(w, switches);
+
+	wf_asan_start(prev, next, action);
+	struct wf_worker *nw = wf_ctx_switch(&prev->sp, next->sp, w);
+	/* Resumed: possibly on another worker.  Everything below uses nw. */
+	wf_asan_finish(prev, nw);
+	wf_after_switch(nw);
+	*wf_errno_ptr() = prev->saved_errno;
+	return nw;
+}
+
+/* First code of a new green thread. */
+void wf_thread_entry(void *transfer, void *arg)
+{
+	struct wf_worker *w = transfer;
+	struct wf_thread *t = arg;
+	wf_asan_finish(NULL, w);
+	wf_after_switch(w);
+	*wf_errno_ptr() = 0;
+	wf_thread_exit(t->start(t->arg));
+}
+
+/* The next thread for w when the current one stops: its run queue, else its
+ * scheduler context (which steals or sleeps). */
+struct wf_thread *wf_pick_next(struct wf_worker *w)
+{
+	struct wf_thread *t = wf_rq_pop(w);
+	return t ? t : w->idle;
+}
+
+static struct wf_thread *wf_find_work(struct wf_worker *w)
+{
+	if (atomic_load_explicit(&w->next_deadline, memory_order_relaxed) != UINT64_MAX)
+		wf_timer_run(w, wf_clock_ns());
+	struct wf_thread *t = wf_rq_pop(w);
+	if (!t && (t = wf_rq_steal(w)))
+		WF_STAT_INC(w, steals);
+	return t;
+}
+
+/* Sleep until kicked or until the earliest local deadline.  Lost wake-ups
+ * are excluded Dekker-style: a sleeper publishes `sleeping` and counts
+ * itself in nsleeping (seq_cst) before its last look at the queues; a
+ * producer pushes, then (seq_cst fence) reads nsleeping.  One of the two
+ * sees the other. */
+static void wf_idle_sleep(struct wf_worker *w)
+{
+	uint32_t v = atomic_load(&w->futex_word);
+	atomic_store(&w->sleeping, 1);
+	atomic_fetch_add(&wf_rt.nsleeping, 1);
+	uint64_t dl = atomic_load(&w->next_deadline);
+	if (!wf_any_ready() && (dl == UINT64_MAX || dl > wf_clock_ns())) {
+		struct timespec ts, *tsp = NULL;
+		if (dl != UINT64_MAX) {
+			ts.tv_sec = (time_t)(dl / 1000000000ull);
+			ts.tv_nsec = (long)(dl % 1000000000ull);
+			tsp = &ts;
+		}
+		WF_STAT_INC(w, idle_sleeps);
+		wf_futex_wait(&w->futex_word, v, tsp);
+	}
+	/* Whoever clears `sleeping` owns the decrement of nsleeping. */
+	if (atomic_exchange(&w->sleeping, 0))
+		atomic_fetch_sub(&wf_rt.nsleeping, 1);
+}
+
+_Noreturn void wf_idle_main(struct wf_worker *w)
+{
+	struct wf_thread *self = w->idle;
+	for (;;) {
+		struct wf_thread *t = NULL;
+		for (int i = 0; i < WF_IDLE_SPINS && !t; i++) {
+			t = wf_find_work(w);
+			if (!t)
+				wf_cpu_relax();
+		}
+		if (t) {
+			/* Only this worker ever resumes its idle context. */
+			w = wf_switch(w, self, t, WF_PREV_NONE, NULL);
+			continue;
+		}
+		wf_idle_sleep(w);
+	}
+}

@@ -1,0 +1,112 @@
+/*
+ * keys.c — thread-specific data.  Values belong to the green thread (they
+ * travel with it across workers), are allocated on its first
+ * weft_setspecific, and their destructors run when it finishes.
+ *
+ * A key is (sequence << 8) | slot; each value remembers the sequence of the
+ * key it was stored under, so a deleted-and-recreated slot never shows an
+ * old value.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include "sched_internal.h"
+
+#define WF_DESTRUCTOR_ROUNDS 4
+
+struct wf_tsd { struct { void *v; uint32_t seq; } slot[WEFT_KEYS_MAX]; };
+
+static wf_spin_t wf_keys_lock = WF_SPIN_INIT;
+static struct {
+	_Atomic uint32_t seq;        /* odd: in use */
+	void (*_Atomic dtor)(void *);
+} wf_keys[WEFT_KEYS_MAX];
+
+static bool wf_key_decode(weft_key_t k, uint32_t *slot, uint32_t *seq)
+{
+	*slot = k & 0xff;
+	*seq = k >> 8;
+	return *slot < WEFT_KEYS_MAX && (*seq & 1) &&
+	       atomic_load_explicit(&wf_keys[*slot].seq, memory_order_acquire) == *seq;
+}
+
+int weft_key_create(weft_key_t *k, void (*destructor)(void *))
+{
+	if (!k)
+		return EINVAL;
+	int e = EAGAIN;
+	wf_spin_lock(&wf_keys_lock);
+	for (uint32_t i = 0; i < WEFT_KEYS_MAX; i++) {
+		uint32_t s = atomic_load_explicit(&wf_keys[i].seq, memory_order_relaxed);
+		if (s & 1 || s >= (1u << 23) - 2)
+			continue;
+		atomic_store_explicit(&wf_keys[i].dtor, destructor, memory_order_relaxed);
+		atomic_store_explicit(&wf_keys[i].seq, s + 1, memory_order_release);
+		*k = ((s + 1) << 8) | i;
+		e = 0;
+		break;
+	}
+	wf_spin_unlock(&wf_keys_lock);
+	return e;
+}
+
+int weft_key_delete(weft_key_t k)
+{
+	uint32_t slot, seq;
+	wf_spin_lock(&wf_keys_lock);
+	int e = wf_key_decode(k, &slot, &seq) ? 0 : EINVAL;
+	if (!e)
+		atomic_store_explicit(&wf_keys[slot].seq, seq + 1, memory_order_release);
+	wf_spin_unlock(&wf_keys_lock);
+	return e;
+}
+
+void *weft_getspecific(weft_key_t k)
+{
+	struct wf_thread *t = wf_current();
+	uint32_t slot, seq;
+	if (!t || !t->tsd || !wf_key_decode(k, &slot, &seq) || t->tsd->slot[slot].seq != seq)
+		return NULL;
+	return t->tsd->slot[slot].v;
+}
+
+int weft_setspecific(weft_key_t k, const void *v)
+{
+	uint32_t slot, seq;
+	if (!wf_key_decode(k, &slot, &seq))
+		return EINVAL;
+	struct wf_thread *t = wf_current();
+	if (!t || t->kind == WF_KIND_IDLE)
+		return EPERM;
+	if (!t->tsd && !(t->tsd = calloc(1, sizeof *t->tsd)))
+		return ENOMEM;
+	t->tsd->slot[slot].v = (void *)v;
+	t->tsd->slot[slot].seq = seq;
+	return 0;
+}
+
+/* Run destructors of the values of t (the caller), POSIX style: repeat
+ * while destructors set new values, at most WF_DESTRUCTOR_ROUNDS times. */
+void wf_tsd_run_destructors(struct wf_thread *t)
+{
+	for (int round = 0; t->tsd && round < WF_DESTRUCTOR_ROUNDS; round++) {
+		bool again = false;
+		for (uint32_t i = 0; i < WEFT_KEYS_MAX; i++) {
+			struct wf_tsd *d = t->tsd;
+			void *v = d->slot[i].v;
+			uint32_t seq = d->slot[i].seq;
+			void (*dtor)(void *) = atomic_load(&wf_keys[i].dtor);
+			if (!v || atomic_load(&wf_keys[i].seq) != seq)
+				continue;
+			d->slot[i].v = NULL;
+			if (dtor) {
+				dtor(v);
+				again = true;
+			}
+			t = wf_current();  /* a destructor may block and migrate */
+		}
+		if (!again)
+			break;
+	}
+	free(t->tsd);
+	t->tsd = NULL;
+}

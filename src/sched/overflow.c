@@ -1,0 +1,83 @@
+/*
+ * overflow.c — naming the thread whose stack overflowed.
+ *
+ * A green thread that runs off the bottom of its stack faults in the guard
+ * page below it.  The SIGSEGV handler runs on the worker's alternate signal
+ * stack (set up by src/kthreads), finds that the fault address lies in the
+ * guard of the thread running on this worker, prints one line
+ *   weft: thread 42 "name" overflowed its 64 KiB stack
+ * and aborts.  Any other SIGSEGV goes to the handler installed before weft,
+ * or gets the default action.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "sched_internal.h"
+
+static struct sigaction wf_prev_segv;
+
+static void wf_write_str(char *buf, size_t cap, size_t *n, const char *s)
+{
+	while (*s && *n + 1 < cap)
+		buf[(*n)++] = *s++;
+}
+
+static void wf_write_u64(char *buf, size_t cap, size_t *n, uint64_t v)
+{
+	char d[24];
+	int k = 0;
+	do d[k++] = (char)('0' + v % 10); while ((v /= 10) && k < 24);
+	while (k && *n + 1 < cap)
+		buf[(*n)++] = d[--k];
+}
+
+/* Async-signal-safe: formats by hand and uses write(2). */
+static void wf_report_overflow(struct wf_thread *t)
+{
+	char buf[160];
+	size_t n = 0;
+	size_t kib = (size_t)((char *)t->stack.hi - (char *)t->stack.lo) / 1024;
+	wf_write_str(buf, sizeof buf, &n, "weft: thread ");
+	wf_write_u64(buf, sizeof buf, &n, t->index);
+	wf_write_str(buf, sizeof buf, &n, " \"");
+	wf_write_str(buf, sizeof buf, &n, t->name);
+	wf_write_str(buf, sizeof buf, &n, "\" overflowed its ");
+	wf_write_u64(buf, sizeof buf, &n, kib);
+	wf_write_str(buf, sizeof buf, &n, " KiB stack\n");
+	ssize_t r = write(STDERR_FILENO, buf, n);
+	(void)r;
+}
+
+static void wf_segv(int sig, siginfo_t *si, void *uc)
+{
+	struct wf_worker *w = wf_worker_self();
+	struct wf_thread *t = w ? w->current : NULL;
+	if (t && wf_stack_in_guard(&t->stack, si->si_addr)) {
+		wf_report_overflow(t);
+		signal(SIGABRT, SIG_DFL);
+		abort();
+	}
+	if (wf_prev_segv.sa_flags & SA_SIGINFO && wf_prev_segv.sa_sigaction) {
+		wf_prev_segv.sa_sigaction(sig, si, uc);
+		return;
+	}
+	if (wf_prev_segv.sa_handler != SIG_DFL && wf_prev_segv.sa_handler != SIG_IGN) {
+		wf_prev_segv.sa_handler(sig);
+		return;
+	}
+	/* Default action: returning re-executes the access, which faults again
+	 * with the default disposition. */
+	signal(SIGSEGV, SIG_DFL);
+}
+
+int wf_overflow_install(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_sigaction = wf_segv;
+	sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+	sigemptyset(&sa.sa_mask);
+	return sigaction(SIGSEGV, &sa, &wf_prev_segv) ? errno : 0;
+}

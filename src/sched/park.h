@@ -1,0 +1,68 @@
+/*
+ * park.h — the one interface between blocking objects (src/sync) and the
+ * scheduler: park the caller, wake a parked thread.
+ *
+ * Protocol (DESIGN §3.1, no lost wake-up):
+ *   waiter:  lock(q); wf_park_prepare(); enqueue self; wf_park(&q.lock, dl);
+ *            wf_park releases q.lock only after the waiter's registers are
+ *            saved, so a waker that finds it in q can never resume a thread
+ *            still running on another worker.
+ *   waker:   lock(q); t = dequeue; if (wf_unpark(t)) ...woke it... ; unlock(q)
+ *            wf_unpark returns false when t's wait is already timing out:
+ *            the waker must treat t as gone (and, say, wake the next one).
+ *   timeout: the scheduler's timer claims the wait; wf_park returns
+ *            ETIMEDOUT and the waiter, holding nothing, must lock q and unlink
+ *            itself if it is still queued (a waker may have dequeued it and
+ *            lost the claim).
+ * Lock order: a wait-queue lock may be held while calling wf_unpark (which
+ * takes the timer and run-queue locks); the scheduler never takes a wait-
+ * queue lock.
+ */
+#ifndef WF_PARK_H
+#define WF_PARK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+#include "../context/cpu.h"
+
+struct wf_thread;
+
+/* The calling green thread, or NULL on a kernel thread that is not a weft
+ * worker (or before init). */
+struct wf_thread *wf_current(void) WF_HIDDEN;
+/* Its public handle. */
+uintptr_t wf_thread_handle(const struct wf_thread *t) WF_HIDDEN;
+
+/* Start a new wait for the caller (before it becomes visible to wakers). */
+void wf_park_prepare(struct wf_thread *self) WF_HIDDEN;
+
+/* Block the caller until wf_unpark or until deadline_ns (CLOCK_MONOTONIC ns,
+ * 0 = none).  `held` (may be NULL) is released once the caller's context is
+ * saved.  Returns 0 when woken, ETIMEDOUT when the deadline passed first.
+ * If deadline_ns is already past, returns ETIMEDOUT at once (releasing held). */
+int wf_park(wf_spin_t *held, uint64_t deadline_ns) WF_HIDDEN;
+
+/* Claim and wake t (see protocol).  The woken thread runs on the caller's
+ * worker's queue (stolen by idle workers).  Returns false if t's wait was
+ * already claimed by a timeout. */
+bool wf_unpark(struct wf_thread *t) WF_HIDDEN;
+
+/* Same, but t goes to the head of the queue: for a handoff that should run
+ * next. */
+bool wf_unpark_first(struct wf_thread *t) WF_HIDDEN;
+
+/* Preemption control for internal critical sections held across user code
+ * (spin and ticket locks): nestable, per green thread. */
+void wf_preempt_off(void) WF_HIDDEN;
+void wf_preempt_on(void) WF_HIDDEN;
+
+/* Monotonic clock in ns, and conversion of an absolute timespec (EINVAL for
+ * tv_nsec out of range or negative tv_sec). */
+uint64_t wf_clock_ns(void) WF_HIDDEN;
+int wf_timespec_to_ns(const struct timespec *ts, uint64_t *ns) WF_HIDDEN;
+
+/* Yield the worker to another ready thread (for bounded spin loops). */
+void wf_yield_internal(void) WF_HIDDEN;
+
+#endif

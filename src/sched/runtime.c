@@ -1,0 +1,200 @@
+/*
+ * runtime.c — bringing weft up: configuration, the worker bank, and turning
+ * the initializing caller into the green thread "main" on worker 0.
+ *
+ * The kernel thread that initializes weft becomes worker 0, and the code it
+ * was running simply continues as the green thread "main", on the stack it
+ * already has.  Worker 0's scheduler (idle) context gets a stack of its own;
+ * the other workers run their scheduler on their kernel stacks.  Workers
+ * live as long as the process: glibc cannot release a hand-made thread
+ * block, and a pool that never shrinks keeps the wake-up path simple.
+ *
+ * Rejected: running "main" on a fresh green stack and parking the original
+ * thread (the program's main() would have to return through weft), and
+ * starting workers lazily on demand (the first parallel section would pay
+ * for thread creation).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include "sched_internal.h"
+#include "../kthreads/kthread.h"
+
+struct wf_runtime wf_rt;
+__thread struct wf_worker *wf_tls_worker __attribute__((tls_model("initial-exec")));
+
+/* Worker scheduler stacks: small, the idle loop needs little. */
+#define WF_IDLE_STACK (64 * 1024)
+
+uint64_t wf_clock_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t wf_now_ns(void) { return wf_clock_ns(); }
+
+int wf_timespec_to_ns(const struct timespec *ts, uint64_t *ns)
+{
+	if (!ts || ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000L)
+		return EINVAL;
+	if (ts->tv_sec < 0) {
+		*ns = 1;  /* long past */
+		return 0;
+	}
+	if ((uint64_t)ts->tv_sec > UINT64_MAX / 1000000000ull - 1)
+		*ns = UINT64_MAX - 1;
+	else
+		*ns = (uint64_t)ts->tv_sec * 1000000000ull + (uint64_t)ts->tv_nsec;
+	if (*ns == 0)
+		*ns = 1;  /* 0 means "no deadline" internally */
+	return 0;
+}
+
+__attribute__((noipa)) int *wf_errno_ptr(void) { return __errno_location(); }
+
+static void wf_worker_init(struct wf_worker *w, int index)
+{
+	memset(w, 0, sizeof *w);
+	w->index = index;
+	atomic_store(&w->next_deadline, UINT64_MAX);
+}
+
+/* An idle TCB for worker w.  Its context is filled by the first switch away
+ * from it (workers >= 1) or made on a stack of its own (worker 0). */
+static struct wf_thread *wf_idle_tcb(struct wf_worker *w)
+{
+	struct wf_thread *t = wf_tcb_alloc(NULL);
+	if (!t)
+		return NULL;
+	t->kind = WF_KIND_IDLE;
+	t->worker = w;
+	snprintf(t->name, sizeof t->name, "idle/%d", w->index);
+	return t;
+}
+
+static void wf_worker_kthread_main(void *arg)
+{
+	struct wf_worker *w = arg;
+	wf_tls_worker = w;
+	w->tid = wf_kt_gettid();
+	wf_kt_worker_setup();
+	w->current = w->idle;
+	atomic_store(&w->idle->on_cpu, 1);
+	w->idle->state = WF_RUNNING;
+	wf_idle_main(w);
+}
+
+/* Worker 0's scheduler context starts here, on its own stack. */
+static void wf_worker0_idle_entry(void *transfer, void *arg)
+{
+	(void)arg;
+	struct wf_worker *w = transfer;
+	wf_after_switch(w);
+	wf_idle_main(w);
+}
+
+static int wf_make_main(struct wf_worker *w0)
+{
+	struct wf_thread *m = wf_tcb_alloc(NULL);
+	if (!m)
+		return EAGAIN;
+	m->kind = WF_KIND_MAIN;
+	m->state = WF_RUNNING;
+	m->worker = w0;
+	atomic_store(&m->on_cpu, 1);
+	strcpy(m->name, "main");
+	wf_rt.main = m;
+	w0->current = m;
+
+	struct wf_thread *idle = w0->idle;
+	if (wf_stack_alloc(NULL, WF_IDLE_STACK, &idle->stack))
+		return EAGAIN;
+	idle->sp = wf_ctx_make(idle->stack.lo, idle->stack.hi, wf_worker0_idle_entry, NULL);
+#ifdef WF_ASAN
+	idle->asan_bottom = idle->stack.lo;
+	idle->asan_size = (size_t)((char *)idle->stack.hi - (char *)idle->stack.lo);
+#endif
+	return 0;
+}
+
+static int wf_start_workers(void)
+{
+	int n = wf_rt.cfg.workers;
+	struct wf_worker *ws = aligned_alloc(WF_CACHELINE, sizeof *ws * (size_t)n);
+	if (!ws)
+		return EAGAIN;
+	for (int i = 0; i < n; i++) {
+		wf_worker_init(&ws[i], i);
+		if (!(ws[i].idle = wf_idle_tcb(&ws[i])))
+			return EAGAIN;
+	}
+	wf_rt.workers = ws;
+	wf_rt.nworkers = n;
+
+	struct wf_worker *w0 = &ws[0];
+	wf_tls_worker = w0;
+	w0->tid = wf_kt_gettid();
+	int e = wf_make_main(w0);
+	if (e)
+		return e;
+	if ((e = wf_kt_worker_setup()))
+		return EAGAIN;
+	if ((e = wf_overflow_install()))
+		return EAGAIN;
+	for (int i = 1; i < n; i++) {
+		pid_t tid;
+		if (wf_kt_spawn(wf_worker_kthread_main, &ws[i], WF_IDLE_STACK, &tid))
+			return EAGAIN;
+		ws[i].tid = tid;
+	}
+	return 0;
+}
+
+static int wf_runtime_init(void)
+{
+	int e = wf_config_read(&wf_rt.cfg);
+	if (e)
+		return e;
+	enum wf_kt_backend b;
+	if ((e = wf_kt_select(wf_rt.cfg.kthreads_mode, &b)))
+		return e;
+	return wf_start_workers();
+}
+
+int wf_runtime_ensure(void)
+{
+	int s = atomic_load_explicit(&wf_rt.state, memory_order_acquire);
+	if (wf_likely(s == 2))
+		return 0;
+	if (s == 3)
+		return wf_rt.init_error;
+	int expected = 0;
+	if (atomic_compare_exchange_strong(&wf_rt.state, &expected, 1)) {
+		int e = wf_runtime_init();
+		wf_rt.init_error = e;
+		atomic_store_explicit(&wf_rt.state, e ? 3 : 2, memory_order_release);
+		return e;
+	}
+	/* Another kernel thread is initializing: wait for it. */
+	while ((s = atomic_load_explicit(&wf_rt.state, memory_order_acquire)) == 1)
+		wf_cpu_relax();
+	return s == 2 ? 0 : wf_rt.init_error;
+}
+
+int weft_init(void) { return wf_runtime_ensure(); }
+
+int weft_workers(void)
+{
+	return wf_runtime_ensure() ? 0 : wf_rt.nworkers;
+}
+
+int weft_worker_self(void)
+{
+	struct wf_worker *w = wf_worker_self();
+	return w ? w->index : -1;
+}

@@ -1,0 +1,201 @@
+/*
+ * sched_internal.h — scheduler internals shared by the files of src/sched: the thread
+ * control block, the worker, and the functions between them.  src/sync does
+ * not include this file; it uses park.h only.
+ */
+#ifndef WF_SCHED_INTERNAL_H
+#define WF_SCHED_INTERNAL_H
+
+#include <errno.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include "weft.h"
+#include "../context/context.h"
+#include "../context/cpu.h"
+#include "../context/stack.h"
+#include "park.h"
+
+enum wf_state { WF_FREE = 0, WF_READY, WF_RUNNING, WF_BLOCKED, WF_DONE };
+
+/* What the worker does with the thread it just switched away from, once
+ * that thread's context is saved (wf_after_switch). */
+enum wf_prev_action {
+	WF_PREV_NONE = 0, /* idle context: nothing */
+	WF_PREV_SAVED,    /* already queued or parked: mark its context saved */
+	WF_PREV_DONE,     /* finished: free its stack, wake its joiner */
+};
+
+/* Wait state word of a thread: (sequence << 2) | kind.  The sequence changes
+ * at every park so a stale timer can never wake a later wait. */
+enum { WF_WAIT_NONE = 0, WF_WAIT_WAITING = 1, WF_WAIT_WOKEN = 2, WF_WAIT_TIMEDOUT = 3 };
+
+struct wf_worker;
+
+/*
+ * Thread control block.  Lives in a never-freed table (handle.c) so that a
+ * stale handle or a late timer can always read it safely; `gen` tells
+ * whether it is still the thread a handle names.
+ *
+ * A thread is in exactly one place: running (w->current, on_cpu = 1), in one
+ * run queue (via `next`), parked (wait != WAITING -> someone wakes it), or
+ * DONE.  on_cpu stays 1 from the moment a worker switches to the thread
+ * until the moment its context is completely saved again; a worker about to
+ * resume it waits for 0, so a thread that is queued or woken while it is
+ * still switching away is never resumed on two workers at once.
+ */
+struct wf_thread {
+	void *sp;                       /* saved context, valid when on_cpu == 0 */
+	struct wf_thread *next;         /* run-queue link */
+	struct wf_worker *worker;       /* worker it runs or last ran on */
+	_Atomic uint32_t on_cpu;
+	uint8_t state;                  /* enum wf_state */
+	uint8_t detached;
+	uint8_t joined;                 /* a joiner is registered */
+	uint8_t kind;                   /* WF_KIND_* */
+	int saved_errno;
+	uint32_t index;                 /* slot in the TCB table */
+	_Atomic uint32_t gen;           /* handle generation, bumped on reclaim */
+	wf_spin_t lk;                   /* guards state DONE, detached, joiner */
+	uint32_t preempt_off;           /* weft_preempt_disable depth */
+	struct wf_thread *joiner;
+	void *(*start)(void *);
+	void *arg;
+	void *ret;
+	_Atomic uint64_t wait;          /* (seq << 2) | WF_WAIT_* */
+	uint64_t deadline;              /* ns, CLOCK_MONOTONIC; 0 = none */
+	int32_t heap_idx;               /* index in timer heap, -1 = not in it */
+	struct wf_worker *timer_worker; /* whose heap holds it */
+	struct wf_tsd *tsd;             /* thread-specific values, lazily */
+	wf_stack stack;
+	char name[32];
+#ifdef WF_ASAN
+	void *asan_fake;
+	const void *asan_bottom;
+	size_t asan_size;
+#endif
+};
+
+enum { WF_KIND_USER = 0, WF_KIND_MAIN = 1, WF_KIND_IDLE = 2 };
+
+/* Per-worker statistics: written only by the owning worker (relaxed single-
+ * writer increments), read by anyone. */
+struct wf_wstats {
+	_Atomic uint64_t v[sizeof(weft_stats_t) / sizeof(uint64_t)];
+};
+#define WF_STAT_IDX(field) (offsetof(weft_stats_t, field) / sizeof(uint64_t))
+#define WF_STAT_INC(w, field) do { \
+	_Atomic uint64_t *c_ = &(w)->stats.v[WF_STAT_IDX(field)]; \
+	atomic_store_explicit(c_, atomic_load_explicit(c_, memory_order_relaxed) + 1, \
+	                      memory_order_relaxed); } while (0)
+
+struct wf_worker {
+	/* --- owned by the worker itself --- */
+	int index;
+	struct wf_thread *current;      /* thread running on this worker */
+	struct wf_thread *idle;         /* the worker's scheduler context */
+	struct wf_thread *prev;         /* thread just switched away from */
+	uint8_t prev_action;            /* enum wf_prev_action */
+	wf_spin_t *prev_unlock;         /* lock to release once prev is saved */
+	unsigned create_streak;         /* run-child-first creates in a row */
+	wf_stack_cache stacks;          /* warm stacks */
+	struct wf_thread *tcb_cache;    /* free TCBs, linked through next */
+	unsigned tcb_cached;
+	pid_t tid;
+	struct wf_wstats stats;
+
+	/* --- run queue: FIFO, shared with thieves and wakers --- */
+	wf_spin_t rq_lock __attribute__((aligned(WF_CACHELINE)));
+	struct wf_thread *rq_head, *rq_tail;
+	_Atomic uint32_t rq_len;
+
+	/* --- idle sleep --- */
+	_Atomic uint32_t futex_word __attribute__((aligned(WF_CACHELINE)));
+	_Atomic uint32_t sleeping;      /* 1 while waiting on futex_word */
+
+	/* --- timers: min-heap of parked threads by deadline --- */
+	wf_spin_t tm_lock __attribute__((aligned(WF_CACHELINE)));
+	struct wf_thread **heap;
+	uint32_t heap_len, heap_cap;
+	_Atomic uint64_t next_deadline; /* heap[0]->deadline, or UINT64_MAX */
+} __attribute__((aligned(WF_CACHELINE)));
+
+/* Runtime-wide state, fixed after init. */
+struct wf_config {
+	int workers;
+	uint64_t quantum_us;
+	size_t stack_size;
+	int kthreads_mode;
+	int preempt_signal;
+};
+struct wf_runtime {
+	struct wf_config cfg;
+	struct wf_worker *workers;      /* array of cfg.workers */
+	int nworkers;
+	struct wf_thread *main;
+	_Atomic int state;              /* 0 none, 1 initializing, 2 ready, 3 failed */
+	int init_error;
+	_Atomic uint32_t live;          /* threads created and not finished, main excluded */
+	_Atomic uint32_t nsleeping;     /* workers asleep on their futex */
+	_Atomic uint32_t main_waiting;  /* main is in weft_exit waiting for live == 0 */
+};
+extern struct wf_runtime wf_rt WF_HIDDEN;
+
+/* The worker the calling kernel thread is, or NULL.  Read with an
+ * initial-exec TLS load that the compiler re-does at every use (the thread
+ * pointer is never cached in a register for such loads), so it stays right
+ * after a green thread migrates.  Never take its address. */
+extern __thread struct wf_worker *wf_tls_worker
+	__attribute__((tls_model("initial-exec"))) WF_HIDDEN;
+static inline struct wf_worker *wf_worker_self(void) { return wf_tls_worker; }
+
+/* runtime.c */
+int wf_runtime_ensure(void) WF_HIDDEN;       /* lazy init: 0 or errno */
+int wf_config_read(struct wf_config *cfg) WF_HIDDEN;
+uint64_t wf_now_ns(void) WF_HIDDEN;
+
+/* dispatch.c */
+struct wf_worker *wf_switch(struct wf_worker *w, struct wf_thread *prev,
+                            struct wf_thread *next, int action,
+                            wf_spin_t *unlock_after) WF_HIDDEN;
+void wf_after_switch(struct wf_worker *w) WF_HIDDEN;
+struct wf_thread *wf_pick_next(struct wf_worker *w) WF_HIDDEN;
+_Noreturn void wf_idle_main(struct wf_worker *w) WF_HIDDEN;
+void wf_thread_entry(void *transfer, void *arg) WF_HIDDEN;
+
+/* runqueue.c */
+void wf_rq_push(struct wf_worker *w, struct wf_thread *t, bool at_head) WF_HIDDEN;
+struct wf_thread *wf_rq_pop(struct wf_worker *w) WF_HIDDEN;
+struct wf_thread *wf_rq_steal(struct wf_worker *thief) WF_HIDDEN;
+void wf_make_ready(struct wf_worker *w, struct wf_thread *t, bool at_head) WF_HIDDEN;
+void wf_kick_idle(void) WF_HIDDEN;
+bool wf_any_ready(void) WF_HIDDEN;
+
+/* timer_heap.c */
+void wf_timer_add(struct wf_worker *w, struct wf_thread *t) WF_HIDDEN;
+void wf_timer_cancel(struct wf_thread *t) WF_HIDDEN;
+int wf_timer_run(struct wf_worker *w, uint64_t now) WF_HIDDEN; /* threads woken */
+
+/* handle.c */
+struct wf_thread *wf_tcb_alloc(struct wf_worker *w) WF_HIDDEN;
+void wf_tcb_release(struct wf_worker *w, struct wf_thread *t) WF_HIDDEN;
+struct wf_thread *wf_tcb_lookup(weft_t h) WF_HIDDEN; /* NULL if bad/stale */
+weft_t wf_tcb_handle(const struct wf_thread *t) WF_HIDDEN;
+
+/* thread.c */
+void wf_thread_finished(struct wf_worker *w, struct wf_thread *t) WF_HIDDEN;
+_Noreturn void wf_thread_exit(void *ret) WF_HIDDEN;
+
+/* keys.c */
+void wf_tsd_run_destructors(struct wf_thread *t) WF_HIDDEN;
+
+/* overflow.c */
+int wf_overflow_install(void) WF_HIDDEN;
+
+/* errno of the running kernel thread, looked up afresh: __errno_location is
+ * declared const, so the compiler may reuse an address computed before a
+ * switch, which after a migration is another worker's errno. */
+int *wf_errno_ptr(void) WF_HIDDEN;
+
+#endif

@@ -1,0 +1,312 @@
+/*
+ * thread.c — the life of a green thread: create, join, detach, exit.
+ *
+ * A new thread runs first: weft_create switches to the child at once and
+ * puts its creator at the head of the run queue, so fork-join code runs
+ * depth-first and keeps few threads alive (a recursive fan-out of a million
+ * threads needs only a few hundred stacks at a time).  To keep queued threads
+ * from waiting behind a creator that creates in a loop, every
+ * WF_CREATE_STREAK-th such create sends the creator to the tail instead.
+ *
+ * A finished thread gives its stack back at once (the worker does it after
+ * switching away, wf_thread_finished); its TCB, holding the return value,
+ * stays until it is joined, or is freed at once when detached.
+ *
+ * Invariant: t->state == WF_DONE, t->detached and t->joiner change only
+ * under t->lk, and a handle is checked against t->gen under t->lk, so join,
+ * detach and exit agree on one order.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "sched_internal.h"
+
+#define WF_CREATE_STREAK 64
+#define WF_ATTR_MAGIC 0x77617474u
+
+struct wf_thread *wf_current(void)
+{
+	struct wf_worker *w = wf_worker_self();
+	return w ? w->current : NULL;
+}
+
+/* The calling green thread, initializing weft on first use. */
+static struct wf_thread *wf_self_init(void)
+{
+	if (wf_runtime_ensure())
+		return NULL;
+	struct wf_thread *t = wf_current();
+	return t && t->kind != WF_KIND_IDLE ? t : NULL;
+}
+
+static int wf_thread_setup(struct wf_worker *w, struct wf_thread *t, const weft_attr_t *a,
+                           void *(*start)(void *), void *arg)
+{
+	size_t size = wf_rt.cfg.stack_size;
+	if (a && a->_stackaddr) {
+		t->stack.lo = a->_stackaddr;
+		t->stack.hi = (char *)a->_stackaddr + a->_stacksize;
+		t->stack.user = 1;
+	} else {
+		if (a && a->_stacksize)
+			size = a->_stacksize;
+		if (wf_stack_alloc(w ? &w->stacks : NULL, size, &t->stack))
+			return EAGAIN;
+	}
+	t->start = start;
+	t->arg = arg;
+	t->detached = a && a->_detachstate == WEFT_CREATE_DETACHED;
+	if (a && a->_name[0])
+		memcpy(t->name, a->_name, sizeof t->name);
+	t->sp = wf_ctx_make(t->stack.lo, t->stack.hi, wf_thread_entry, t);
+#ifdef WF_ASAN
+	t->asan_bottom = t->stack.lo;
+	t->asan_size = (size_t)((char *)t->stack.hi - (char *)t->stack.lo);
+#endif
+	return 0;
+}
+
+int weft_create(weft_t *out, const weft_attr_t *a, void *(*start)(void *), void *arg)
+{
+	if (!out || !start || (a && a->_magic != WF_ATTR_MAGIC))
+		return EINVAL;
+	int e = wf_runtime_ensure();
+	if (e)
+		return e;
+	struct wf_worker *w = wf_worker_self();
+	struct wf_thread *t = wf_tcb_alloc(w);
+	if (!t)
+		return EAGAIN;
+	if ((e = wf_thread_setup(w, t, a, start, arg))) {
+		wf_tcb_release(w, t);
+		return e;
+	}
+	*out = wf_tcb_handle(t);
+	atomic_fetch_add_explicit(&wf_rt.live, 1, memory_order_relaxed);
+
+	struct wf_thread *self = w ? w->current : NULL;
+	if (!self) {
+		/* A kernel thread that is not a worker: hand it to worker 0. */
+		wf_make_ready(&wf_rt.workers[0], t, false);
+		return 0;
+	}
+	WF_STAT_INC(w, created);
+	if (self->kind == WF_KIND_IDLE || self->preempt_off) {
+		wf_make_ready(w, t, false);
+		return 0;
+	}
+	/* Run the child now; the creator continues right after it (head), or
+	 * after the queue (tail) once per WF_CREATE_STREAK creates. */
+	bool tail = ++w->create_streak >= WF_CREATE_STREAK;
+	if (tail)
+		w->create_streak = 0;
+	wf_rq_push(w, self, !tail);
+	if (atomic_load_explicit(&w->rq_len, memory_order_relaxed) > 1)
+		wf_kick_idle();
+	wf_switch(w, self, t, WF_PREV_SAVED, NULL);
+	return 0;
+}
+
+/* Worker w has switched away from the finished thread t. */
+void wf_thread_finished(struct wf_worker *w, struct wf_thread *t)
+{
+	wf_stack_free(&w->stacks, &t->stack);
+	WF_STAT_INC(w, finished);
+	wf_spin_lock(&t->lk);
+	t->state = WF_DONE;
+	struct wf_thread *joiner = t->joiner;
+	bool detached = t->detached;
+	if (detached)
+		wf_tcb_release(w, t);
+	wf_spin_unlock(&t->lk);
+	if (joiner)
+		wf_unpark(joiner);
+	if (atomic_fetch_sub_explicit(&wf_rt.live, 1, memory_order_acq_rel) == 1 &&
+	    atomic_load(&wf_rt.main_waiting))
+		wf_unpark(wf_rt.main);
+}
+
+static _Noreturn void wf_main_exit(struct wf_thread *self)
+{
+	/* Wait for every other thread.  main_waiting is set before the final
+	 * check of `live`, and a finisher reads it after its decrement: one of
+	 * the two sees the other (both seq_cst). */
+	for (;;) {
+		wf_park_prepare(self);
+		atomic_store(&wf_rt.main_waiting, 1);
+		if (atomic_load(&wf_rt.live) == 0)
+			break;
+		wf_park(NULL, 0);
+	}
+	exit(0);
+}
+
+_Noreturn void wf_thread_exit(void *ret)
+{
+	struct wf_worker *w = wf_worker_self();
+	struct wf_thread *self = w ? w->current : NULL;
+	if (!self || self->kind == WF_KIND_IDLE) {
+		fprintf(stderr, "weft: weft_exit called outside a green thread\n");
+		abort();
+	}
+	wf_tsd_run_destructors(self);
+	if (self->kind == WF_KIND_MAIN)
+		wf_main_exit(self);
+	self->ret = ret;
+	self->preempt_off = 1;  /* from here on, only weft code runs */
+	w = wf_worker_self();   /* destructors may have blocked and migrated */
+	wf_switch(w, self, wf_pick_next(w), WF_PREV_DONE, NULL);
+	__builtin_unreachable();
+}
+
+void weft_exit(void *ret)
+{
+	wf_runtime_ensure();
+	wf_thread_exit(ret);
+}
+
+int weft_join(weft_t h, void **ret)
+{
+	struct wf_thread *self = wf_self_init();
+	if (!self)
+		return wf_runtime_ensure() ? wf_runtime_ensure() : EPERM;
+	struct wf_thread *t = wf_tcb_lookup(h);
+	if (!t)
+		return ESRCH;
+	if (t == self)
+		return EDEADLK;
+	wf_spin_lock(&t->lk);
+	if (wf_tcb_handle(t) != h || t->state == WF_FREE) {
+		wf_spin_unlock(&t->lk);
+		return ESRCH;
+	}
+	if (t->detached || t->joined) {
+		wf_spin_unlock(&t->lk);
+		return EINVAL;
+	}
+	t->joined = 1;
+	if (t->state != WF_DONE) {
+		t->joiner = self;
+		wf_park_prepare(self);
+		wf_park(&t->lk, 0);  /* releases t->lk once we are saved */
+		wf_spin_lock(&t->lk);
+	}
+	if (ret)
+		*ret = t->ret;
+	wf_tcb_release(wf_worker_self(), t);
+	wf_spin_unlock(&t->lk);
+	return 0;
+}
+
+int weft_detach(weft_t h)
+{
+	if (wf_runtime_ensure())
+		return ESRCH;
+	struct wf_thread *t = wf_tcb_lookup(h);
+	if (!t)
+		return ESRCH;
+	wf_spin_lock(&t->lk);
+	if (wf_tcb_handle(t) != h || t->state == WF_FREE) {
+		wf_spin_unlock(&t->lk);
+		return ESRCH;
+	}
+	if (t->detached || t->joined || t->kind == WF_KIND_MAIN) {
+		wf_spin_unlock(&t->lk);
+		return EINVAL;
+	}
+	t->detached = 1;
+	if (t->state == WF_DONE)
+		wf_tcb_release(wf_worker_self(), t);
+	wf_spin_unlock(&t->lk);
+	return 0;
+}
+
+weft_t weft_self(void)
+{
+	struct wf_thread *t = wf_self_init();
+	return t ? wf_tcb_handle(t) : WEFT_NULL;
+}
+
+int weft_equal(weft_t a, weft_t b) { return a == b; }
+
+void wf_yield_internal(void)
+{
+	struct wf_worker *w = wf_worker_self();
+	struct wf_thread *self = w->current;
+	if (atomic_load_explicit(&w->next_deadline, memory_order_relaxed) != UINT64_MAX)
+		wf_timer_run(w, wf_clock_ns());
+	struct wf_thread *next = wf_rq_pop(w);
+	if (!next)
+		return;
+	WF_STAT_INC(w, yields);
+	/* Queued before it is saved: whoever picks it waits for on_cpu == 0. */
+	wf_rq_push(w, self, false);
+	wf_switch(w, self, next, WF_PREV_SAVED, NULL);
+}
+
+int weft_yield(void)
+{
+	if (!wf_self_init())
+		return EPERM;
+	wf_yield_internal();
+	return 0;
+}
+
+int weft_sleep_ns(uint64_t ns)
+{
+	struct wf_thread *self = wf_self_init();
+	if (!self)
+		return EPERM;
+	if (ns == 0) {
+		wf_yield_internal();
+		return 0;
+	}
+	uint64_t now = wf_clock_ns();
+	uint64_t dl = ns > UINT64_MAX - 1 - now ? UINT64_MAX - 1 : now + ns;
+	wf_park_prepare(self);
+	while (wf_park(NULL, dl) != ETIMEDOUT)
+		wf_park_prepare(self);  /* nothing else wakes a sleeper; be safe */
+	return 0;
+}
+
+int weft_setname(weft_t h, const char *name)
+{
+	if (!name)
+		return EINVAL;
+	if (wf_runtime_ensure())
+		return ESRCH;
+	struct wf_thread *t = wf_tcb_lookup(h);
+	if (!t)
+		return ESRCH;
+	wf_spin_lock(&t->lk);
+	int e = wf_tcb_handle(t) == h && t->state != WF_FREE ? 0 : ESRCH;
+	if (!e) {
+		strncpy(t->name, name, sizeof t->name - 1);
+		t->name[sizeof t->name - 1] = '\0';
+	}
+	wf_spin_unlock(&t->lk);
+	return e;
+}
+
+int weft_getname(weft_t h, char *buf, size_t len)
+{
+	if (!buf)
+		return EINVAL;
+	if (wf_runtime_ensure())
+		return ESRCH;
+	struct wf_thread *t = wf_tcb_lookup(h);
+	if (!t)
+		return ESRCH;
+	wf_spin_lock(&t->lk);
+	int e = wf_tcb_handle(t) == h && t->state != WF_FREE ? 0 : ESRCH;
+	if (!e) {
+		size_t n = strlen(t->name);
+		if (n + 1 > len)
+			e = ERANGE;
+		else
+			memcpy(buf, t->name, n + 1);
+	}
+	wf_spin_unlock(&t->lk);
+	return e;
+}
