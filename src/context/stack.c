@@ -1,0 +1,550 @@
+/*
+ * stack.c — green-thread stacks.
+ *
+ * Design
+ *
+ * A green thread needs a stack whose untouched part costs nothing, whose
+ * overflow is caught rather than silently corrupting a neighbour, and which
+ * can be had and given back in a few hundred nanoseconds, a hundred
+ * thousand times over.  Stacks are therefore carved from large slabs: one
+ * mmap(MAP_PRIVATE|MAP_ANONYMOUS|MAP_NORESERVE) region per size class holds
+ * many stacks laid out as
+ *
+ *	[guard][stack 0][guard][stack 1] ... [guard][stack n-1]
+ *
+ * Stacks grow down, so running off the bottom of stack i lands in the guard
+ * page just below it.  The guard is installed with
+ * madvise(MADV_GUARD_INSTALL): a marker in the page table, not a mapping of
+ * its own, so a slab stays one VMA however many guards it carries (Linux
+ * 6.13 and later).  Slabs grow geometrically per class (the first holds at
+ * least WF_SLAB_MIN_STACKS stacks or WF_SLAB_MIN_BYTES, each later one twice
+ * as many stacks, up to WF_SLAB_MAX_BYTES), so 100,000 stacks cost about a
+ * dozen mmap calls and mappings.  Guards are installed when a stack is first
+ * carved, not when its slab is mapped, so unused tails of slabs cost nothing.
+ *
+ * A freed stack goes first to the freeing worker's cache (wf_stack_cache),
+ * a LIFO of at most WF_STACK_CACHE_MAX warm stacks: reusing one costs no
+ * syscall and no page faults.  Beyond that bound the stack's pages are given
+ * back with madvise(MADV_DONTNEED) and it joins its class's cold pool, a
+ * global free list under a spinlock; a cold stack costs no resident memory,
+ * only its slot in the bookkeeping.  Allocation tries the cache, then the
+ * cold pool, then carving the class's current slab, then a new slab.
+ *
+ * Bookkeeping (struct wf_stack_slot, 24 bytes) lives in an array next to
+ * each slab's header, outside the stack memory, so the allocator never
+ * touches a stack page and a cold stack has nothing resident.  Slabs are
+ * never unmapped: a stale pointer into a freed stack reads zeroes or another
+ * thread's data, it never faults outside a guard.  Slabs are also marked
+ * MAP_STACK and MADV_NOHUGEPAGE, so one touched page of a big stack is not
+ * backed by a 2 MiB huge page where THP is "always".
+ *
+ * Alternatives rejected:
+ *  - One mmap per stack (the pthread way).  Each stack is at least one VMA,
+ *    two with an mprotect guard, and vm.max_map_count (65530 by default)
+ *    caps a process at ~32,000 threads; every create and exit also pays an
+ *    mmap/munmap with its TLB shootdown and mmap_lock contention.
+ *  - mprotect(PROT_NONE) guards inside a slab.  Each guard splits the slab
+ *    VMA, costing two mappings per stack: the same cap as above.  It remains
+ *    the fallback where the kernel refuses MADV_GUARD_INSTALL (EINVAL), with
+ *    a one-time warning on stderr as the mapping count nears the limit.
+ *  - No guard.  An overflow would silently scribble over the next stack in
+ *    the slab and surface far from its cause; with a guard it is a SIGSEGV
+ *    at the faulting instruction that the runtime can name.
+ *
+ * Size classes are exact page-rounded sizes (a program uses few distinct
+ * stack sizes); they are created on first use and never freed.
+ *
+ * Locking: each class has `lock` (cold list, current slab, carve index)
+ * and `grow` (serialises mapping a new slab; taken before `lock`, never
+ * while holding it).  Syscalls are made outside `lock`: guards are
+ * installed and pages released after a slot has been taken off or before
+ * it is put on a shared list.  A cache is used by one worker at a time and
+ * has no lock.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include "stack.h"
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#endif
+#ifndef MAP_STACK
+#define MAP_STACK 0
+#endif
+
+#define WF_SLAB_MIN_STACKS 64
+#define WF_SLAB_MIN_BYTES  ((size_t)4 << 20)
+#define WF_SLAB_MAX_BYTES  ((size_t)256 << 20)
+
+/* slot->state bits */
+#define WF_SLOT_GUARDED 1u   /* the guard below this stack is installed */
+#define WF_SLOT_INUSE   2u   /* handed out by wf_stack_alloc */
+
+/*
+ * A stack's bookkeeping.  Invariant: a slot is in exactly one of
+ *  - handed out: INUSE and GUARDED, on no list;
+ *  - a cache: GUARDED, not INUSE, pages may be resident;
+ *  - its class's cold list: not INUSE, no page resident (released, or never
+ *    touched; GUARDED unless installing its guard failed);
+ *  - not yet carved: index >= cls->carved in the current slab, all zero
+ *    (even `slab`, which carving fills in).
+ * Lists are singly linked through `next`.  Whoever holds a slot off every
+ * list owns its `next` and `state`; the class lock hands them over.
+ */
+struct wf_stack_slot {
+	struct wf_stack_slot *next;
+	struct wf_stack_slab *slab;
+	uint32_t state;
+};
+
+struct wf_stack_slab {
+	struct wf_stack_slab *prev;     /* older slab of the class */
+	struct wf_stack_class *cls;
+	char *base;                     /* n strides: guard then stack */
+	size_t n;
+	struct wf_stack_slot slots[];
+};
+
+struct wf_stack_class {
+	wf_spin_t lock;                 /* cold, cur, carved */
+	wf_spin_t grow;                 /* next_n; held while mapping a slab */
+	size_t size;                    /* usable bytes per stack */
+	size_t stride;                  /* guard + size */
+	struct wf_stack_slot *cold;
+	struct wf_stack_slab *cur;      /* slab being carved, or NULL */
+	size_t carved;                  /* slots of cur handed out, <= cur->n */
+	size_t next_n;                  /* stacks in the next slab */
+	struct wf_stack_class *next;    /* immutable once published */
+};
+
+enum { WF_GUARD_MADVISE, WF_GUARD_MPROTECT };
+
+static _Atomic(struct wf_stack_class *) wf_classes;
+static wf_spin_t wf_classes_lock = WF_SPIN_INIT;
+static _Atomic size_t wf_page;
+static _Atomic int wf_guard_mode = WF_GUARD_MADVISE;
+static _Atomic size_t wf_map_limit;   /* vm.max_map_count, 0 unknown */
+static _Atomic size_t wf_map_base;    /* mappings when mprotect began */
+static _Atomic bool wf_map_warned;
+
+static _Atomic size_t wf_st_slabs, wf_st_slab_bytes, wf_st_in_use,
+	wf_st_cold, wf_st_guards_mprotect;
+
+static size_t wf_pagesize(void)
+{
+	size_t p = atomic_load_explicit(&wf_page, memory_order_relaxed);
+	if (wf_unlikely(!p)) {
+		long r = sysconf(_SC_PAGESIZE);
+		p = r > 0 ? (size_t)r : 4096;
+		atomic_store_explicit(&wf_page, p, memory_order_relaxed);
+	}
+	return p;
+}
+
+static void wf_stat_add(_Atomic size_t *c, size_t d)
+{
+	atomic_fetch_add_explicit(c, d, memory_order_relaxed);
+}
+
+static void wf_stat_sub(_Atomic size_t *c, size_t d)
+{
+	atomic_fetch_sub_explicit(c, d, memory_order_relaxed);
+}
+
+size_t wf_stack_round(size_t size)
+{
+	size_t p = wf_pagesize();
+	if (!size || size > WF_STACK_SIZE_MAX)
+		return 0;
+	return (size + p - 1) & ~(p - 1);
+}
+
+/* ---- size classes ------------------------------------------------------ */
+
+static struct wf_stack_class *wf_class_find(size_t size)
+{
+	struct wf_stack_class *c;
+	c = atomic_load_explicit(&wf_classes, memory_order_acquire);
+	for (; c; c = c->next)
+		if (c->size == size)
+			return c;
+	return NULL;
+}
+
+static size_t wf_slab_clamp(size_t n, size_t stride)
+{
+	size_t max = WF_SLAB_MAX_BYTES / stride;
+	if (n > max)
+		n = max;
+	return n ? n : 1;
+}
+
+static struct wf_stack_class *wf_class_new(size_t size)
+{
+	struct wf_stack_class *c = calloc(1, sizeof *c);
+	size_t n;
+	if (!c)
+		return NULL;
+	c->size = size;
+	c->stride = size + wf_pagesize();
+	n = WF_SLAB_MIN_BYTES / c->stride;
+	if (n < WF_SLAB_MIN_STACKS)
+		n = WF_SLAB_MIN_STACKS;
+	c->next_n = wf_slab_clamp(n, c->stride);
+	return c;
+}
+
+/* The class for a rounded size, created on first use.  NULL: no memory. */
+static struct wf_stack_class *wf_class_get(size_t size)
+{
+	struct wf_stack_class *c = wf_class_find(size);
+	if (wf_likely(c != NULL))
+		return c;
+	wf_spin_lock(&wf_classes_lock);
+	c = wf_class_find(size);
+	if (!c && (c = wf_class_new(size))) {
+		c->next = atomic_load_explicit(&wf_classes,
+		                               memory_order_relaxed);
+		atomic_store_explicit(&wf_classes, c, memory_order_release);
+	}
+	wf_spin_unlock(&wf_classes_lock);
+	return c;
+}
+
+/* ---- slots ------------------------------------------------------------- */
+
+static size_t wf_slot_index(const struct wf_stack_slot *s)
+{
+	return (size_t)(s - s->slab->slots);
+}
+
+static char *wf_slot_lo(const struct wf_stack_slot *s)
+{
+	const struct wf_stack_class *c = s->slab->cls;
+	return s->slab->base + wf_slot_index(s) * c->stride + wf_pagesize();
+}
+
+static void wf_stack_fill(wf_stack *out, struct wf_stack_slot *s)
+{
+	char *lo = wf_slot_lo(s);
+	out->lo = lo;
+	out->hi = lo + s->slab->cls->size;
+	out->guard = wf_pagesize();
+	out->user = 0;
+	out->slot = s;
+}
+
+/* ---- guards ------------------------------------------------------------ */
+
+static size_t wf_count_maps(void)
+{
+	char buf[4096];
+	size_t n = 0;
+	ssize_t r;
+	int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	while ((r = read(fd, buf, sizeof buf)) > 0 ||
+	       (r < 0 && errno == EINTR))
+		for (ssize_t i = 0; i < r; i++)
+			n += buf[i] == '\n';
+	close(fd);
+	return n;
+}
+
+static size_t wf_read_map_limit(void)
+{
+	char buf[32] = {0};
+	long v = 0;
+	int fd = open("/proc/sys/vm/max_map_count", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		if (read(fd, buf, sizeof buf - 1) > 0)
+			v = strtol(buf, NULL, 10);
+		close(fd);
+	}
+	return v > 0 ? (size_t)v : 65530;
+}
+
+/* Switch to mprotect guards for good; a limit of 0 reads the sysctl. */
+static void wf_guard_fallback(size_t limit)
+{
+	int m = WF_GUARD_MADVISE;
+	if (!atomic_compare_exchange_strong(&wf_guard_mode, &m,
+	                                    WF_GUARD_MPROTECT) && !limit)
+		return;
+	atomic_store(&wf_map_base, wf_count_maps());
+	atomic_store(&wf_map_limit, limit ? limit : wf_read_map_limit());
+}
+
+/* Warn once when mprotect guards bring mappings within 1/8 of the limit. */
+static void wf_guard_warn_check(void)
+{
+	size_t lim = atomic_load_explicit(&wf_map_limit, memory_order_relaxed);
+	size_t g = atomic_load_explicit(&wf_st_guards_mprotect,
+	                                memory_order_relaxed);
+	size_t used = atomic_load_explicit(&wf_map_base, memory_order_relaxed)
+	            + 2 * g;
+	if (!lim || used < lim - lim / 8)
+		return;
+	if (atomic_exchange(&wf_map_warned, true))
+		return;
+	fprintf(stderr, "weft: the kernel refuses MADV_GUARD_INSTALL, so each "
+	        "stack guard page costs two memory mappings: %zu guards bring "
+	        "the process near vm.max_map_count (%zu); raise it with sysctl "
+	        "or use fewer threads\n", g, lim);
+}
+
+static int wf_guard_mprotect(char *g, size_t len)
+{
+	if (mprotect(g, len, PROT_NONE))
+		return EAGAIN;   /* ENOMEM here: out of mappings */
+	wf_stat_add(&wf_st_guards_mprotect, 1);
+	wf_guard_warn_check();
+	return 0;
+}
+
+/* Install the guard below slot s.  0, EAGAIN or ENOMEM. */
+static int wf_guard_install(struct wf_stack_slot *s)
+{
+	size_t len = wf_pagesize();
+	char *g = wf_slot_lo(s) - len;
+	int tries = 0;
+
+	while (atomic_load_explicit(&wf_guard_mode, memory_order_relaxed) ==
+	       WF_GUARD_MADVISE) {
+		if (!madvise(g, len, MADV_GUARD_INSTALL))
+			goto done;
+		if (errno == EINVAL)
+			wf_guard_fallback(0);
+		else if ((errno != EINTR && errno != EAGAIN) || ++tries > 8)
+			return errno == ENOMEM ? ENOMEM : EAGAIN;
+	}
+	if (wf_guard_mprotect(g, len))
+		return EAGAIN;
+done:
+	s->state |= WF_SLOT_GUARDED;
+	return 0;
+}
+
+/* ---- slabs ------------------------------------------------------------- */
+
+/* Map a slab for class c.  Called with c->grow held. */
+static struct wf_stack_slab *wf_slab_new(struct wf_stack_class *c)
+{
+	size_t n = c->next_n, bytes = n * c->stride;
+	struct wf_stack_slab *sl;
+	void *p;
+
+	sl = calloc(1, sizeof *sl + n * sizeof sl->slots[0]);
+	if (!sl)
+		return NULL;
+	p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+	         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
+	         -1, 0);
+	if (p == MAP_FAILED) {
+		free(sl);
+		return NULL;
+	}
+	madvise(p, bytes, MADV_NOHUGEPAGE);
+	sl->cls = c;
+	sl->base = p;
+	sl->n = n;
+	c->next_n = wf_slab_clamp(2 * n, c->stride);
+	wf_stat_add(&wf_st_slabs, 1);
+	wf_stat_add(&wf_st_slab_bytes, bytes);
+	return sl;
+}
+
+/* A cold or fresh slot of class c, or NULL when c needs a new slab.
+ * Called with c->lock held. */
+static struct wf_stack_slot *wf_class_take_locked(struct wf_stack_class *c)
+{
+	struct wf_stack_slot *s = c->cold;
+	if (s) {
+		c->cold = s->next;
+		s->next = NULL;
+		wf_stat_sub(&wf_st_cold, 1);
+		return s;
+	}
+	if (c->cur && c->carved < c->cur->n) {
+		/* Slots are filled in as carved: the untouched tail of a big
+		 * slot array stays unbacked, like the slab it describes. */
+		s = &c->cur->slots[c->carved++];
+		s->slab = c->cur;
+		return s;
+	}
+	return NULL;
+}
+
+static struct wf_stack_slot *wf_class_take(struct wf_stack_class *c)
+{
+	struct wf_stack_slot *s;
+	wf_spin_lock(&c->lock);
+	s = wf_class_take_locked(c);
+	wf_spin_unlock(&c->lock);
+	return s;
+}
+
+/* Take a slot, mapping a new slab if need be.  0 or ENOMEM. */
+static int wf_class_grow(struct wf_stack_class *c, struct wf_stack_slot **out)
+{
+	struct wf_stack_slab *sl = NULL;
+	struct wf_stack_slot *s;
+
+	wf_spin_lock(&c->grow);
+	/* Another thread may have grown the class while we waited. */
+	s = wf_class_take(c);
+	if (!s && (sl = wf_slab_new(c))) {
+		wf_spin_lock(&c->lock);
+		sl->prev = c->cur;
+		c->cur = sl;
+		c->carved = 0;
+		s = wf_class_take_locked(c);
+		wf_spin_unlock(&c->lock);
+	}
+	wf_spin_unlock(&c->grow);
+	*out = s;
+	return s ? 0 : ENOMEM;
+}
+
+/* Put an unused slot on its class's cold list (pages already released). */
+static void wf_class_put(struct wf_stack_slot *s)
+{
+	struct wf_stack_class *c = s->slab->cls;
+	wf_spin_lock(&c->lock);
+	s->next = c->cold;
+	c->cold = s;
+	wf_stat_add(&wf_st_cold, 1);
+	wf_spin_unlock(&c->lock);
+}
+
+static void wf_slot_release(struct wf_stack_slot *s)
+{
+	madvise(wf_slot_lo(s), s->slab->cls->size, MADV_DONTNEED);
+	wf_class_put(s);
+}
+
+/* ---- per-worker cache -------------------------------------------------- */
+
+static struct wf_stack_slot *wf_cache_take(wf_stack_cache *k, size_t size)
+{
+	struct wf_stack_slot **pp, *s;
+	for (pp = &k->head; (s = *pp); pp = &s->next)
+		if (s->slab->cls->size == size) {
+			*pp = s->next;
+			s->next = NULL;
+			k->count--;
+			return s;
+		}
+	return NULL;
+}
+
+static bool wf_cache_put(wf_stack_cache *k, struct wf_stack_slot *s)
+{
+	if (!k || k->count >= WF_STACK_CACHE_MAX ||
+	    s->slab->cls->size > WF_STACK_CACHE_MAX_SIZE)
+		return false;
+	s->next = k->head;
+	k->head = s;
+	k->count++;
+	return true;
+}
+
+void wf_stack_cache_drain(wf_stack_cache *k)
+{
+	struct wf_stack_slot *s;
+	int e = errno;
+	while (k && (s = k->head)) {
+		k->head = s->next;
+		k->count--;
+		wf_slot_release(s);
+	}
+	errno = e;
+}
+
+/* ---- interface --------------------------------------------------------- */
+
+static int wf_stack_get(wf_stack_cache *k, size_t size,
+                        struct wf_stack_slot **out)
+{
+	struct wf_stack_class *c;
+	struct wf_stack_slot *s;
+	int r;
+
+	if (k && (*out = wf_cache_take(k, size)))
+		return 0;
+	if (!(c = wf_class_get(size)))
+		return ENOMEM;
+	if (!(s = wf_class_take(c)) && (r = wf_class_grow(c, &s)))
+		return r;
+	if (!(s->state & WF_SLOT_GUARDED) && (r = wf_guard_install(s))) {
+		wf_class_put(s);   /* untouched: nothing to release */
+		return r;
+	}
+	*out = s;
+	return 0;
+}
+
+int wf_stack_alloc(wf_stack_cache *cache, size_t size, wf_stack *out)
+{
+	struct wf_stack_slot *s;
+	size_t r = wf_stack_round(size);
+	int e = errno, err;
+
+	if (!r || !out)
+		return EINVAL;
+	err = wf_stack_get(cache, r, &s);
+	errno = e;
+	if (err)
+		return err;
+	s->state |= WF_SLOT_INUSE;
+	wf_stat_add(&wf_st_in_use, 1);
+	wf_stack_fill(out, s);
+	return 0;
+}
+
+void wf_stack_free(wf_stack_cache *cache, wf_stack *st)
+{
+	struct wf_stack_slot *s;
+	int e = errno;
+
+	if (!st || st->user || !(s = st->slot))
+		return;
+	if (wf_unlikely(!(s->state & WF_SLOT_INUSE))) {
+		fprintf(stderr, "weft: stack %p freed twice\n", st->lo);
+		abort();
+	}
+	s->state &= ~WF_SLOT_INUSE;
+	wf_stat_sub(&wf_st_in_use, 1);
+	if (!wf_cache_put(cache, s))
+		wf_slot_release(s);
+	errno = e;
+}
+
+int wf_stack_in_guard(const wf_stack *s, const void *addr)
+{
+	uintptr_t a = (uintptr_t)addr, lo = (uintptr_t)s->lo;
+	/* Async-signal-safe: the SIGSEGV handler asks.  A user stack has no
+	 * guard even if a recycled descriptor still carries one. */
+	return !s->user && s->guard && a < lo && lo - a <= s->guard;
+}
+
+void wf_stack_stats_get(struct wf_stack_stats *st)
+{
+	st->slabs = atomic_load(&wf_st_slabs);
+	st->slab_bytes = atomic_load(&wf_st_slab_bytes);
+	st->in_use = atomic_load(&wf_st_in_use);
+	st->cold = atomic_load(&wf_st_cold);
+	st->guards_mprotect = atomic_load(&wf_st_guards_mprotect);
+}
+
+void wf_stack_test_force_mprotect(size_t max_map_count)
+{
+	wf_guard_fallback(max_map_count);
+}

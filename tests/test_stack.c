@@ -1,0 +1,673 @@
+/*
+ * test_stack.c — the stack allocator: rounding, usable memory, guard pages,
+ * warm reuse from a worker cache, release to the cold pool, mapping count at
+ * 100,000 stacks, the mprotect fallback, and concurrent use.
+ */
+#include <check.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+#include "context/stack.h"
+
+static size_t page(void)
+{
+	return (size_t)sysconf(_SC_PAGESIZE);
+}
+
+static struct wf_stack_stats stats(void)
+{
+	struct wf_stack_stats st;
+	wf_stack_stats_get(&st);
+	return st;
+}
+
+static size_t count_maps(void)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	size_t n = 0;
+	int c;
+	ck_assert_ptr_nonnull(f);
+	while ((c = getc(f)) != EOF)
+		n += c == '\n';
+	fclose(f);
+	return n;
+}
+
+/* Resident anonymous pages of the process (file pages mapped in by fault-
+ * around as test code first runs would only add noise). */
+static long rss_anon_pages(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long kb = -1;
+	ck_assert_ptr_nonnull(f);
+	while (fgets(line, sizeof line, f))
+		if (sscanf(line, "RssAnon: %ld kB", &kb) == 1)
+			break;
+	fclose(f);
+	ck_assert_int_ge(kb, 0);
+	return kb * 1024 / (long)page();
+}
+
+/* Pages of [lo, hi) resident in memory. */
+static size_t resident(const wf_stack *s)
+{
+	size_t len = (size_t)((char *)s->hi - (char *)s->lo), n = 0;
+	unsigned char vec[len / page()];
+	ck_assert_int_eq(mincore(s->lo, len, vec), 0);
+	for (size_t i = 0; i < len / page(); i++)
+		n += vec[i] & 1;
+	return n;
+}
+
+static size_t npages(const wf_stack *s)
+{
+	return (size_t)((char *)s->hi - (char *)s->lo) / page();
+}
+
+static void touch(const wf_stack *s)
+{
+	for (char *p = s->lo; p < (char *)s->hi; p += page())
+		*(volatile char *)p = 1;
+}
+
+/* Let a SIGSEGV kill the process even under a sanitizer's handler. */
+static void default_segv(void)
+{
+	signal(SIGSEGV, SIG_DFL);
+	signal(SIGBUS, SIG_DFL);
+}
+
+START_TEST(test_round)
+{
+	size_t p = page();
+	wf_stack s;
+
+	ck_assert_uint_eq(wf_stack_round(1), p);
+	ck_assert_uint_eq(wf_stack_round(p), p);
+	ck_assert_uint_eq(wf_stack_round(p + 1), 2 * p);
+	ck_assert_uint_eq(wf_stack_round(16384), 16384);
+	ck_assert_uint_eq(wf_stack_round(16385), 16384 + p);
+	ck_assert_uint_eq(wf_stack_round(0), 0);
+	ck_assert_uint_eq(wf_stack_round(WF_STACK_SIZE_MAX), WF_STACK_SIZE_MAX);
+	ck_assert_uint_eq(wf_stack_round(WF_STACK_SIZE_MAX + 1), 0);
+	ck_assert_uint_eq(wf_stack_round((size_t)-1), 0);
+
+	ck_assert_int_eq(wf_stack_alloc(NULL, 0, &s), EINVAL);
+	ck_assert_int_eq(wf_stack_alloc(NULL, (size_t)-1, &s), EINVAL);
+	ck_assert_int_eq(wf_stack_alloc(NULL, 20000, &s), 0);
+	ck_assert_uint_eq((size_t)((char *)s.hi - (char *)s.lo),
+	                  wf_stack_round(20000));
+	wf_stack_free(NULL, &s);
+}
+END_TEST
+
+START_TEST(test_writable)
+{
+	static const size_t sizes[] = { 16384, 20000, 65536, 1 << 20 };
+	size_t base = stats().in_use;
+	wf_stack s[4];
+
+	for (int i = 0; i < 4; i++) {
+		ck_assert_int_eq(wf_stack_alloc(NULL, sizes[i], &s[i]), 0);
+		ck_assert_uint_eq((uintptr_t)s[i].lo % page(), 0);
+		ck_assert_uint_eq((size_t)((char *)s[i].hi - (char *)s[i].lo),
+		                  wf_stack_round(sizes[i]));
+		ck_assert_uint_eq(s[i].guard, page());
+		ck_assert_int_eq(s[i].user, 0);
+		ck_assert_ptr_nonnull(s[i].slot);
+		memset(s[i].lo, 0xa0 + i, wf_stack_round(sizes[i]));
+	}
+	ck_assert_uint_eq(stats().in_use, base + 4);
+	for (int i = 0; i < 4; i++) {
+		unsigned char *p = s[i].lo;
+		for (size_t j = 0; j < wf_stack_round(sizes[i]); j++)
+			if (p[j] != 0xa0 + i)
+				ck_abort_msg("stack %d byte %zu clobbered", i, j);
+	}
+	for (int i = 0; i < 4; i++)
+		wf_stack_free(NULL, &s[i]);
+	ck_assert_uint_eq(stats().in_use, base);
+}
+END_TEST
+
+START_TEST(test_guard_faults_below_lo)
+{
+	wf_stack s;
+	ck_assert_int_eq(wf_stack_alloc(NULL, 65536, &s), 0);
+	touch(&s);
+	default_segv();
+	((volatile char *)s.lo)[-1] = 1;
+	ck_abort_msg("write just below lo did not fault");
+}
+END_TEST
+
+START_TEST(test_guard_faults_bottom)
+{
+	wf_stack a, b;
+	/* b sits above a in the same slab: its guard is a's upper neighbour. */
+	ck_assert_int_eq(wf_stack_alloc(NULL, 16384, &a), 0);
+	ck_assert_int_eq(wf_stack_alloc(NULL, 16384, &b), 0);
+	default_segv();
+	*((volatile char *)b.lo - b.guard) = 1;
+	ck_abort_msg("write at the bottom of the guard did not fault");
+}
+END_TEST
+
+START_TEST(test_in_guard)
+{
+	wf_stack s, u;
+	static char buf[16384];
+	char *lo;
+
+	ck_assert_int_eq(wf_stack_alloc(NULL, 65536, &s), 0);
+	lo = s.lo;
+	ck_assert(wf_stack_in_guard(&s, lo - 1));
+	ck_assert(wf_stack_in_guard(&s, lo - s.guard));
+	ck_assert(wf_stack_in_guard(&s, lo - s.guard / 2));
+	ck_assert(!wf_stack_in_guard(&s, lo - s.guard - 1));
+	ck_assert(!wf_stack_in_guard(&s, lo));
+	ck_assert(!wf_stack_in_guard(&s, lo + 100));
+	ck_assert(!wf_stack_in_guard(&s, s.hi));
+	ck_assert(!wf_stack_in_guard(&s, NULL));
+	wf_stack_free(NULL, &s);
+
+	u = (wf_stack){ .lo = buf, .hi = buf + sizeof buf, .guard = 0,
+	                .user = 1, .slot = NULL };
+	ck_assert(!wf_stack_in_guard(&u, (void *)((uintptr_t)buf - 1)));
+	ck_assert(!wf_stack_in_guard(&u, buf));
+	u.guard = page();   /* stale guard on a user descriptor: still none */
+	ck_assert(!wf_stack_in_guard(&u, (void *)((uintptr_t)buf - 1)));
+}
+END_TEST
+
+START_TEST(test_user_stack_ignored)
+{
+	static char buf[16384];
+	wf_stack_cache k = { 0 };
+	wf_stack u = { .lo = buf, .hi = buf + sizeof buf, .user = 1 };
+	struct wf_stack_stats a = stats(), b;
+
+	wf_stack_free(&k, &u);
+	wf_stack_free(NULL, &u);
+	b = stats();
+	ck_assert_uint_eq(b.in_use, a.in_use);
+	ck_assert_uint_eq(b.cold, a.cold);
+	ck_assert_uint_eq(k.count, 0);
+}
+END_TEST
+
+START_TEST(test_cache_reuse)
+{
+	wf_stack_cache k = { 0 };
+	wf_stack a, b, c;
+	size_t cold;
+
+	ck_assert_int_eq(wf_stack_alloc(&k, 65536, &a), 0);
+	touch(&a);
+	cold = stats().cold;
+	wf_stack_free(&k, &a);
+	ck_assert_uint_eq(k.count, 1);
+	ck_assert_uint_eq(stats().cold, cold);
+	ck_assert_uint_eq(resident(&a), npages(&a));  /* still warm */
+
+	/* Another size does not take it. */
+	ck_assert_int_eq(wf_stack_alloc(&k, 32768, &c), 0);
+	ck_assert_ptr_ne(c.lo, a.lo);
+	ck_assert_uint_eq(k.count, 1);
+
+	ck_assert_int_eq(wf_stack_alloc(&k, 65536, &b), 0);
+	ck_assert_ptr_eq(b.lo, a.lo);
+	ck_assert_ptr_eq(b.slot, a.slot);
+	ck_assert_uint_eq(k.count, 0);
+	ck_assert_uint_eq(resident(&b), npages(&b));
+
+	/* LIFO: the most recently freed comes back first. */
+	wf_stack_free(&k, &c);
+	wf_stack_free(&k, &b);
+	ck_assert_int_eq(wf_stack_alloc(&k, 65536, &a), 0);
+	ck_assert_ptr_eq(a.lo, b.lo);
+	wf_stack_free(&k, &a);
+	wf_stack_cache_drain(&k);
+	ck_assert_uint_eq(k.count, 0);
+	ck_assert_ptr_null(k.head);
+	ck_assert_uint_eq(stats().cold, cold + 2);
+}
+END_TEST
+
+START_TEST(test_cold_pool_reuse)
+{
+	wf_stack a, b;
+	struct wf_stack_stats st = stats();
+
+	ck_assert_int_eq(wf_stack_alloc(NULL, 40960, &a), 0);
+	touch(&a);
+	ck_assert_uint_eq(resident(&a), npages(&a));
+	wf_stack_free(NULL, &a);              /* no cache: straight to cold */
+	ck_assert_uint_eq(stats().cold, st.cold + 1);
+	ck_assert_uint_eq(resident(&a), 0);
+	ck_assert_int_eq(wf_stack_alloc(NULL, 40960, &b), 0);
+	ck_assert_ptr_eq(b.lo, a.lo);
+	ck_assert_uint_eq(stats().cold, st.cold);
+	ck_assert_uint_eq(((char *)b.lo)[100], 0);  /* released: zero again */
+	wf_stack_free(NULL, &b);
+}
+END_TEST
+
+START_TEST(test_cache_bound)
+{
+	enum { N = WF_STACK_CACHE_MAX + 4 };
+	wf_stack_cache k = { 0 };
+	wf_stack s[N];
+	struct wf_stack_stats st = stats();
+	long rss0, rss1, rss2;
+
+	for (int i = 0; i < N; i++) {
+		ck_assert_int_eq(wf_stack_alloc(&k, 131072, &s[i]), 0);
+		touch(&s[i]);
+		ck_assert_uint_eq(resident(&s[i]), npages(&s[i]));
+	}
+	rss0 = rss_anon_pages();
+
+	for (int i = 0; i < N; i++)
+		wf_stack_free(&k, &s[i]);
+	ck_assert_uint_eq(k.count, WF_STACK_CACHE_MAX);
+	ck_assert_uint_eq(stats().cold, st.cold + N - WF_STACK_CACHE_MAX);
+	ck_assert_uint_eq(stats().in_use, st.in_use);
+	for (int i = 0; i < N; i++) {
+		size_t want = i < WF_STACK_CACHE_MAX ? npages(&s[i]) : 0;
+		ck_assert_uint_eq(resident(&s[i]), want);
+	}
+	rss1 = rss_anon_pages();
+	/* 4 stacks of 32 pages released; allow for stdio buffers and such. */
+	ck_assert_int_ge(rss0 - rss1, (long)(4 * npages(&s[0])) - 8);
+
+	wf_stack_cache_drain(&k);
+	ck_assert_uint_eq(k.count, 0);
+	ck_assert_uint_eq(stats().cold, st.cold + N);
+	for (int i = 0; i < N; i++)
+		ck_assert_uint_eq(resident(&s[i]), 0);
+	rss2 = rss_anon_pages();
+	ck_assert_int_ge(rss1 - rss2, (long)(16 * npages(&s[0])) - 8);
+}
+END_TEST
+
+START_TEST(test_big_stacks_not_cached)
+{
+	wf_stack_cache k = { 0 };
+	wf_stack s;
+	size_t cold = stats().cold;
+
+	ck_assert_int_eq(wf_stack_alloc(&k, WF_STACK_CACHE_MAX_SIZE + 1, &s),
+	                 0);
+	touch(&s);
+	wf_stack_free(&k, &s);
+	ck_assert_uint_eq(k.count, 0);
+	ck_assert_uint_eq(stats().cold, cold + 1);
+	ck_assert_uint_eq(resident(&s), 0);
+}
+END_TEST
+
+static int cmp_ptr(const void *a, const void *b)
+{
+	uintptr_t x = (uintptr_t)((const wf_stack *)a)->lo;
+	uintptr_t y = (uintptr_t)((const wf_stack *)b)->lo;
+	return x < y ? -1 : x > y;
+}
+
+START_TEST(test_100k_stacks)
+{
+	enum { N = 100000 };
+	wf_stack *s = calloc(N, sizeof *s);
+	struct wf_stack_stats st = stats(), st2;
+	size_t maps0, maps1;
+
+	ck_assert_ptr_nonnull(s);
+	maps0 = count_maps();
+	for (int i = 0; i < N; i++)
+		if (wf_stack_alloc(NULL, 16384, &s[i]))
+			ck_abort_msg("allocation %d of %d failed", i, N);
+	maps1 = count_maps();
+	st2 = stats();
+	printf("100k stacks of 16 KiB: %zu slabs, %zu MiB mapped, "
+	       "maps %zu -> %zu\n", st2.slabs - st.slabs,
+	       (st2.slab_bytes - st.slab_bytes) >> 20, maps0, maps1);
+	ck_assert_uint_eq(st2.guards_mprotect, st.guards_mprotect);
+	ck_assert_msg(maps1 <= maps0 + 300, "maps grew %zu -> %zu",
+	              maps0, maps1);
+	ck_assert_uint_eq(st2.in_use, st.in_use + N);
+
+	qsort(s, N, sizeof *s, cmp_ptr);
+	for (int i = 1; i < N; i++)
+		ck_assert((char *)s[i].lo >= (char *)s[i - 1].hi + s[i].guard);
+	for (int i = 0; i < N; i++)
+		wf_stack_free(NULL, &s[i]);
+	ck_assert_uint_eq(stats().in_use, st.in_use);
+	ck_assert_uint_eq(stats().cold, st.cold + N);
+	free(s);
+}
+END_TEST
+
+START_TEST(test_guard_faults_late_stack)
+{
+	/* A stack carved late in a later slab is guarded too. */
+	enum { N = 5000 };
+	static wf_stack s[N];
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(wf_stack_alloc(NULL, 16384, &s[i]), 0);
+	default_segv();
+	((volatile char *)s[N - 1].lo)[-1] = 1;
+	ck_abort_msg("write below the last stack did not fault");
+}
+END_TEST
+
+START_TEST(test_errno_preserved)
+{
+	wf_stack s;
+	errno = 4242;
+	ck_assert_int_eq(wf_stack_alloc(NULL, 16384, &s), 0);
+	ck_assert_int_eq(errno, 4242);
+	wf_stack_free(NULL, &s);
+	ck_assert_int_eq(errno, 4242);
+	ck_assert_int_eq(wf_stack_alloc(NULL, 0, &s), EINVAL);
+	ck_assert_int_eq(errno, 4242);
+}
+END_TEST
+
+#ifndef __SANITIZE_ADDRESS__
+START_TEST(test_enomem)
+{
+	/* With no address space left for a slab, the allocator says so. */
+	struct rlimit rl = { 64 << 20, 64 << 20 };
+	wf_stack s;
+	size_t in_use = stats().in_use;
+	int r;
+	ck_assert_int_eq(setrlimit(RLIMIT_AS, &rl), 0);
+	errno = 0;
+	r = wf_stack_alloc(NULL, 128 << 20, &s);
+	ck_assert_int_eq(r, ENOMEM);
+	ck_assert_int_eq(errno, 0);
+	ck_assert_uint_eq(stats().in_use, in_use);
+}
+END_TEST
+#endif
+
+START_TEST(test_double_free_aborts)
+{
+	wf_stack s, copy;
+	ck_assert_int_eq(wf_stack_alloc(NULL, 16384, &s), 0);
+	copy = s;
+	wf_stack_free(NULL, &s);
+	fclose(stderr);
+	wf_stack_free(NULL, &copy);
+}
+END_TEST
+
+/* ---- mprotect fallback ---------------------------------------------------- */
+
+START_TEST(test_mprotect_fallback)
+{
+	enum { N = 30 };
+	wf_stack s[N];
+	struct wf_stack_stats st = stats();
+	size_t maps0 = count_maps(), limit, maps1;
+	FILE *log = tmpfile();
+	char buf[4096] = { 0 };
+	int err = dup(2);
+	char *p, *q;
+
+	/* Warn once ~10 guards in: the threshold is 7/8 of the limit. */
+	limit = (maps0 + 4 + 20) * 8 / 7;
+	fflush(stderr);
+	dup2(fileno(log), 2);
+	wf_stack_test_force_mprotect(limit);
+	for (int i = 0; i < N; i++) {
+		ck_assert_int_eq(wf_stack_alloc(NULL, 36864, &s[i]), 0);
+		memset(s[i].lo, 1, 36864);
+		if (i == 2)
+			ck_assert_int_eq(lseek(2, 0, SEEK_CUR), 0);
+	}
+	fflush(stderr);
+	dup2(err, 2);
+	maps1 = count_maps();
+	ck_assert_uint_eq(stats().guards_mprotect, st.guards_mprotect + N);
+	ck_assert_msg(maps1 >= maps0 + 2 * N - 4, "maps %zu -> %zu",
+	              maps0, maps1);
+	for (int i = 0; i < N; i++)
+		ck_assert(wf_stack_in_guard(&s[i], (char *)s[i].lo - 1));
+
+	rewind(log);
+	ck_assert_uint_gt(fread(buf, 1, sizeof buf - 1, log), 0);
+	ck_assert_msg(strncmp(buf, "weft: ", 6) == 0, "stderr: %s", buf);
+	ck_assert_ptr_nonnull(strstr(buf, "max_map_count"));
+	p = strstr(buf, "weft:");
+	q = strstr(p + 1, "weft:");
+	ck_assert_msg(q == NULL, "warned more than once: %s", buf);
+	ck_assert_int_eq((int)(strchr(buf, '\n') - buf) + 1, (int)strlen(buf));
+
+	/* Reuse does not install a second guard. */
+	wf_stack_free(NULL, &s[0]);
+	ck_assert_int_eq(wf_stack_alloc(NULL, 36864, &s[0]), 0);
+	ck_assert_uint_eq(stats().guards_mprotect, st.guards_mprotect + N);
+	for (int i = 0; i < N; i++)
+		wf_stack_free(NULL, &s[i]);
+	fclose(log);
+}
+END_TEST
+
+START_TEST(test_mprotect_guard_faults)
+{
+	wf_stack s;
+	size_t g = stats().guards_mprotect;
+	wf_stack_test_force_mprotect(0);
+	ck_assert_int_eq(wf_stack_alloc(NULL, 16384, &s), 0);
+	ck_assert_uint_eq(stats().guards_mprotect, g + 1);
+	default_segv();
+	((volatile char *)s.lo)[-1] = 1;
+	ck_abort_msg("write below an mprotect-guarded stack did not fault");
+}
+END_TEST
+
+/* ---- concurrency ---------------------------------------------------------- */
+
+enum { NTHREADS = 4, LIVE = 48, NLIVE = NTHREADS * LIVE };
+
+static pthread_mutex_t live_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct { char *lo, *hi; } live[NLIVE];
+static _Atomic int conc_fail;
+static _Atomic long conc_allocs;
+static char conc_msg[256];
+
+static void conc_failf(const char *what, const void *p)
+{
+	if (!atomic_exchange(&conc_fail, 1))
+		snprintf(conc_msg, sizeof conc_msg, "%s %p", what, p);
+}
+
+/* Record [lo, hi) as handed out; fail if it overlaps a live stack. */
+static void live_add(const wf_stack *s)
+{
+	char *lo = s->lo, *hi = s->hi;
+	int free_i = -1;
+	pthread_mutex_lock(&live_mu);
+	for (int i = 0; i < NLIVE; i++) {
+		if (!live[i].lo) {
+			if (free_i < 0)
+				free_i = i;
+		} else if (lo < live[i].hi && live[i].lo < hi) {
+			conc_failf("overlapping stacks at", lo);
+		}
+	}
+	if (free_i < 0)
+		conc_failf("live table full", lo);
+	else
+		live[free_i].lo = lo, live[free_i].hi = hi;
+	pthread_mutex_unlock(&live_mu);
+}
+
+static void live_del(const wf_stack *s)
+{
+	int found = 0;
+	pthread_mutex_lock(&live_mu);
+	for (int i = 0; i < NLIVE; i++)
+		if (live[i].lo == s->lo) {
+			live[i].lo = live[i].hi = NULL;
+			found = 1;
+			break;
+		}
+	pthread_mutex_unlock(&live_mu);
+	if (!found)
+		conc_failf("freed stack not live", s->lo);
+}
+
+struct tag { uintptr_t self, seq; };
+
+static void tag_set(const wf_stack *s, uintptr_t self, uintptr_t seq)
+{
+	struct tag t = { self, seq };
+	memcpy(s->lo, &t, sizeof t);
+	memcpy((char *)s->hi - sizeof t, &t, sizeof t);
+}
+
+static void tag_check(const wf_stack *s, uintptr_t self, uintptr_t seq)
+{
+	struct tag a, b;
+	memcpy(&a, s->lo, sizeof a);
+	memcpy(&b, (char *)s->hi - sizeof b, sizeof b);
+	if (a.self != self || a.seq != seq || b.self != self || b.seq != seq)
+		conc_failf("stack scribbled by another owner", s->lo);
+}
+
+static double now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void *conc_worker(void *arg)
+{
+	static const size_t sizes[] = { 16384, 20480, 65536, 16384,
+	                                WF_STACK_CACHE_MAX_SIZE + 4096 };
+	uintptr_t self = (uintptr_t)arg, seq = 0;
+	unsigned rnd = (unsigned)self * 2654435761u + 1;
+	wf_stack_cache k = { 0 };
+	wf_stack s[LIVE];
+	uintptr_t tags[LIVE];
+	int n = 0;
+	double end = now() + 1.0;
+	long allocs = 0;
+
+	while (!atomic_load(&conc_fail)) {
+		if ((allocs & 255) == 0 && now() > end)
+			break;
+		rnd = rnd * 1103515245u + 12345u;
+		if (n < LIVE && (n == 0 || (rnd >> 16) % 2)) {
+			size_t sz = sizes[(rnd >> 8) % 5];
+			int r = wf_stack_alloc((rnd >> 20) % 8 ? &k : NULL,
+			                       sz, &s[n]);
+			if (r) {
+				conc_failf("allocation failed", NULL);
+				break;
+			}
+			live_add(&s[n]);
+			tags[n] = ++seq;
+			tag_set(&s[n], self, seq);
+			n++;
+			allocs++;
+		} else {
+			int i = (int)((rnd >> 12) % (unsigned)n);
+			tag_check(&s[i], self, tags[i]);
+			live_del(&s[i]);
+			wf_stack_free((rnd >> 24) % 8 ? &k : NULL, &s[i]);
+			s[i] = s[--n];
+			tags[i] = tags[n];
+		}
+	}
+	while (n > 0) {
+		n--;
+		tag_check(&s[n], self, tags[n]);
+		live_del(&s[n]);
+		wf_stack_free(&k, &s[n]);
+	}
+	if (k.count > WF_STACK_CACHE_MAX)
+		conc_failf("cache over its bound", NULL);
+	wf_stack_cache_drain(&k);
+	atomic_fetch_add(&conc_allocs, allocs);
+	return NULL;
+}
+
+START_TEST(test_concurrent)
+{
+	pthread_t t[NTHREADS];
+	size_t in_use = stats().in_use;
+
+	for (uintptr_t i = 0; i < NTHREADS; i++)
+		ck_assert_int_eq(pthread_create(&t[i], NULL, conc_worker,
+		                                (void *)(i + 1)), 0);
+	for (int i = 0; i < NTHREADS; i++)
+		pthread_join(t[i], NULL);
+	printf("concurrent: %ld stacks handed out by %d threads\n",
+	       atomic_load(&conc_allocs), NTHREADS);
+	ck_assert_msg(!atomic_load(&conc_fail), "%s", conc_msg);
+	ck_assert_int_gt(atomic_load(&conc_allocs), 10000);
+	ck_assert_uint_eq(stats().in_use, in_use);
+	for (int i = 0; i < NLIVE; i++)
+		ck_assert_ptr_null(live[i].lo);
+}
+END_TEST
+
+static Suite *stack_suite(void)
+{
+	Suite *s = suite_create("stack");
+	TCase *tc = tcase_create("alloc");
+
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_round);
+	tcase_add_test(tc, test_writable);
+	tcase_add_test_raise_signal(tc, test_guard_faults_below_lo, SIGSEGV);
+	tcase_add_test_raise_signal(tc, test_guard_faults_bottom, SIGSEGV);
+	tcase_add_test_raise_signal(tc, test_guard_faults_late_stack, SIGSEGV);
+	tcase_add_test(tc, test_in_guard);
+	tcase_add_test(tc, test_user_stack_ignored);
+	tcase_add_test(tc, test_cache_reuse);
+	tcase_add_test(tc, test_cold_pool_reuse);
+	tcase_add_test(tc, test_cache_bound);
+	tcase_add_test(tc, test_big_stacks_not_cached);
+	tcase_add_test(tc, test_errno_preserved);
+	tcase_add_test(tc, test_100k_stacks);
+#ifndef __SANITIZE_ADDRESS__
+	tcase_add_test(tc, test_enomem);
+#endif
+	tcase_add_test_raise_signal(tc, test_double_free_aborts, SIGABRT);
+	tcase_add_test(tc, test_concurrent);
+	suite_add_tcase(s, tc);
+
+	/* Forces the fallback for the rest of the process: keep these last
+	 * (each test runs in its own child unless CK_FORK=no). */
+	tc = tcase_create("mprotect");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_mprotect_fallback);
+	tcase_add_test_raise_signal(tc, test_mprotect_guard_faults, SIGSEGV);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(stack_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_ENV);   /* CK_VERBOSITY, default normal */
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
