@@ -111,6 +111,7 @@ struct wf_worker *wf_switch(struct wf_worker *w, struct wf_thread *prev,
 	/* Resumed: possibly on another worker.  Everything below uses nw. */
 	wf_asan_finish(prev, nw);
 	wf_after_switch(nw);
+	wf_preempt_resumed(nw, prev);
 	*wf_errno_ptr() = prev->saved_errno;
 	return nw;
 }
@@ -122,6 +123,7 @@ void wf_thread_entry(void *transfer, void *arg)
 	struct wf_thread *t = arg;
 	wf_asan_finish(NULL, w);
 	wf_after_switch(w);
+	wf_preempt_resumed(w, t);
 	*wf_errno_ptr() = 0;
 	wf_thread_exit(t->start(t->arg));
 }

@@ -85,4 +85,9 @@ void weft_preempt_disable(void)
 	wf_preempt_off();
 }
 
-void weft_preempt_enable(void) { wf_preempt_on(); }
+void weft_preempt_enable(void)
+{
+	struct wf_thread *t = wf_current();
+	if (t && t->preempt_off && --t->preempt_off == 0)
+		wf_preempt_pending(t);
+}

@@ -8,6 +8,16 @@
  * continues right after.  An idle worker steals from the head of the
  * longest other queue: the oldest, i.e. the next due, thread.
  *
+ * A thread preempted by the timer is never stolen: it resumes on the worker
+ * it was interrupted on.  The compiler keeps TLS addresses — &errno above
+ * all, since __errno_location is declared const — in registers across any
+ * code, so a thread interrupted anywhere and resumed on another kernel
+ * thread would write that worker's errno (measured: errors within seconds in
+ * a malloc/snprintf/errno loop on 2 workers).  On its own worker, weft's
+ * save/restore of errno at every switch keeps a cached address right.
+ * Threads migrate only where they called weft (yield, block, create), a
+ * documented migration point.
+ *
  * Rejected: a Chase–Lev deque (the owner's end is LIFO, which breaks the
  * round-robin order preemption promises), and one global queue (every
  * switch would contend on one line across cores).
@@ -17,6 +27,9 @@
  */
 #include "sched_internal.h"
 #include "../kthreads/kthread.h"
+
+/* How far into a victim's queue a thief looks past pinned threads. */
+#define WF_STEAL_SCAN 16
 
 void wf_rq_push(struct wf_worker *w, struct wf_thread *t, bool at_head)
 {
@@ -38,6 +51,12 @@ void wf_rq_push(struct wf_worker *w, struct wf_thread *t, bool at_head)
 	atomic_store_explicit(&w->rq_len, atomic_load_explicit(&w->rq_len,
 	                      memory_order_relaxed) + 1, memory_order_relaxed);
 	wf_spin_unlock(&w->rq_lock);
+	/* w now has a competitor for its current thread: it needs ticks.  A
+	 * push by w itself cannot race w's own tick handler; a push from
+	 * another worker goes through wf_make_ready, which re-checks after a
+	 * fence. */
+	if (!atomic_load_explicit(&w->timer_armed, memory_order_relaxed))
+		wf_preempt_note_ready(w);
 }
 
 static struct wf_thread *wf_rq_pop_locked(struct wf_worker *w)
@@ -78,7 +97,25 @@ struct wf_thread *wf_rq_steal(struct wf_worker *thief)
 	}
 	if (!victim || !wf_spin_trylock(&victim->rq_lock))
 		return NULL;
-	struct wf_thread *t = wf_rq_pop_locked(victim);
+	/* The oldest thread that is not pinned by a preemption (in_signal is
+	 * set before its push, both under rq_lock). */
+	struct wf_thread *prev = NULL, *t = victim->rq_head;
+	for (int n = 0; t && t->in_signal && n < WF_STEAL_SCAN; n++)
+		prev = t, t = t->next;
+	if (t && !t->in_signal) {
+		if (prev) {
+			prev->next = t->next;
+			if (victim->rq_tail == t)
+				victim->rq_tail = prev;
+			t->next = NULL;
+			atomic_store_explicit(&victim->rq_len, atomic_load_explicit(&victim->rq_len,
+			                      memory_order_relaxed) - 1, memory_order_relaxed);
+		} else {
+			wf_rq_pop_locked(victim);
+		}
+	} else {
+		t = NULL;
+	}
 	wf_spin_unlock(&victim->rq_lock);
 	return t;
 }
@@ -112,5 +149,7 @@ void wf_kick_idle(void)
 void wf_make_ready(struct wf_worker *w, struct wf_thread *t, bool at_head)
 {
 	wf_rq_push(w, t, at_head);
-	wf_kick_idle();
+	wf_kick_idle();  /* its seq_cst fence orders the push before ... */
+	if (!atomic_load_explicit(&w->timer_armed, memory_order_relaxed))
+		wf_preempt_note_ready(w);  /* ... this re-check (see preempt.c) */
 }

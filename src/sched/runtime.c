@@ -81,8 +81,8 @@ static void wf_worker_kthread_main(void *arg)
 {
 	struct wf_worker *w = arg;
 	wf_tls_worker = w;
-	w->tid = wf_kt_gettid();
 	wf_kt_worker_setup();
+	atomic_store_explicit(&w->tid, wf_kt_gettid(), memory_order_release);
 	w->current = w->idle;
 	atomic_store(&w->idle->on_cpu, 1);
 	w->idle->state = WF_RUNNING;
@@ -95,6 +95,7 @@ static void wf_worker0_idle_entry(void *transfer, void *arg)
 	(void)arg;
 	struct wf_worker *w = transfer;
 	wf_after_switch(w);
+	wf_preempt_resumed(w, w->idle);
 	wf_idle_main(w);
 }
 
@@ -150,9 +151,13 @@ static int wf_start_workers(void)
 		pid_t tid;
 		if (wf_kt_spawn(wf_worker_kthread_main, &ws[i], WF_IDLE_STACK, &tid))
 			return EAGAIN;
-		ws[i].tid = tid;
 	}
-	return 0;
+	/* Timers are aimed at kernel thread ids: wait until every worker is up
+	 * and has published its own. */
+	for (int i = 1; i < n; i++)
+		while (!atomic_load_explicit(&ws[i].tid, memory_order_acquire))
+			wf_cpu_relax();
+	return wf_preempt_init() ? EAGAIN : 0;
 }
 
 static int wf_runtime_init(void)

@@ -16,6 +16,7 @@
 #include "../context/cpu.h"
 #include "../context/stack.h"
 #include "park.h"
+#include "../kthreads/worker_timer.h"
 
 enum wf_state { WF_FREE = 0, WF_READY, WF_RUNNING, WF_BLOCKED, WF_DONE };
 
@@ -54,6 +55,7 @@ struct wf_thread {
 	uint8_t detached;
 	uint8_t joined;                 /* a joiner is registered */
 	uint8_t kind;                   /* WF_KIND_* */
+	uint8_t in_signal;              /* switched away inside the tick handler */
 	int saved_errno;
 	uint32_t index;                 /* slot in the TCB table */
 	_Atomic uint32_t gen;           /* handle generation, bumped on reclaim */
@@ -102,7 +104,7 @@ struct wf_worker {
 	wf_stack_cache stacks;          /* warm stacks */
 	struct wf_thread *tcb_cache;    /* free TCBs, linked through next */
 	unsigned tcb_cached;
-	pid_t tid;
+	_Atomic pid_t tid;              /* published by the worker itself */
 	struct wf_wstats stats;
 
 	/* --- run queue: FIFO, shared with thieves and wakers --- */
@@ -113,6 +115,13 @@ struct wf_worker {
 	/* --- idle sleep --- */
 	_Atomic uint32_t futex_word __attribute__((aligned(WF_CACHELINE)));
 	_Atomic uint32_t sleeping;      /* 1 while waiting on futex_word */
+
+	/* --- preemption (preempt.c) --- */
+	wf_worker_timer timer;
+	_Atomic uint32_t timer_armed;   /* 1 while the timer may tick */
+	uint64_t timer_due;             /* owner only: time of the next tick, 0 unknown */
+	uint8_t sig_blocked;            /* owner only: mask blocks the tick signal */
+	uint8_t tick_pending;           /* owner only: a deferred tick is owed */
 
 	/* --- timers: min-heap of parked threads by deadline --- */
 	wf_spin_t tm_lock __attribute__((aligned(WF_CACHELINE)));
@@ -189,6 +198,13 @@ _Noreturn void wf_thread_exit(void *ret) WF_HIDDEN;
 
 /* keys.c */
 void wf_tsd_run_destructors(struct wf_thread *t) WF_HIDDEN;
+
+/* preempt.c */
+int wf_preempt_init(void) WF_HIDDEN;
+void wf_preempt_resumed(struct wf_worker *w, struct wf_thread *self) WF_HIDDEN;
+void wf_preempt_note_ready(struct wf_worker *w) WF_HIDDEN;
+void wf_preempt_note_deadline(struct wf_worker *w, uint64_t deadline) WF_HIDDEN;
+void wf_preempt_pending(struct wf_thread *self) WF_HIDDEN;
 
 /* overflow.c */
 int wf_overflow_install(void) WF_HIDDEN;

@@ -88,6 +88,7 @@ void wf_timer_add(struct wf_worker *w, struct wf_thread *t)
 	wf_heap_up(w, (uint32_t)t->heap_idx);
 	wf_heap_publish(w);
 	wf_spin_unlock(&w->tm_lock);
+	wf_preempt_note_deadline(w, t->deadline);
 }
 
 void wf_timer_cancel(struct wf_thread *t)
@@ -128,7 +129,8 @@ int wf_timer_run(struct wf_worker *w, uint64_t now)
 		wf_heap_publish(w);
 		wf_spin_unlock(&w->tm_lock);
 		if (mine) {
-			wf_make_ready(w, t, false);
+			/* A sleeper whose time has come runs next, once. */
+			wf_make_ready(w, t, true);
 			woken++;
 		}
 	}

@@ -1,0 +1,250 @@
+/*
+ * preempt.c — timer preemption at safe points.
+ *
+ * Each worker has a CLOCK_MONOTONIC timer aimed at its own kernel thread
+ * (src/kthreads/worker_timer.c).  The tick's handler runs on the stack of
+ * the interrupted green thread, where the kernel has already saved every
+ * register.  If the interrupted PC is a safe point, the handler queues the
+ * thread at the tail and switches to the next one with an ordinary
+ * wf_switch; when the thread is resumed, on this or any worker, the switch
+ * returns, the handler returns, and rt_sigreturn restores the thread
+ * exactly as it was interrupted.
+ *
+ * Safe points (DESIGN §3.4).  Only code of the program itself: the PC must
+ * lie in an executable segment of the main program and outside weft's own
+ * code (which a static link puts there; the build renames weft's .text to
+ * weft_text so the linker brackets it with __start/__stop symbols).  libc,
+ * ld.so, the vdso and every other shared object hold locks and per-thread
+ * state that a switch, and worse a migration, would corrupt (measured: 74–98 %
+ * of unrestricted switches landed in malloc, heap corruption within
+ * seconds).  A thread with preemption disabled, or the idle context, is not
+ * preempted either.  An unsafe tick is deferred: a flag, and a one-shot retry
+ * WF_RETRY_NS later, so a thread living mostly in libc is still preempted
+ * within a bounded delay; weft_preempt_enable honours a pending tick.
+ *
+ * The signal mask.  In the handler the kernel blocks the tick signal for
+ * this kernel thread; a thread resumed here that is not itself returning
+ * into a handler (it yielded, blocked or is new) would otherwise run with
+ * ticks blocked.  The worker remembers that its mask blocks the signal
+ * (sig_blocked) and the resumed side unblocks it; a thread returning into a
+ * handler leaves it to rt_sigreturn, which restores its saved mask.
+ *
+ * Paying only for needed ticks.  A worker's timer is armed only while it
+ * has a competitor: a thread in its run queue (wf_preempt_note_ready) or a
+ * deadline in its timer heap, which is then also the time of the next tick
+ * (wake-ups on time, not a quantum late).  A tick that finds neither
+ * disarms it.
+ *
+ * Rejected: switching wherever the PC is (heap corruption, see above); a
+ * CPU-time clock (never fires while the worker is blocked in the kernel);
+ * one process-wide timer (ticks land on arbitrary workers); a cooperative
+ * check in weft calls only (a spinning thread never calls weft).
+ */
+#include <errno.h>
+#include <link.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <ucontext.h>
+#include <unistd.h>
+#include "sched_internal.h"
+
+#define WF_RETRY_NS   50000ull   /* retry of a deferred tick */
+#define WF_MAX_RANGES 8
+
+extern char __start_weft_text[] __attribute__((weak));
+extern char __stop_weft_text[] __attribute__((weak));
+
+static struct { uintptr_t lo, hi; } wf_app[WF_MAX_RANGES];
+static int wf_napp;
+static struct sigaction wf_prev_action;
+static uint64_t wf_quantum_ns;
+static int wf_sig;
+
+/* Add [lo,hi) minus weft's own code. */
+static void wf_app_add(uintptr_t lo, uintptr_t hi)
+{
+	uintptr_t wlo = (uintptr_t)__start_weft_text, whi = (uintptr_t)__stop_weft_text;
+	if (wlo && whi > wlo && wlo < hi && whi > lo) {
+		wf_app_add(lo, wlo > lo ? wlo : lo);
+		wf_app_add(whi < hi ? whi : hi, hi);
+		return;
+	}
+	if (lo < hi && wf_napp < WF_MAX_RANGES) {
+		wf_app[wf_napp].lo = lo;
+		wf_app[wf_napp].hi = hi;
+		wf_napp++;
+	}
+}
+
+static int wf_app_phdr(struct dl_phdr_info *info, size_t size, void *data)
+{
+	(void)size; (void)data;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X))
+			wf_app_add(info->dlpi_addr + ph->p_vaddr,
+			           info->dlpi_addr + ph->p_vaddr + ph->p_memsz);
+	}
+	return 1;  /* the first object is the main program: stop there */
+}
+
+static bool wf_pc_is_app(uintptr_t pc)
+{
+	for (int i = 0; i < wf_napp; i++)
+		if (pc >= wf_app[i].lo && pc < wf_app[i].hi)
+			return true;
+	return false;
+}
+
+static void wf_sig_unblock(void)
+{
+	uint64_t set = 1ull << (wf_sig - 1);
+	syscall(SYS_rt_sigprocmask, SIG_UNBLOCK, &set, NULL, sizeof set);
+}
+
+/* The context that resumes on w: fix the mask if a handler left it blocked
+ * and this context will not return through rt_sigreturn. */
+void wf_preempt_resumed(struct wf_worker *w, struct wf_thread *self)
+{
+	if (!w->sig_blocked)
+		return;
+	w->sig_blocked = 0;
+	if (!self->in_signal)
+		wf_sig_unblock();
+}
+
+/* The timer of w is needed: arm it if it is not.  Any worker may call. */
+void wf_preempt_note_ready(struct wf_worker *w)
+{
+	if (!wf_quantum_ns)
+		return;
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&w->timer_armed, memory_order_relaxed))
+		return;
+	uint32_t z = 0;
+	if (atomic_compare_exchange_strong(&w->timer_armed, &z, 1))
+		wf_worker_timer_arm(&w->timer, wf_quantum_ns, wf_quantum_ns);
+}
+
+/* w (the caller's worker) got a new deadline: tick no later than it. */
+void wf_preempt_note_deadline(struct wf_worker *w, uint64_t deadline)
+{
+	if (!wf_quantum_ns)
+		return;
+	uint64_t now = wf_clock_ns();
+	uint64_t in = deadline > now ? deadline - now : 1000;
+	if (atomic_load_explicit(&w->timer_armed, memory_order_relaxed) &&
+	    w->timer_due > now && w->timer_due <= deadline)
+		return;  /* a tick is already due in time */
+	atomic_store(&w->timer_armed, 1);
+	w->timer_due = in < wf_quantum_ns ? deadline : now + wf_quantum_ns;
+	wf_worker_timer_arm(&w->timer, in < wf_quantum_ns ? in : wf_quantum_ns, wf_quantum_ns);
+}
+
+/* Nothing competes for w: stop ticking, unless something arrived meanwhile
+ * (Dekker with wf_preempt_note_ready: disarm, publish, re-check). */
+static void wf_preempt_quiet(struct wf_worker *w)
+{
+	uint64_t dl = atomic_load(&w->next_deadline);
+	if (dl != UINT64_MAX) {
+		uint64_t now = wf_clock_ns();
+		uint64_t in = dl > now ? dl - now : 1000;
+		w->timer_due = dl;
+		wf_worker_timer_arm(&w->timer, in < wf_quantum_ns ? in : wf_quantum_ns, wf_quantum_ns);
+		return;
+	}
+	wf_worker_timer_arm(&w->timer, 0, 0);
+	w->timer_due = 0;
+	atomic_store(&w->timer_armed, 0);
+	if (atomic_load(&w->rq_len))
+		wf_preempt_note_ready(w);
+}
+
+static void wf_chain(int sig, siginfo_t *si, void *uc)
+{
+	if (wf_prev_action.sa_flags & SA_SIGINFO) {
+		if (wf_prev_action.sa_sigaction)
+			wf_prev_action.sa_sigaction(sig, si, uc);
+	} else if (wf_prev_action.sa_handler == SIG_DFL) {
+		/* The default action of the signal: terminate, like before weft. */
+		signal(sig, SIG_DFL);
+		raise(sig);
+	} else if (wf_prev_action.sa_handler != SIG_IGN) {
+		wf_prev_action.sa_handler(sig);
+	}
+}
+
+static void wf_tick(int sig, siginfo_t *si, void *ucv)
+{
+	struct wf_worker *w = wf_worker_self();
+	if (!w || si->si_code != SI_TIMER || si->si_value.sival_ptr != w) {
+		wf_chain(sig, si, ucv);
+		return;
+	}
+	int saved_errno = *wf_errno_ptr();
+	struct wf_thread *cur = w->current;
+	WF_STAT_INC(w, ticks);
+	if (cur->kind == WF_KIND_IDLE) {
+		wf_preempt_quiet(w);
+		goto out;
+	}
+	uintptr_t pc = (uintptr_t)((ucontext_t *)ucv)->uc_mcontext.gregs[REG_RIP];
+	if (cur->preempt_off || !wf_pc_is_app(pc)) {
+		WF_STAT_INC(w, deferred_ticks);
+		w->tick_pending = 1;
+		w->timer_due = 0;
+		wf_worker_timer_arm(&w->timer, WF_RETRY_NS, wf_quantum_ns);
+		goto out;
+	}
+	w->tick_pending = 0;
+	w->timer_due = 0;
+	if (atomic_load_explicit(&w->next_deadline, memory_order_relaxed) != UINT64_MAX)
+		wf_timer_run(w, wf_clock_ns());
+	struct wf_thread *next = wf_rq_pop(w);
+	if (!next) {
+		wf_preempt_quiet(w);
+		goto out;
+	}
+	WF_STAT_INC(w, preemptions);
+	cur->in_signal = 1;
+	w->sig_blocked = 1;
+	wf_rq_push(w, cur, false);
+	w = wf_switch(w, cur, next, WF_PREV_SAVED, NULL);
+	cur->in_signal = 0;
+out:
+	*wf_errno_ptr() = saved_errno;
+}
+
+void wf_preempt_pending(struct wf_thread *self)
+{
+	struct wf_worker *w = wf_worker_self();
+	if (w && w->tick_pending && !self->preempt_off) {
+		w->tick_pending = 0;
+		wf_yield_internal();
+	}
+}
+
+int wf_preempt_init(void)
+{
+	wf_quantum_ns = wf_rt.cfg.quantum_us * 1000ull;
+	wf_sig = wf_rt.cfg.preempt_signal;
+	if (!wf_quantum_ns)
+		return 0;
+	dl_iterate_phdr(wf_app_phdr, NULL);
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_sigaction = wf_tick;
+	sa.sa_flags = SA_SIGINFO | SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(wf_sig, &sa, &wf_prev_action))
+		return errno;
+	for (int i = 0; i < wf_rt.nworkers; i++) {
+		struct wf_worker *w = &wf_rt.workers[i];
+		int e = wf_worker_timer_create(&w->timer, w->tid, wf_sig, w);
+		if (e)
+			return e;
+	}
+	return 0;
+}
