@@ -1,0 +1,89 @@
+/*
+ * kthread_pthread.c — the fallback backend: workers are detached pthreads.
+ *
+ * Everything glibc needs per thread is built by pthread_create itself, so
+ * this backend works on any libc; what it cannot do is record a stack size
+ * different from the stack it allocates.  glibc bounds its internal alloca
+ * by min(64 KiB, recorded size / 4) (DESIGN §6), and the recorded size of a
+ * pthread is its stack attribute plus the guard: a worker asked for a
+ * 64 KiB scheduler stack lets libc alloca about 17 KiB on whatever green
+ * stack is running when it calls libc.  Callers that want the clone
+ * backend's 4 KiB bound should therefore ask for a small worker stack here
+ * (PTHREAD_STACK_MIN, 16 KiB, gives 5 KiB) and keep green stacks above the
+ * resulting bound.  The main thread (worker 0) keeps glibc's 64 KiB bound
+ * in this backend; see wf_kt_worker_setup.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <unistd.h>
+
+#include "kt_internal.h"
+
+struct wf_ktp_start {
+	void (*fn)(void *);
+	void *arg;
+	_Atomic uint32_t ready;
+	pid_t tid;
+};
+
+static void *wf_ktp_entry(void *p)
+{
+	struct wf_ktp_start *s = p;
+	void (*fn)(void *) = s->fn;
+	void *arg = s->arg;
+
+	s->tid = wf_kt_gettid();
+	atomic_store_explicit(&s->ready, 1, memory_order_release);
+	wf_futex_wake(&s->ready, 1);
+	/* s lives on the creator's stack: not touched from here on. */
+	fn(arg);
+	return NULL;
+}
+
+static size_t wf_ktp_stack_size(size_t stack_size)
+{
+	long min = sysconf(_SC_THREAD_STACK_MIN);
+	size_t lo = min > 0 ? (size_t)min : PTHREAD_STACK_MIN;
+	size_t page = wf_kt_page_size();
+
+	if (stack_size < lo)
+		stack_size = lo;
+	return (stack_size + page - 1) & ~(page - 1);
+}
+
+int wf_kt_pthread_spawn(void (*fn)(void *), void *arg, size_t stack_size,
+                        pid_t *tid)
+{
+	struct wf_ktp_start s = { .fn = fn, .arg = arg };
+	int saved = errno;
+	pthread_attr_t a;
+	pthread_t t;
+	int e;
+
+	if (stack_size > ((size_t)1 << 40))
+		return EAGAIN;
+	e = pthread_attr_init(&a);
+	if (e)
+		return EAGAIN;
+	e = pthread_attr_setstacksize(&a, wf_ktp_stack_size(stack_size));
+	if (!e)
+		e = pthread_attr_setguardsize(&a, wf_kt_page_size());
+	if (!e)
+		e = pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	if (!e)
+		e = pthread_create(&t, &a, wf_ktp_entry, &s);
+	pthread_attr_destroy(&a);
+	if (e) {
+		errno = saved;
+		return EAGAIN;
+	}
+	while (!atomic_load_explicit(&s.ready, memory_order_acquire))
+		wf_futex_wait(&s.ready, 0, NULL);
+	if (tid)
+		*tid = s.tid;
+	errno = saved;
+	return 0;
+}
