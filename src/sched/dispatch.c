@@ -116,14 +116,21 @@ struct wf_worker *wf_switch(struct wf_worker *w, struct wf_thread *prev,
 	return nw;
 }
 
+/* The first code of every new context (thread or scheduler): finish the
+ * switch that started it, exactly as a resumed wf_switch does. */
+void wf_context_entered(struct wf_worker *w, struct wf_thread *self)
+{
+	wf_asan_finish(NULL, w);
+	wf_after_switch(w);
+	wf_preempt_resumed(w, self);
+}
+
 /* First code of a new green thread. */
 void wf_thread_entry(void *transfer, void *arg)
 {
 	struct wf_worker *w = transfer;
 	struct wf_thread *t = arg;
-	wf_asan_finish(NULL, w);
-	wf_after_switch(w);
-	wf_preempt_resumed(w, t);
+	wf_context_entered(w, t);
 	*wf_errno_ptr() = 0;
 	wf_thread_exit(t->start(t->arg));
 }

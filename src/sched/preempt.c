@@ -13,7 +13,10 @@
  * Safe points (DESIGN §3.4).  Only code of the program itself: the PC must
  * lie in an executable segment of the main program and outside weft's own
  * code (which a static link puts there; the build renames weft's .text to
- * weft_text so the linker brackets it with __start/__stop symbols).  libc,
+ * weft_text so the linker brackets it with __start/__stop symbols, and
+ * compiles weft with -fno-plt: a libc call from weft through a PLT stub in
+ * the program's text was once taken for program code and preempted a thread
+ * half-way through parking, losing it).  libc,
  * ld.so, the vdso and every other shared object hold locks and per-thread
  * state that a switch, and worse a migration, would corrupt (measured: 74–98 %
  * of unrestricted switches landed in malloc, heap corruption within
@@ -124,8 +127,17 @@ void wf_preempt_note_ready(struct wf_worker *w)
 	if (atomic_load_explicit(&w->timer_armed, memory_order_relaxed))
 		return;
 	uint32_t z = 0;
-	if (atomic_compare_exchange_strong(&w->timer_armed, &z, 1))
-		wf_worker_timer_arm(&w->timer, wf_quantum_ns, wf_quantum_ns);
+	if (!atomic_compare_exchange_strong(&w->timer_armed, &z, 1))
+		return;
+	/* A deadline of w due within the quantum (an idle worker leaves its
+	 * timer aimed at it, flag clear) keeps its tick. */
+	uint64_t first = wf_quantum_ns, dl = atomic_load(&w->next_deadline);
+	if (dl != UINT64_MAX) {
+		uint64_t now = wf_clock_ns();
+		if (dl < now + wf_quantum_ns)
+			first = dl > now + WF_RETRY_NS ? dl - now : WF_RETRY_NS;
+	}
+	wf_worker_timer_arm(&w->timer, first, wf_quantum_ns);
 }
 
 /* w (the caller's worker) got a new deadline: tick no later than it. */
@@ -150,7 +162,10 @@ static void wf_preempt_quiet(struct wf_worker *w)
 	uint64_t dl = atomic_load(&w->next_deadline);
 	if (dl != UINT64_MAX) {
 		uint64_t now = wf_clock_ns();
-		uint64_t in = dl > now ? dl - now : 1000;
+		/* A deadline already due is the idle loop's to run (it checks
+		 * before sleeping); re-arming at 1 µs here livelocked the worker
+		 * in back-to-back ticks. */
+		uint64_t in = dl > now ? dl - now : wf_quantum_ns;
 		w->timer_due = dl;
 		wf_worker_timer_arm(&w->timer, in < wf_quantum_ns ? in : wf_quantum_ns, wf_quantum_ns);
 		return;
@@ -160,6 +175,46 @@ static void wf_preempt_quiet(struct wf_worker *w)
 	atomic_store(&w->timer_armed, 0);
 	if (atomic_load(&w->rq_len))
 		wf_preempt_note_ready(w);
+}
+
+/* A tick found w idle.  Its scheduler sleeps until the earliest deadline by
+ * itself, so an idle worker needs no periodic ticks (with them, a sleeping
+ * "main" kept every idle worker ticking once per quantum).  Leave one tick,
+ * at that deadline, in case the scheduler meanwhile starts a thread (a
+ * stolen one, say) that would run past it, and clear timer_armed all the
+ * same so that a competitor queued later re-arms at the quantum.  Order:
+ * timer first, then the flag, then the re-check (Dekker with
+ * wf_preempt_note_ready, as in wf_preempt_quiet). */
+static void wf_preempt_idle(struct wf_worker *w)
+{
+	uint64_t dl = atomic_load(&w->next_deadline);
+	if (dl == UINT64_MAX) {
+		wf_worker_timer_arm(&w->timer, 0, 0);
+	} else {
+		uint64_t now = wf_clock_ns();
+		wf_worker_timer_arm(&w->timer, dl > now + WF_RETRY_NS ? dl - now : WF_RETRY_NS,
+		                    wf_quantum_ns);
+	}
+	w->timer_due = 0;
+	atomic_store(&w->timer_armed, 0);
+	if (atomic_load(&w->rq_len))
+		wf_preempt_note_ready(w);
+}
+
+/* At a tick that may switch: wake w's due sleepers, and if the next
+ * deadline comes before the next periodic tick, tick at it instead.  The
+ * periodic tick alone would wake a sleeper whose sleep is longer than a
+ * quantum up to a quantum late. */
+static void wf_preempt_deadlines(struct wf_worker *w)
+{
+	uint64_t now = wf_clock_ns();
+	wf_timer_run(w, now);
+	uint64_t dl = atomic_load_explicit(&w->next_deadline, memory_order_relaxed);
+	if (dl != UINT64_MAX && dl < now + wf_quantum_ns) {
+		w->timer_due = dl;
+		wf_worker_timer_arm(&w->timer, dl > now + WF_RETRY_NS ? dl - now : WF_RETRY_NS,
+		                    wf_quantum_ns);
+	}
 }
 
 static void wf_chain(int sig, siginfo_t *si, void *uc)
@@ -187,7 +242,7 @@ static void wf_tick(int sig, siginfo_t *si, void *ucv)
 	struct wf_thread *cur = w->current;
 	WF_STAT_INC(w, ticks);
 	if (cur->kind == WF_KIND_IDLE) {
-		wf_preempt_quiet(w);
+		wf_preempt_idle(w);
 		goto out;
 	}
 	uintptr_t pc = (uintptr_t)((ucontext_t *)ucv)->uc_mcontext.gregs[REG_RIP];
@@ -201,7 +256,7 @@ static void wf_tick(int sig, siginfo_t *si, void *ucv)
 	w->tick_pending = 0;
 	w->timer_due = 0;
 	if (atomic_load_explicit(&w->next_deadline, memory_order_relaxed) != UINT64_MAX)
-		wf_timer_run(w, wf_clock_ns());
+		wf_preempt_deadlines(w);
 	struct wf_thread *next = wf_rq_pop(w);
 	if (!next) {
 		wf_preempt_quiet(w);

@@ -26,8 +26,20 @@
 struct wf_runtime wf_rt;
 __thread struct wf_worker *wf_tls_worker __attribute__((tls_model("initial-exec")));
 
-/* Worker scheduler stacks: small, the idle loop needs little. */
+/* Worker 0's scheduler stack (a weft stack; the other workers run their
+ * scheduler on their kernel stacks). */
 #define WF_IDLE_STACK (64 * 1024)
+
+/* Kernel stacks of workers 1..n-1.  glibc lets itself alloca a quarter of
+ * the stack size it records for a kernel thread, on whatever green stack
+ * runs there: keep it at WF_KT_RECORDED_STACK (libc allocas <= 4 KiB) so a
+ * WEFT_STACK_MIN stack survives libc.  The idle loop needs little; ASan's
+ * frames need more. */
+#ifdef WF_ASAN
+#define WF_WORKER_KSTACK (64 * 1024)
+#else
+#define WF_WORKER_KSTACK WF_KT_RECORDED_STACK
+#endif
 
 uint64_t wf_clock_ns(void)
 {
@@ -94,8 +106,7 @@ static void wf_worker0_idle_entry(void *transfer, void *arg)
 {
 	(void)arg;
 	struct wf_worker *w = transfer;
-	wf_after_switch(w);
-	wf_preempt_resumed(w, w->idle);
+	wf_context_entered(w, w->idle);
 	wf_idle_main(w);
 }
 
@@ -149,7 +160,7 @@ static int wf_start_workers(void)
 		return EAGAIN;
 	for (int i = 1; i < n; i++) {
 		pid_t tid;
-		if (wf_kt_spawn(wf_worker_kthread_main, &ws[i], WF_IDLE_STACK, &tid))
+		if (wf_kt_spawn(wf_worker_kthread_main, &ws[i], WF_WORKER_KSTACK, &tid))
 			return EAGAIN;
 	}
 	/* Timers are aimed at kernel thread ids: wait until every worker is up

@@ -172,6 +172,7 @@ void wf_after_switch(struct wf_worker *w) WF_HIDDEN;
 struct wf_thread *wf_pick_next(struct wf_worker *w) WF_HIDDEN;
 _Noreturn void wf_idle_main(struct wf_worker *w) WF_HIDDEN;
 void wf_thread_entry(void *transfer, void *arg) WF_HIDDEN;
+void wf_context_entered(struct wf_worker *w, struct wf_thread *self) WF_HIDDEN;
 
 /* runqueue.c */
 void wf_rq_push(struct wf_worker *w, struct wf_thread *t, bool at_head) WF_HIDDEN;

@@ -21,6 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include "sched_internal.h"
+#ifdef WF_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
 
 #define WF_CREATE_STREAK 64
 #define WF_ATTR_MAGIC 0x77617474u
@@ -111,6 +114,12 @@ int weft_create(weft_t *out, const weft_attr_t *a, void *(*start)(void *), void 
 /* Worker w has switched away from the finished thread t. */
 void wf_thread_finished(struct wf_worker *w, struct wf_thread *t)
 {
+#ifdef WF_ASAN
+	/* The thread never returned from its frames: clear their redzones so
+	 * the memory (a recycled stack, or the caller's own) is clean. */
+	__asan_unpoison_memory_region(t->stack.lo,
+	                              (size_t)((char *)t->stack.hi - (char *)t->stack.lo));
+#endif
 	wf_stack_free(&w->stacks, &t->stack);
 	WF_STAT_INC(w, finished);
 	wf_spin_lock(&t->lk);

@@ -112,11 +112,21 @@ void wf_timer_cancel(struct wf_thread *t)
 int wf_timer_run(struct wf_worker *w, uint64_t now)
 {
 	int woken = 0;
+	/* Claimed threads, latest deadline first (linked through `next`,
+	 * unused while a thread is parked); pushed at the head in that order
+	 * so the earliest deadline runs first.  Pushing each at the head as
+	 * it was popped ran threads that expired together in reverse order. */
+	struct wf_thread *expired = NULL;
 	for (;;) {
 		wf_spin_lock(&w->tm_lock);
 		if (!w->heap_len || w->heap[0]->deadline > now) {
 			wf_heap_publish(w);
 			wf_spin_unlock(&w->tm_lock);
+			while (expired) {
+				struct wf_thread *t = expired;
+				expired = t->next;
+				wf_make_ready(w, t, true);
+			}
 			return woken;
 		}
 		struct wf_thread *t = w->heap[0];
@@ -130,7 +140,8 @@ int wf_timer_run(struct wf_worker *w, uint64_t now)
 		wf_spin_unlock(&w->tm_lock);
 		if (mine) {
 			/* A sleeper whose time has come runs next, once. */
-			wf_make_ready(w, t, true);
+			t->next = expired;
+			expired = t;
 			woken++;
 		}
 	}
