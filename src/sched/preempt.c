@@ -16,8 +16,8 @@
  * weft_text so the linker brackets it with __start/__stop symbols, and
  * compiles weft with -fno-plt: a libc call from weft through a PLT stub in
  * the program's text was once taken for program code and preempted a thread
- * half-way through parking, losing it).  libc,
- * ld.so, the vdso and every other shared object hold locks and per-thread
+ * half-way through parking, losing it) — or in the vdso (pure leaf code).
+ * libc, ld.so and every other shared object hold locks and per-thread
  * state that a switch, and worse a migration, would corrupt (measured: 74–98 %
  * of unrestricted switches landed in malloc, heap corruption within
  * seconds).  A thread with preemption disabled, or the idle context, is not
@@ -81,16 +81,25 @@ static void wf_app_add(uintptr_t lo, uintptr_t hi)
 	}
 }
 
+/* The main program (the first object listed) and the vdso: the vdso's
+ * functions (clock_gettime, gettimeofday, getcpu, time) are pure leaf code
+ * with no locks and no TLS, so a switch, even a migration, inside them is
+ * safe, and a thread that reads the clock in a loop stays preemptible. */
 static int wf_app_phdr(struct dl_phdr_info *info, size_t size, void *data)
 {
-	(void)size; (void)data;
+	(void)size;
+	int *seen = data;
+	bool main_program = (*seen)++ == 0;
+	bool vdso = info->dlpi_name && strstr(info->dlpi_name, "linux-vdso");
+	if (!main_program && !vdso)
+		return 0;
 	for (int i = 0; i < info->dlpi_phnum; i++) {
 		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
 		if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X))
 			wf_app_add(info->dlpi_addr + ph->p_vaddr,
 			           info->dlpi_addr + ph->p_vaddr + ph->p_memsz);
 	}
-	return 1;  /* the first object is the main program: stop there */
+	return 0;
 }
 
 static bool wf_pc_is_app(uintptr_t pc)
@@ -287,7 +296,8 @@ int wf_preempt_init(void)
 	wf_sig = wf_rt.cfg.preempt_signal;
 	if (!wf_quantum_ns)
 		return 0;
-	dl_iterate_phdr(wf_app_phdr, NULL);
+	int seen = 0;
+	dl_iterate_phdr(wf_app_phdr, &seen);
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
 	sa.sa_sigaction = wf_tick;
