@@ -16,8 +16,8 @@
  * weft_text so the linker brackets it with __start/__stop symbols, and
  * compiles weft with -fno-plt: a libc call from weft through a PLT stub in
  * the program's text was once taken for program code and preempted a thread
- * half-way through parking, losing it) — or in the vdso (pure leaf code).
- * libc, ld.so and every other shared object hold locks and per-thread
+ * half-way through parking, losing it).  libc, ld.so, the vdso (called by
+ * libc with locks held) and every other shared object hold locks and per-thread
  * state that a switch, and worse a migration, would corrupt (measured: 74–98 %
  * of unrestricted switches landed in malloc, heap corruption within
  * seconds).  A thread with preemption disabled, or the idle context, is not
@@ -85,25 +85,19 @@ static void wf_app_add(uintptr_t lo, uintptr_t hi)
 	}
 }
 
-/* The main program (the first object listed) and the vdso: the vdso's
- * functions (clock_gettime, gettimeofday, getcpu, time) are pure leaf code
- * with no locks and no TLS, so a switch, even a migration, inside them is
- * safe, and a thread that reads the clock in a loop stays preemptible. */
+/* The main program is the first object listed.  Not the vdso, although its
+ * code is pure: a switch there is as safe as its caller, and libc calls it
+ * internally (time, gettimeofday) with its own locks held. */
 static int wf_app_phdr(struct dl_phdr_info *info, size_t size, void *data)
 {
-	(void)size;
-	int *seen = data;
-	bool main_program = (*seen)++ == 0;
-	bool vdso = info->dlpi_name && strstr(info->dlpi_name, "linux-vdso");
-	if (!main_program && !vdso)
-		return 0;
+	(void)size; (void)data;
 	for (int i = 0; i < info->dlpi_phnum; i++) {
 		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
 		if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X))
 			wf_app_add(info->dlpi_addr + ph->p_vaddr,
 			           info->dlpi_addr + ph->p_vaddr + ph->p_memsz);
 	}
-	return 0;
+	return 1;  /* the main program only */
 }
 
 static bool wf_pc_is_app(uintptr_t pc)
@@ -300,8 +294,7 @@ int wf_preempt_init(void)
 	wf_sig = wf_rt.cfg.preempt_signal;
 	if (!wf_quantum_ns)
 		return 0;
-	int seen = 0;
-	dl_iterate_phdr(wf_app_phdr, &seen);
+	dl_iterate_phdr(wf_app_phdr, NULL);
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
 	sa.sa_sigaction = wf_tick;
