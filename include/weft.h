@@ -215,124 +215,448 @@ WEFT_API int weft_setspecific(weft_key_t k, const void *v);
 /* Synchronization                                                          */
 /* ------------------------------------------------------------------------ */
 
-/* Every blocking object embeds one wait queue: a small lock and a FIFO of
- * parked waiters.  Its fields are private to weft. */
+/*
+ * Common rules of this section.
+ *  - "Blocks" means the calling green thread parks on the object's own FIFO
+ *    queue and its worker runs other threads.  Calls that may block return
+ *    EPERM when made from a kernel thread that is not a green thread (after
+ *    the runtime is up; the first weft call of a process initializes it and
+ *    makes its caller "main").
+ *  - Timeouts are absolute CLOCK_MONOTONIC times; a timespec with tv_nsec
+ *    outside [0, 1e9) is EINVAL (checked before anything else).  A deadline
+ *    already past still succeeds when the object can be taken at once.
+ *  - Objects with an initializer macro work without an init call.  An object
+ *    must not be copied, nor destroyed while in use; destroying one that is
+ *    held or waited on is EBUSY, and using a destroyed mutex, rwlock, cond,
+ *    semaphore or barrier is EINVAL until it is initialized again.
+ *  - Owner identity is the green thread (its weft_t), never the worker it
+ *    happens to run on.
+ *  - All fields below are private to weft.
+ */
+
+/* A wait queue: a spinlock and a FIFO of parked waiters.  Every blocking
+ * object embeds one. */
 typedef struct weft_waitq_ {
-	uint32_t _lock;
-	uint32_t _count;
+	uint32_t _lock;      /* 0 free, 1 held */
+	uint32_t _count;     /* waiters linked */
 	void *_head;
 	void *_tail;
 } weft_waitq_;
 #define WEFT_WAITQ_INIT_ { 0, 0, NULL, NULL }
 
+/* --- Mutexes ------------------------------------------------------------- */
+
 enum { WEFT_MUTEX_NORMAL = 0, WEFT_MUTEX_ERRORCHECK = 1, WEFT_MUTEX_RECURSIVE = 2,
        WEFT_MUTEX_DEFAULT = WEFT_MUTEX_NORMAL };
 
+/** Mutex attributes.  Initialize with weft_mutexattr_init. */
 typedef struct weft_mutexattr { uint32_t _magic; int _type; } weft_mutexattr_t;
 
+/** A mutex.  Initialize with WEFT_MUTEX_INITIALIZER (normal type),
+ *  WEFT_MUTEX_ERRORCHECK_INITIALIZER, WEFT_MUTEX_RECURSIVE_INITIALIZER, or
+ *  weft_mutex_init. */
 typedef struct weft_mutex {
-	uint32_t _state;     /* lock word */
-	int _type;
-	uintptr_t _owner;    /* weft_t of the holder (checked types) */
-	unsigned _depth;     /* recursion depth */
-	uint32_t _magic;
-	weft_waitq_ _wq;
+	uint32_t _state;     /* lock word: locked | waiters | woken | handoff */
+	int _type;           /* WEFT_MUTEX_* */
+	uintptr_t _owner;    /* weft_t of the holder; 0 when free */
+	unsigned _depth;     /* recursive: locks beyond the first */
+	uint64_t _woken_ns;  /* when the pending woken waiter was woken */
+	weft_waitq_ _wq;     /* parked waiters, FIFO */
 } weft_mutex_t;
-#define WEFT_MUTEX_INITIALIZER { 0, WEFT_MUTEX_NORMAL, 0, 0, 0, WEFT_WAITQ_INIT_ }
+#define WEFT_MUTEX_INITIALIZER            { 0, WEFT_MUTEX_NORMAL, 0, 0, 0, WEFT_WAITQ_INIT_ }
+#define WEFT_MUTEX_ERRORCHECK_INITIALIZER { 0, WEFT_MUTEX_ERRORCHECK, 0, 0, 0, WEFT_WAITQ_INIT_ }
+#define WEFT_MUTEX_RECURSIVE_INITIALIZER  { 0, WEFT_MUTEX_RECURSIVE, 0, 0, 0, WEFT_WAITQ_INIT_ }
 
+/** Initialize mutex attributes to the default type (WEFT_MUTEX_NORMAL).
+ *  Any caller.  @return 0; EINVAL a is NULL. */
+WEFT_API int weft_mutexattr_init(weft_mutexattr_t *a);
+/** Release mutex attributes.  @return 0; EINVAL a is NULL or not initialized. */
+WEFT_API int weft_mutexattr_destroy(weft_mutexattr_t *a);
+/** Set the type: WEFT_MUTEX_NORMAL, WEFT_MUTEX_ERRORCHECK or
+ *  WEFT_MUTEX_RECURSIVE.
+ *  @return 0; EINVAL a is NULL or not initialized, or type is unknown. */
+WEFT_API int weft_mutexattr_settype(weft_mutexattr_t *a, int type);
+/** @return 0 and *type; EINVAL a or type NULL, or a not initialized. */
+WEFT_API int weft_mutexattr_gettype(const weft_mutexattr_t *a, int *type);
+
+/**
+ * Initialize m, unlocked, with the type of a (normal when a is NULL).
+ * Any caller; m must not be in use.
+ * @return 0; EINVAL m is NULL, or a is not NULL and not initialized.
+ */
+WEFT_API int weft_mutex_init(weft_mutex_t *m, const weft_mutexattr_t *a);
+
+/**
+ * Destroy m.  Any caller.  It may be initialized again afterwards.
+ * @return 0;
+ *         EBUSY   m is locked, or threads are waiting for it;
+ *         EINVAL  m is NULL or already destroyed.
+ */
+WEFT_API int weft_mutex_destroy(weft_mutex_t *m);
+
+/**
+ * Lock m, blocking while another thread holds it.
+ *
+ * Who may call: a green thread.  Uncontended, this is one atomic
+ * compare-and-swap.  Contended, the caller spins briefly (only with more
+ * than one worker), then parks on m's FIFO queue.  A newcomer may take a
+ * just-released mutex ahead of a woken waiter, but once the oldest waiter
+ * has waited more than 1 ms, m switches to direct handoff: unlock passes m
+ * to the oldest waiter and yields to it, and newcomers queue, until the
+ * queue drains or a waiter is served within 1 ms.  A normal mutex relocked
+ * by its holder deadlocks.
+ *
+ * @return 0;
+ *         EDEADLK an error-checking mutex is already held by the caller;
+ *         EAGAIN  a recursive mutex's lock count would overflow;
+ *         EINVAL  m is NULL, destroyed, or of an unknown type;
+ *         EPERM   the caller is not a green thread.
+ */
+WEFT_API int weft_mutex_lock(weft_mutex_t *m);
+
+/**
+ * Lock m if that is possible without blocking.  Who may call: a green
+ * thread.  A recursive mutex held by the caller is locked once more.
+ * @return 0;
+ *         EBUSY   m is held (by the caller, for normal and error-checking
+ *                 mutexes), or it is being handed to a waiter;
+ *         EAGAIN  a recursive mutex's lock count would overflow;
+ *         EINVAL  m is NULL, destroyed, or of an unknown type;
+ *         EPERM   the caller is not a green thread.
+ */
+WEFT_API int weft_mutex_trylock(weft_mutex_t *m);
+
+/**
+ * As weft_mutex_lock, but give up at abs_monotonic (CLOCK_MONOTONIC).
+ * A waiter that times out leaves the queue; a wake-up or handoff that races
+ * with the timeout passes to the next waiter, never lost.
+ * @return 0;
+ *         ETIMEDOUT the deadline passed before m could be locked;
+ *         EINVAL  abs_monotonic is NULL or has tv_nsec out of range, or m is
+ *                 NULL, destroyed, or of an unknown type;
+ *         EDEADLK, EAGAIN, EPERM as for weft_mutex_lock.
+ */
+WEFT_API int weft_mutex_timedlock(weft_mutex_t *m, const struct timespec *abs_monotonic);
+
+/**
+ * Unlock m; wake its oldest waiter, or hand m to it in handoff mode.
+ * Who may call: the holder (any thread may unlock a held normal mutex; it is
+ * discouraged).  A recursive mutex is released when unlocked as many times
+ * as it was locked.  Never blocks, but after a handoff, or while a woken
+ * waiter has been kept from running for over 1 ms, a green thread yields
+ * its worker so that the waiter runs.
+ * @return 0;
+ *         EPERM   m is not locked, or (error-checking and recursive
+ *                 mutexes) the caller does not hold it;
+ *         EINVAL  m is NULL, destroyed, or of an unknown type.
+ */
+WEFT_API int weft_mutex_unlock(weft_mutex_t *m);
+
+/* --- Condition variables ----------------------------------------------- */
+
+/** Condition variable attributes (no settable attribute yet). */
 typedef struct weft_condattr { uint32_t _magic; } weft_condattr_t;
+/** @return 0; EINVAL a is NULL. */
+WEFT_API int weft_condattr_init(weft_condattr_t *a);
+/** @return 0; EINVAL a is NULL or not initialized. */
+WEFT_API int weft_condattr_destroy(weft_condattr_t *a);
+
+/** A condition variable.  Initialize with WEFT_COND_INITIALIZER or
+ *  weft_cond_init. */
 typedef struct weft_cond {
-	uint32_t _magic;
-	uint32_t _seq;
-	void *_mutex;
-	weft_waitq_ _wq;
+	uint32_t _state;     /* 0 usable, otherwise destroyed */
+	uint32_t _reserved;
+	void *_mutex;        /* the mutex current waiters wait with */
+	weft_waitq_ _wq;     /* parked waiters, FIFO */
 } weft_cond_t;
 #define WEFT_COND_INITIALIZER { 0, 0, NULL, WEFT_WAITQ_INIT_ }
 
-typedef struct weft_sem {
-	uint32_t _magic;
-	uint32_t _value;
-	weft_waitq_ _wq;
-} weft_sem_t;
-
-typedef struct weft_rwlockattr { uint32_t _magic; } weft_rwlockattr_t;
-typedef struct weft_rwlock {
-	uint32_t _magic;
-	uint32_t _readers;   /* active readers */
-	uint32_t _writer;    /* 1 when a writer holds it */
-	uint32_t _wwait;     /* writers waiting */
-	uintptr_t _owner;
-	weft_waitq_ _wq;
-} weft_rwlock_t;
-#define WEFT_RWLOCK_INITIALIZER { 0, 0, 0, 0, 0, WEFT_WAITQ_INIT_ }
-
-typedef struct weft_barrier {
-	uint32_t _magic;
-	uint32_t _count;
-	uint32_t _arrived;
-	uint32_t _phase;
-	weft_waitq_ _wq;
-} weft_barrier_t;
-#define WEFT_BARRIER_SERIAL_THREAD (-1)
-
-typedef struct weft_once { uint32_t _state; weft_waitq_ _wq; } weft_once_t;
-#define WEFT_ONCE_INIT { 0, WEFT_WAITQ_INIT_ }
-
-typedef struct weft_spinlock { uint32_t _lock; } weft_spinlock_t;
-#define WEFT_SPINLOCK_INITIALIZER { 0 }
-
-typedef struct weft_ticketlock { uint32_t _next; uint32_t _serving; } weft_ticketlock_t;
-#define WEFT_TICKETLOCK_INITIALIZER { 0, 0 }
-
-WEFT_API int weft_mutexattr_init(weft_mutexattr_t *a);
-WEFT_API int weft_mutexattr_destroy(weft_mutexattr_t *a);
-WEFT_API int weft_mutexattr_settype(weft_mutexattr_t *a, int type);
-WEFT_API int weft_mutexattr_gettype(const weft_mutexattr_t *a, int *type);
-
-WEFT_API int weft_mutex_init(weft_mutex_t *m, const weft_mutexattr_t *a);
-WEFT_API int weft_mutex_destroy(weft_mutex_t *m);
-WEFT_API int weft_mutex_lock(weft_mutex_t *m);
-WEFT_API int weft_mutex_trylock(weft_mutex_t *m);
-WEFT_API int weft_mutex_timedlock(weft_mutex_t *m, const struct timespec *abs_monotonic);
-WEFT_API int weft_mutex_unlock(weft_mutex_t *m);
-
+/** Initialize c.  Any caller; c must not be in use.
+ *  @return 0; EINVAL c is NULL, or a is not NULL and not initialized. */
 WEFT_API int weft_cond_init(weft_cond_t *c, const weft_condattr_t *a);
+
+/** Destroy c.  Any caller.
+ *  @return 0; EBUSY threads are waiting on c; EINVAL c NULL or destroyed. */
 WEFT_API int weft_cond_destroy(weft_cond_t *c);
+
+/**
+ * Atomically unlock m and block until c is signalled, then lock m again
+ * before returning (a recursive mutex gets its lock count back).  Waiters
+ * are woken in FIFO order.  A signalled waiter is usually moved straight
+ * onto m's queue rather than woken, so it runs only once it can have m.
+ * Never returns 0 without a signal or broadcast (no spurious wake-ups), but
+ * callers should still re-check their predicate in a loop.
+ *
+ * Who may call: a green thread holding m.  All threads waiting on c at the
+ * same time must use the same mutex.
+ * @return 0;
+ *         EPERM   the caller is not a green thread, or does not hold m;
+ *         EINVAL  c or m NULL, c destroyed, or other waiters on c use
+ *                 another mutex.
+ */
 WEFT_API int weft_cond_wait(weft_cond_t *c, weft_mutex_t *m);
+
+/**
+ * As weft_cond_wait, but stop waiting at abs_monotonic (CLOCK_MONOTONIC).
+ * m is locked again before the call returns, also on timeout.  A waiter
+ * that is signalled as its deadline passes returns either 0 (it took the
+ * signal) or ETIMEDOUT (the signal went to another waiter), never both.
+ * @return 0;
+ *         ETIMEDOUT the deadline passed before a signal;
+ *         EINVAL  abs_monotonic NULL or tv_nsec out of range, or as for
+ *                 weft_cond_wait;
+ *         EPERM   as for weft_cond_wait.
+ */
 WEFT_API int weft_cond_timedwait(weft_cond_t *c, weft_mutex_t *m,
                                  const struct timespec *abs_monotonic);
+
+/**
+ * Wake the oldest waiter of c, if any (or move it onto the mutex's queue
+ * when the mutex is held).  Any caller, holding the mutex or not; never
+ * blocks.  @return 0; EINVAL c NULL or destroyed.
+ */
 WEFT_API int weft_cond_signal(weft_cond_t *c);
+
+/**
+ * Wake every waiter of c.  Rather than waking a herd that would at once
+ * block on the mutex again, the waiters are moved onto the mutex's queue
+ * (when the mutex is free, the oldest is woken and the rest are moved).
+ * Any caller; never blocks.  @return 0; EINVAL c NULL or destroyed.
+ */
 WEFT_API int weft_cond_broadcast(weft_cond_t *c);
 
+/* --- Semaphores --------------------------------------------------------- */
+
+/** Largest value of a semaphore. */
+#define WEFT_SEM_VALUE_MAX 2147483647u
+
+/** A counting semaphore.  Initialize with weft_sem_init (no initializer). */
+typedef struct weft_sem {
+	uint32_t _magic;
+	uint32_t _value;     /* tokens available; 0 while threads wait */
+	weft_waitq_ _wq;     /* parked waiters, FIFO */
+} weft_sem_t;
+
+/** Initialize s with value tokens.  Any caller; s must not be in use.
+ *  @return 0; EINVAL s is NULL or value exceeds WEFT_SEM_VALUE_MAX. */
 WEFT_API int weft_sem_init(weft_sem_t *s, unsigned value);
+
+/** Destroy s.  Any caller.
+ *  @return 0; EBUSY threads are waiting on s; EINVAL s NULL or not
+ *  initialized. */
 WEFT_API int weft_sem_destroy(weft_sem_t *s);
+
+/**
+ * Take a token, blocking while there is none.  Waiters are served in FIFO
+ * order: a post hands its token straight to the oldest waiter.
+ * Who may call: a green thread.
+ * @return 0; EINVAL s NULL or not initialized; EPERM the caller is not a
+ *         green thread.
+ */
 WEFT_API int weft_sem_wait(weft_sem_t *s);
+
+/** Take a token if one is available.  Any caller; never blocks.
+ *  @return 0; EAGAIN no token; EINVAL s NULL or not initialized. */
 WEFT_API int weft_sem_trywait(weft_sem_t *s);
+
+/**
+ * As weft_sem_wait, but give up at abs_monotonic (CLOCK_MONOTONIC).  A post
+ * that races with the timeout either gives its token to this waiter (0) or
+ * to the next waiter or the count (ETIMEDOUT): tokens are never lost or
+ * duplicated.
+ * @return 0; ETIMEDOUT; EINVAL s bad, or abs_monotonic NULL or tv_nsec out
+ *         of range; EPERM the caller is not a green thread.
+ */
 WEFT_API int weft_sem_timedwait(weft_sem_t *s, const struct timespec *abs_monotonic);
+
+/**
+ * Add a token: give it to the oldest waiter, or add it to the count.
+ * Any caller, including kernel threads that are not green threads; never
+ * blocks.
+ * @return 0; EOVERFLOW the value is already WEFT_SEM_VALUE_MAX; EINVAL s
+ *         NULL or not initialized.
+ */
 WEFT_API int weft_sem_post(weft_sem_t *s);
+
+/** Store the number of available tokens in *value (0 while threads wait).
+ *  Any caller.  @return 0; EINVAL s or value NULL, or s not initialized. */
 WEFT_API int weft_sem_getvalue(weft_sem_t *s, int *value);
 
+/* --- Reader-writer locks ------------------------------------------------ */
+
+/** Reader-writer lock attributes (no settable attribute yet). */
+typedef struct weft_rwlockattr { uint32_t _magic; } weft_rwlockattr_t;
+/** @return 0; EINVAL a is NULL. */
+WEFT_API int weft_rwlockattr_init(weft_rwlockattr_t *a);
+/** @return 0; EINVAL a is NULL or not initialized. */
+WEFT_API int weft_rwlockattr_destroy(weft_rwlockattr_t *a);
+
+/**
+ * A reader-writer lock.  Initialize with WEFT_RWLOCK_INITIALIZER or
+ * weft_rwlock_init.  Writers do not starve: once a thread waits, later
+ * readers queue behind it, and the queue is served in FIFO order (a run of
+ * consecutive readers is admitted together).  Consequence: a thread that
+ * holds a read lock and asks for another one while a writer waits
+ * deadlocks; do not nest read locks.
+ */
+typedef struct weft_rwlock {
+	uint32_t _state;     /* writer | waiters | readers count */
+	uint32_t _reserved;
+	uintptr_t _owner;    /* weft_t of the writer; 0 otherwise */
+	weft_waitq_ _wq;     /* parked readers and writers, FIFO */
+} weft_rwlock_t;
+#define WEFT_RWLOCK_INITIALIZER { 0, 0, 0, WEFT_WAITQ_INIT_ }
+
+/** Initialize l, unlocked.  Any caller; l must not be in use.
+ *  @return 0; EINVAL l is NULL, or a is not NULL and not initialized. */
 WEFT_API int weft_rwlock_init(weft_rwlock_t *l, const weft_rwlockattr_t *a);
+
+/** Destroy l.  Any caller.
+ *  @return 0; EBUSY l is held or waited on; EINVAL l NULL or destroyed. */
 WEFT_API int weft_rwlock_destroy(weft_rwlock_t *l);
+
+/**
+ * Take a read lock, blocking while a writer holds l or any thread waits.
+ * Who may call: a green thread.
+ * @return 0; EDEADLK the caller holds the write lock; EAGAIN too many
+ *         readers (2^29); EINVAL l NULL or destroyed; EPERM the caller is
+ *         not a green thread.
+ */
 WEFT_API int weft_rwlock_rdlock(weft_rwlock_t *l);
+
+/**
+ * Take the write lock, blocking while anyone holds l.
+ * Who may call: a green thread.
+ * @return 0; EDEADLK the caller holds the write lock; EINVAL l NULL or
+ *         destroyed; EPERM the caller is not a green thread.
+ */
 WEFT_API int weft_rwlock_wrlock(weft_rwlock_t *l);
+
+/** Take a read lock if possible without blocking.  Who may call: a green
+ *  thread.  @return 0; EBUSY a writer holds l or threads wait; EAGAIN too
+ *  many readers; EINVAL l NULL or destroyed; EPERM not a green thread. */
 WEFT_API int weft_rwlock_tryrdlock(weft_rwlock_t *l);
+
+/** Take the write lock if l is free.  Who may call: a green thread.
+ *  @return 0; EBUSY l is held; EINVAL l NULL or destroyed; EPERM not a
+ *  green thread. */
 WEFT_API int weft_rwlock_trywrlock(weft_rwlock_t *l);
+
+/**
+ * Release the caller's write lock or one read lock; when l becomes free,
+ * hand it to the oldest waiter (a writer, or a run of readers).
+ * Who may call: the writer, or a reader.  Never blocks.
+ * @return 0; EPERM l is not held, or a writer holds it and it is not the
+ *         caller; EINVAL l NULL or destroyed.
+ */
 WEFT_API int weft_rwlock_unlock(weft_rwlock_t *l);
 
+/* --- Barriers ----------------------------------------------------------- */
+
+/** Returned by weft_barrier_wait in exactly one thread per phase. */
+#define WEFT_BARRIER_SERIAL_THREAD (-1)
+
+/** A barrier for a fixed number of threads.  Initialize with
+ *  weft_barrier_init (no initializer). */
+typedef struct weft_barrier {
+	uint32_t _magic;
+	uint32_t _count;     /* threads per phase */
+	uint32_t _arrived;   /* threads waiting in this phase */
+	weft_waitq_ _wq;
+} weft_barrier_t;
+
+/** Initialize b for count threads.  Any caller; b must not be in use.
+ *  @return 0; EINVAL b NULL or count 0. */
 WEFT_API int weft_barrier_init(weft_barrier_t *b, unsigned count);
+
+/** Destroy b.  Any caller.
+ *  @return 0; EBUSY threads are waiting at b; EINVAL b NULL or not
+ *  initialized. */
 WEFT_API int weft_barrier_destroy(weft_barrier_t *b);
+
+/**
+ * Block until count threads have called weft_barrier_wait on b; the barrier
+ * then resets for the next phase.
+ * Who may call: a green thread (a kernel thread that is not one may only be
+ * the last to arrive, which does not block).
+ * @return WEFT_BARRIER_SERIAL_THREAD in exactly one thread of each phase
+ *         (the last to arrive), 0 in the others; EINVAL b NULL or not
+ *         initialized; EPERM the caller would block and is not a green
+ *         thread.
+ */
 WEFT_API int weft_barrier_wait(weft_barrier_t *b);
 
+/* --- Once --------------------------------------------------------------- */
+
+/** One-time initialization control.  Initialize with WEFT_ONCE_INIT. */
+typedef struct weft_once {
+	uint32_t _state;     /* 0 not run, 1 running, 2 done */
+	uint32_t _reserved;
+	uintptr_t _runner;   /* weft_t of the thread running fn */
+	weft_waitq_ _wq;     /* threads waiting for fn to finish */
+} weft_once_t;
+#define WEFT_ONCE_INIT { 0, 0, 0, WEFT_WAITQ_INIT_ }
+
+/**
+ * Run fn exactly once for o: the first caller runs it; concurrent callers
+ * block until it has returned; later callers return at once.  fn must
+ * return (if its thread exits inside fn, the other callers block forever).
+ * Who may call: any code; a kernel thread that is not a green thread gets
+ * EPERM instead of blocking while fn runs elsewhere.
+ * @return 0; EINVAL o or fn NULL; EDEADLK fn itself called weft_once on o;
+ *         EPERM as above.
+ */
 WEFT_API int weft_once(weft_once_t *o, void (*fn)(void));
 
+/* --- Spin and ticket locks ---------------------------------------------- */
+
+/**
+ * A test-and-test-and-set spinlock for very short critical sections.  The
+ * holder is never preempted (preemption is off from lock to unlock); it must
+ * not block.  A waiter spins with a pause hint and yields its worker after a
+ * bounded number of spins, so it makes progress even with one worker.
+ */
+typedef struct weft_spinlock { uintptr_t _owner; } weft_spinlock_t;  /* weft_t or 0 */
+#define WEFT_SPINLOCK_INITIALIZER { 0 }
+
+/** @return 0; EINVAL l is NULL. */
 WEFT_API int weft_spin_init(weft_spinlock_t *l);
+/** @return 0; EBUSY l is held; EINVAL l is NULL. */
+WEFT_API int weft_spin_destroy(weft_spinlock_t *l);
+/** Spin until l is free, take it, and turn preemption off for the caller.
+ *  Who may call: a green thread.
+ *  @return 0; EDEADLK the caller holds l; EINVAL l NULL; EPERM the caller
+ *  is not a green thread. */
 WEFT_API int weft_spin_lock(weft_spinlock_t *l);
+/** Take l if it is free.  Who may call: a green thread.
+ *  @return 0; EBUSY l is held; EINVAL l NULL; EPERM not a green thread. */
 WEFT_API int weft_spin_trylock(weft_spinlock_t *l);
+/** Release l and turn preemption back on.  Who may call: the holder.
+ *  @return 0; EPERM the caller does not hold l; EINVAL l NULL. */
 WEFT_API int weft_spin_unlock(weft_spinlock_t *l);
 
+/**
+ * A ticket lock: FIFO by atomic fetch-and-add; a waiter takes the next
+ * ticket and spins (yielding its worker after a bounded number of spins,
+ * at once when it is far back in line) until that ticket is served.  The
+ * holder is never preempted and must not block.
+ */
+typedef struct weft_ticketlock {
+	uint32_t _next;      /* next ticket to hand out */
+	uint32_t _serving;   /* ticket allowed in */
+	uintptr_t _owner;    /* weft_t of the holder; 0 when free */
+} weft_ticketlock_t;
+#define WEFT_TICKETLOCK_INITIALIZER { 0, 0, 0 }
+
+/** @return 0; EINVAL l is NULL. */
 WEFT_API int weft_ticket_init(weft_ticketlock_t *l);
+/** Take a ticket, wait for it to be served, and turn preemption off.
+ *  Who may call: a green thread.
+ *  @return 0; EDEADLK the caller holds l; EINVAL l NULL; EPERM the caller
+ *  is not a green thread. */
 WEFT_API int weft_ticket_acquire(weft_ticketlock_t *l);
+/** Serve the next ticket and turn preemption back on.  Who may call: the
+ *  holder.  @return 0; EPERM the caller does not hold l; EINVAL l NULL. */
 WEFT_API int weft_ticket_release(weft_ticketlock_t *l);
 
 /* ------------------------------------------------------------------------ */

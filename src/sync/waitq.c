@@ -1,0 +1,73 @@
+/*
+ * waitq.c — the out-of-line half of the wait queue (waitq.h has the design):
+ * the generic park-and-clean-up-after-timeout sequence, and the small
+ * helpers every primitive shares (who is calling, deadlines).
+ */
+#include <sched.h>
+#include "waitq.h"
+
+int wf_waitq_wait(weft_waitq_ *q, struct wf_wnode *n, uint64_t deadline, bool at_head)
+{
+	wf_waitq_enqueue(q, n, at_head);
+	if (wf_waitq_park(q, deadline) == 0)
+		return 0;   /* n->wake was written before the waker's claim */
+	/* Timed out.  n is still linked unless a waker dequeued it before
+	 * the timer's claim; under q's lock the two cases are told apart by
+	 * n->q. */
+	wf_waitq_lock(q);
+	if (n->q == q)
+		wf_waitq_remove(q, n);
+	else
+		n->raced = 1;
+	return ETIMEDOUT;
+}
+
+void wf_waitq_timeout_unlock(weft_waitq_ *q, struct wf_wnode *n)
+{
+	wf_waitq_unlock(q);
+	if (!n->raced)
+		return;
+	/* The waker that dequeued us is about to find its claim refused and
+	 * pass its grant on; it marks us done after its last access to the
+	 * object.  It runs on another worker inside weft (it cannot be
+	 * switched out there), so this is short unless the kernel deschedules
+	 * it: then give the CPU away rather than spin through our time slice. */
+	for (unsigned spins = 1; !__atomic_load_n(&n->done, __ATOMIC_ACQUIRE); spins++) {
+		wf_cpu_relax();
+		if (spins % 1024 == 0)
+			sched_yield();
+	}
+}
+
+struct wf_thread *wf_sync_self_slow(int *err)
+{
+	int e = weft_init();
+	if (e) {
+		*err = e;
+		return NULL;
+	}
+	struct wf_thread *t = wf_current();
+	if (!t)
+		*err = EPERM;
+	return t;
+}
+
+int wf_sync_deadline(const struct timespec *ts, uint64_t *ns)
+{
+	if (!ts)
+		return EINVAL;
+	return wf_timespec_to_ns(ts, ns);
+}
+
+int wf_sync_nworkers(void)
+{
+	static int cached;  /* benign race: every writer stores the same value */
+	int n = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+	if (wf_unlikely(!n)) {
+		n = weft_workers();
+		if (n <= 0)
+			return 1;
+		__atomic_store_n(&cached, n, __ATOMIC_RELAXED);
+	}
+	return n;
+}
