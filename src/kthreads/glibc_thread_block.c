@@ -55,6 +55,7 @@ static struct {
 	uintptr_t stack_guard;    /* copied into every worker */
 	uintptr_t pointer_guard;
 	uint32_t feature_1;
+	char *gate_tp;            /* thread block of the thread running the gate */
 	bool valid;
 } wf_tb;
 
@@ -137,7 +138,7 @@ static const char *wf_tb_check_descriptors(void)
 	if (!wf_tb_desc_size("_thread_db_sizeof_pthread", WF_TB_SIZE))
 		return "struct pthread size check";
 	if (!wf_tb_desc("_thread_db_pthread_tid", 32, WF_TB_TID))
-		return "tid offset check";
+		return "tid offset check (libthread_db descriptor)";
 	if (!wf_tb_desc("_thread_db_pthread_list", 128, WF_TB_LIST) ||
 	    !wf_tb_desc("_thread_db_list_t_next", 64, 0) ||
 	    !wf_tb_desc("_thread_db_list_t_prev", 64, 8))
@@ -292,7 +293,8 @@ static const char *wf_tb_check_current(void)
 	if (!wf_tb_self_refs(tp))
 		return "thread pointer check";
 	if (WF_TB(tp, WF_TB_TID, int) != wf_kt_gettid())
-		return "tid offset check";
+		return "tid offset check (gate thread)";
+	wf_tb.gate_tp = tp;
 	if (!wf_tb_list_linked(tp))
 		return "list offset check";
 	if (!wf_tb_robust_registered(tp))
@@ -375,10 +377,30 @@ static const char *wf_tb_probe_resolver(char *tp)
 	return NULL;
 }
 
+/* The probe's tid is at WF_TB_TID and at no other offset that also holds
+ * the gate thread's tid in its block: another word may equal the probe's
+ * tid by coincidence (a size, a counter; seen about once in 1,000 starts
+ * under load), but a second tid field would hold each thread's own. */
+WF_NO_ASAN static bool wf_tb_tid_unique(const char *probe, uint32_t probe_tid)
+{
+	const char *gate = wf_tb.gate_tp;
+	uint32_t gate_tid = (uint32_t)WF_TB(gate, WF_TB_TID, int);
+	bool found = false;
+
+	for (size_t i = 0; i + 4 <= WF_TB_SIZE; i += 4) {
+		if (*(const volatile uint32_t *)(probe + i) != probe_tid)
+			continue;
+		if (i == WF_TB_TID)
+			found = true;
+		else if (*(const volatile uint32_t *)(gate + i) == gate_tid)
+			return false;
+	}
+	return found;
+}
+
 static const char *wf_tb_probe_checks(void)
 {
 	char *tp = wf_tb_self();
-	ptrdiff_t at = -1;
 
 	if (!wf_tb_self_refs(tp))
 		return "thread pointer check";
@@ -393,9 +415,8 @@ static const char *wf_tb_probe_checks(void)
 	    WF_TB(tp, WF_TB_POINTER_GUARD, uintptr_t) != wf_tb.pointer_guard ||
 	    WF_TB(tp, WF_TB_FEATURE_1, uint32_t) != wf_tb.feature_1)
 		return "stack/pointer guard copy check";
-	if (wf_tb_scan(tp, WF_TB_SIZE, 4, (uint32_t)wf_kt_gettid(), 4, &at) != 1 ||
-	    at != WF_TB_TID)
-		return "tid offset check";
+	if (!wf_tb.gate_tp || !wf_tb_tid_unique(tp, (uint32_t)wf_kt_gettid()))
+		return "tid offset check (probe scan)";
 	if (!wf_tb_list_linked(tp))
 		return "list offset check";
 	if (!wf_tb_robust_registered(tp) ||

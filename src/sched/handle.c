@@ -40,14 +40,16 @@ static struct wf_thread *wf_slot_new(void)
 	uint32_t ci = i >> WF_CHUNK_SHIFT;
 	if (ci >= WF_MAX_CHUNKS)
 		return NULL;
-	if (!atomic_load_explicit(&wf_chunks[ci], memory_order_relaxed)) {
+	struct wf_thread *c = atomic_load_explicit(&wf_chunks[ci], memory_order_relaxed);
+	if (!c) {
 		void *m = mmap(NULL, WF_CHUNK_SLOTS * sizeof(struct wf_thread),
 		               PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		if (m == MAP_FAILED)
 			return NULL;
-		atomic_store_explicit(&wf_chunks[ci], m, memory_order_release);
+		c = m;
+		atomic_store_explicit(&wf_chunks[ci], c, memory_order_release);
 	}
-	struct wf_thread *t = wf_slot(i);
+	struct wf_thread *t = &c[i & (WF_CHUNK_SLOTS - 1)];
 	t->index = i;
 	atomic_store_explicit(&t->gen, 1, memory_order_relaxed);
 	wf_slots_used = i + 1;

@@ -43,7 +43,18 @@ int wf_park(wf_spin_t *held, uint64_t deadline)
 		wf_timer_add(w, self);
 	self->state = WF_BLOCKED;
 	WF_STAT_INC(w, parks);
-	w = wf_switch(w, self, wf_pick_next(w), WF_PREV_SAVED, held);
+	struct wf_thread *next = wf_pick_next(w);
+	if (next == self) {
+		/* Claimed before we got away and queued on this very worker: by
+		 * popping it we took ourselves back.  Nothing to switch to. */
+		if (deadline)
+			wf_timer_cancel(self);
+		self->state = WF_RUNNING;
+		if (held)
+			wf_spin_unlock(held);
+	} else {
+		w = wf_switch(w, self, next, WF_PREV_SAVED, held);
+	}
 	uint64_t st = atomic_load_explicit(&self->wait, memory_order_acquire) & 3;
 	return st == WF_WAIT_TIMEDOUT ? ETIMEDOUT : 0;
 }
@@ -75,8 +86,8 @@ void wf_preempt_off(void)
 void wf_preempt_on(void)
 {
 	struct wf_thread *t = wf_current();
-	if (t && t->preempt_off)
-		t->preempt_off--;
+	if (t && t->preempt_off && --t->preempt_off == 0)
+		wf_preempt_pending(t);  /* a tick deferred meanwhile is owed now */
 }
 
 void weft_preempt_disable(void)
@@ -85,9 +96,4 @@ void weft_preempt_disable(void)
 	wf_preempt_off();
 }
 
-void weft_preempt_enable(void)
-{
-	struct wf_thread *t = wf_current();
-	if (t && t->preempt_off && --t->preempt_off == 0)
-		wf_preempt_pending(t);
-}
+void weft_preempt_enable(void) { wf_preempt_on(); }

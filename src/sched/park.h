@@ -10,6 +10,11 @@
  *   waker:   lock(q); t = dequeue; if (wf_unpark(t)) ...woke it... ; unlock(q)
  *            wf_unpark returns false when t's wait is already timing out:
  *            the waker must treat t as gone (and, say, wake the next one).
+ *            A waker may also dequeue under the lock and call wf_unpark
+ *            after releasing it, provided a waiter that times out and finds
+ *            itself dequeued waits for that waker to finish (src/sync does
+ *            this with a per-waiter "done" mark): the claim must never meet
+ *            a later wait of the same thread.
  *   timeout: the scheduler's timer claims the wait; wf_park returns
  *            ETIMEDOUT and the waiter, holding nothing, must lock q and unlink
  *            itself if it is still queued (a waker may have dequeued it and

@@ -105,8 +105,10 @@ int weft_create(weft_t *out, const weft_attr_t *a, void *(*start)(void *), void 
 	if (tail)
 		w->create_streak = 0;
 	wf_rq_push(w, self, !tail);
-	if (atomic_load_explicit(&w->rq_len, memory_order_relaxed) > 1)
-		wf_kick_idle();
+	/* The creator can now run in parallel with its child: let an idle
+	 * worker take it (a child that never yields would otherwise keep it
+	 * queued while the other worker sleeps). */
+	wf_kick_idle();
 	wf_switch(w, self, t, WF_PREV_SAVED, NULL);
 	return 0;
 }
