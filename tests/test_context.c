@@ -178,7 +178,7 @@ END_TEST
  */
 uint64_t regs_switch(void **save_sp, void *new_sp, void *transfer, uint64_t seed, void **got);
 __asm__(
-	"	.text\n"
+	"	.pushsection .text\n"
 	"	.p2align 4\n"
 	"	.type regs_switch, @function\n"
 	"regs_switch:\n"
@@ -258,7 +258,8 @@ __asm__(
 	"	popq %rbx\n"
 	"	popq %rbp\n"
 	"	ret\n"
-	"	.size regs_switch, .-regs_switch\n");
+	"	.size regs_switch, .-regs_switch\n"
+	"	.popsection\n");
 
 static void *rg_main_sp, *rg_co_sp;
 #define REG_ROUNDS 1000
@@ -497,14 +498,15 @@ uintptr_t probe_rsp;
 void align_probe_entry(void *transfer, void *arg);
 static void align_probe_c(void *transfer, void *arg);
 __asm__(
-	"	.text\n"
+	"	.pushsection .text\n"
 	"	.p2align 4\n"
 	"	.globl align_probe_entry\n"
 	"	.type align_probe_entry, @function\n"
 	"align_probe_entry:\n"
 	"	movq %rsp, probe_rsp(%rip)\n"
 	"	jmp align_probe_c\n"
-	"	.size align_probe_entry, .-align_probe_entry\n");
+	"	.size align_probe_entry, .-align_probe_entry\n"
+	"	.popsection\n");
 
 static void *al_main_sp, *al_co_sp;
 static char *al_lo, *al_hi;
