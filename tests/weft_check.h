@@ -35,8 +35,11 @@
  * (__lsan_register_root_region); ASAN_OPTIONS in the environment overrides
  * this.
  */
+#ifndef WEFT_CHECK_ASAN_OPTIONS
+#define WEFT_CHECK_ASAN_OPTIONS "detect_leaks=0"
+#endif
 const char *__asan_default_options(void);
-const char *__asan_default_options(void) { return "detect_leaks=0"; }
+const char *__asan_default_options(void) { return WEFT_CHECK_ASAN_OPTIONS; }
 #endif
 
 #endif
