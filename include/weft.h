@@ -16,6 +16,14 @@
  *    from a kernel thread that is not a weft worker, return EPERM.
  *  - Thread handles of finished-and-reclaimed threads are stale: every call
  *    taking one returns ESRCH; a made-up handle never crashes.
+ *  - A green thread may resume on another worker after any weft call that
+ *    blocks, yields or creates (never after a timer preemption).  weft saves
+ *    and restores errno per thread, but the compiler may keep the *address*
+ *    of errno or of any __thread variable in a register across such a call
+ *    (__errno_location is declared const): after the call that address may
+ *    belong to another worker.  Re-read TLS after blocking calls.
+ *  - Use weft's locks in green threads: a pthread lock blocks the whole
+ *    worker, and a thread preempted while holding one can deadlock it.
  */
 #ifndef WEFT_H
 #define WEFT_H
