@@ -33,14 +33,15 @@ int wf_park(wf_spin_t *held, uint64_t deadline)
 {
 	struct wf_worker *w = wf_worker_self();
 	struct wf_thread *self = w->current;
-	if (deadline && deadline <= wf_clock_ns() && wf_claim(self, WF_WAIT_TIMEDOUT)) {
+	uint64_t now = deadline ? wf_clock_ns() : 0;  /* read once per timed park */
+	if (deadline && deadline <= now && wf_claim(self, WF_WAIT_TIMEDOUT)) {
 		if (held)
 			wf_spin_unlock(held);
 		return ETIMEDOUT;
 	}
 	self->deadline = deadline;
 	if (deadline)
-		wf_timer_add(w, self);
+		wf_timer_add(w, self, now);
 	self->state = WF_BLOCKED;
 	WF_STAT_INC(w, parks);
 	struct wf_thread *next = wf_pick_next(w);

@@ -147,12 +147,12 @@ void wf_preempt_note_ready(struct wf_worker *w)
 	wf_worker_timer_arm(&w->timer, first, wf_quantum_ns);
 }
 
-/* w (the caller's worker) got a new deadline: tick no later than it. */
-void wf_preempt_note_deadline(struct wf_worker *w, uint64_t deadline)
+/* w (the caller's worker) got a new deadline: tick no later than it.
+ * `now` is the caller's clock reading (the parker has just taken one). */
+void wf_preempt_note_deadline(struct wf_worker *w, uint64_t deadline, uint64_t now)
 {
 	if (!wf_quantum_ns)
 		return;
-	uint64_t now = wf_clock_ns();
 	uint64_t in = deadline > now ? deadline - now : 1000;
 	if (atomic_load_explicit(&w->timer_armed, memory_order_relaxed) &&
 	    w->timer_due > now && w->timer_due <= deadline)

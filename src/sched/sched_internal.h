@@ -183,7 +183,7 @@ void wf_kick_idle(void) WF_HIDDEN;
 bool wf_any_ready(void) WF_HIDDEN;
 
 /* timer_heap.c */
-void wf_timer_add(struct wf_worker *w, struct wf_thread *t) WF_HIDDEN;
+void wf_timer_add(struct wf_worker *w, struct wf_thread *t, uint64_t now) WF_HIDDEN;
 void wf_timer_cancel(struct wf_thread *t) WF_HIDDEN;
 int wf_timer_run(struct wf_worker *w, uint64_t now) WF_HIDDEN; /* threads woken */
 
@@ -204,7 +204,8 @@ void wf_tsd_run_destructors(struct wf_thread *t) WF_HIDDEN;
 int wf_preempt_init(void) WF_HIDDEN;
 void wf_preempt_resumed(struct wf_worker *w, struct wf_thread *self) WF_HIDDEN;
 void wf_preempt_note_ready(struct wf_worker *w) WF_HIDDEN;
-void wf_preempt_note_deadline(struct wf_worker *w, uint64_t deadline) WF_HIDDEN;
+void wf_preempt_note_deadline(struct wf_worker *w, uint64_t deadline,
+                              uint64_t now) WF_HIDDEN;
 void wf_preempt_pending(struct wf_thread *self) WF_HIDDEN;
 
 /* overflow.c */

@@ -70,7 +70,7 @@ static void wf_heap_publish(struct wf_worker *w)
 /* Called by t itself while parking on w.  Memory for the heap grows by
  * doubling; on allocation failure the thread is still parked correctly but
  * will only be woken by wf_unpark (documented limit: never hit in tests). */
-void wf_timer_add(struct wf_worker *w, struct wf_thread *t)
+void wf_timer_add(struct wf_worker *w, struct wf_thread *t, uint64_t now)
 {
 	wf_spin_lock(&w->tm_lock);
 	if (w->heap_len == w->heap_cap) {
@@ -88,7 +88,7 @@ void wf_timer_add(struct wf_worker *w, struct wf_thread *t)
 	wf_heap_up(w, (uint32_t)t->heap_idx);
 	wf_heap_publish(w);
 	wf_spin_unlock(&w->tm_lock);
-	wf_preempt_note_deadline(w, t->deadline);
+	wf_preempt_note_deadline(w, t->deadline, now);
 }
 
 void wf_timer_cancel(struct wf_thread *t)
