@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "context/stack.h"
+#include "proc_memory.h"
 
 static size_t page(void)
 {
@@ -43,18 +44,10 @@ static size_t count_maps(void)
 
 /* Resident anonymous pages of the process (file pages mapped in by fault-
  * around as test code first runs would only add noise). */
+/* Anonymous pages mapped by the process, counted exactly. */
 static long rss_anon_pages(void)
 {
-	FILE *f = fopen("/proc/self/status", "r");
-	char line[256];
-	long kb = -1;
-	ck_assert_ptr_nonnull(f);
-	while (fgets(line, sizeof line, f))
-		if (sscanf(line, "RssAnon: %ld kB", &kb) == 1)
-			break;
-	fclose(f);
-	ck_assert_int_ge(kb, 0);
-	return kb * 1024 / (long)page();
+	return proc_smaps_kb("Anonymous") * 1024 / (long)page();
 }
 
 /* Pages of [lo, hi) resident in memory. */

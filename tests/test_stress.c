@@ -27,6 +27,7 @@
  * a small quarantine; none without ASan), so keep it small here. */
 #define WEFT_CHECK_ASAN_OPTIONS "detect_leaks=0:quarantine_size_mb=8"
 #include "weft_check.h"
+#include "proc_memory.h"
 
 
 #define MS 1000000ull
@@ -48,15 +49,10 @@ static void set_workers(const char *n)
 static __attribute__((noinline, noipa)) int get_errno(void) { return errno; }
 static __attribute__((noinline, noipa)) void set_errno(int v) { errno = v; }
 
-/* Resident memory of the process in bytes (/proc/self/statm, field 2). */
+/* Resident memory of the process in bytes, counted exactly. */
 static size_t rss_bytes(void)
 {
-	FILE *f = fopen("/proc/self/statm", "r");
-	ck_assert_ptr_nonnull(f);
-	unsigned long size = 0, res = 0;
-	ck_assert_int_eq(fscanf(f, "%lu %lu", &size, &res), 2);
-	fclose(f);
-	return (size_t)res * (size_t)sysconf(_SC_PAGESIZE);
+	return (size_t)proc_smaps_kb("Rss") * 1024;
 }
 
 static int wait_atomic(atomic_long *v, long target, unsigned ms)
