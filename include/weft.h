@@ -1,4 +1,4 @@
-/*
+/** @file
  * weft.h — the whole public interface of weft, an M:N green-thread library.
  *
  * Many green threads, each with its own stack and thread control block, are
@@ -30,6 +30,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <time.h>
 
 #ifdef __cplusplus
@@ -50,7 +51,8 @@ extern "C" {
 
 /**
  * Initialize weft from the environment: WEFT_WORKERS, WEFT_QUANTUM_US,
- * WEFT_STACK_SIZE, WEFT_KTHREADS, WEFT_PREEMPT_SIGNAL.
+ * WEFT_STACK_SIZE, WEFT_KTHREADS, WEFT_PREEMPT_SIGNAL, WEFT_DUMP_SIGNAL and
+ * WEFT_TRACE.
  *
  * Who may call: any code; normally main() before anything else.  Optional —
  * the first call of any weft function initializes.  Idempotent: later calls
@@ -671,28 +673,65 @@ WEFT_API int weft_ticket_release(weft_ticketlock_t *l);
 /* Statistics                                                               */
 /* ------------------------------------------------------------------------ */
 
-/** Counters of one worker, or of all workers summed. */
+/**
+ * Statistics of one worker, or of all workers summed.  The fields up to
+ * idle_ns are counters that only grow; `alive` and `queued` are levels read
+ * at the moment of the call.
+ */
 typedef struct weft_stats {
-	uint64_t switches;        /* context switches into green threads */
-	uint64_t yields;          /* weft_yield calls that switched */
-	uint64_t preemptions;     /* timer ticks that switched threads */
-	uint64_t deferred_ticks;  /* timer ticks that landed outside a safe point */
-	uint64_t ticks;           /* timer ticks received */
-	uint64_t steals;          /* threads taken from another worker's queue */
-	uint64_t parks;           /* threads blocked */
-	uint64_t wakeups;         /* threads made ready by another thread */
-	uint64_t created;         /* threads created */
-	uint64_t finished;        /* threads finished */
-	uint64_t idle_sleeps;     /* times the worker slept on its futex */
+	uint64_t switches;        /**< context switches into green threads */
+	uint64_t yields;          /**< weft_yield calls that switched */
+	uint64_t preemptions;     /**< timer ticks that switched threads */
+	uint64_t deferred_ticks;  /**< timer ticks that landed outside a safe point */
+	uint64_t ticks;           /**< timer ticks received */
+	uint64_t steals;          /**< threads taken from another worker's queue */
+	uint64_t parks;           /**< threads blocked */
+	uint64_t wakeups;         /**< threads made ready by another thread */
+	uint64_t created;         /**< threads created */
+	uint64_t finished;        /**< threads finished */
+	uint64_t idle_sleeps;     /**< times the worker slept on its futex */
+	uint64_t idle_ns;         /**< ns the worker had nothing to run */
+	uint64_t alive;           /**< threads created and not finished, main
+	                               excluded: process-wide, the same for every
+	                               worker */
+	uint64_t queued;          /**< threads in the worker's run queue (summed) */
 } weft_stats_t;
 
 /**
  * Read the statistics of worker `worker`, or of all workers summed when
- * worker is -1.  Counters are per worker and read without stopping anyone,
- * so a sum is a snapshot only up to concurrent increments.
- * @return 0; EINVAL out NULL or worker out of range.
+ * worker is -1.  Who may call: any code, any kernel thread; cheap (no lock,
+ * no system call).  Counters are per worker and read without stopping
+ * anyone, so a sum is a snapshot only up to concurrent increments.
+ * @return 0; EINVAL out NULL, worker out of range, or the runtime could not
+ *         be initialized.
  */
 WEFT_API int weft_stats_get(int worker, weft_stats_t *out);
+
+/* ------------------------------------------------------------------------ */
+/* Seeing inside: thread dump                                               */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Write a dump of the runtime to `out`: each worker and what it runs, then
+ * every live green thread with its id, name, state, worker, what it is
+ * blocked on (the thread it joins, the mutex, cond, semaphore, rwlock,
+ * barrier or once by address, the end of its sleep) and for how long, and a
+ * backtrace of each thread that is not running (a frame-pointer walk of its
+ * saved context; function names come from the dynamic symbol table, so
+ * link programs with -rdynamic to see their own static functions).
+ *
+ * Who may call: any code, any kernel thread, including a green thread (it
+ * lists itself as running).  Not async-signal-safe: from a signal handler,
+ * set WEFT_DUMP_SIGNAL instead, which makes weft print this dump to stderr
+ * on that signal from a helper thread of its own, without stopping the
+ * program.  Threads keep running while the dump is taken, so it is a
+ * snapshot of each thread at a slightly different moment; a thread that
+ * runs or finishes during its own line is shown as it was when read.
+ *
+ * @return 0; EINVAL out NULL or the runtime could not be initialized; EIO
+ *         writing to out failed.
+ */
+WEFT_API int weft_dump(FILE *out);
 
 #ifdef __cplusplus
 }

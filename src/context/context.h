@@ -7,6 +7,7 @@
 #define WF_CONTEXT_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include "cpu.h"
 
 /*
@@ -26,5 +27,22 @@ void *wf_ctx_switch(void **save_sp, void *new_sp, void *transfer) WF_HIDDEN;
  */
 void *wf_ctx_make(void *stack_lo, void *stack_hi,
                   void (*entry)(void *transfer, void *arg), void *arg) WF_HIDDEN;
+
+/*
+ * Where a context saved by wf_ctx_switch stopped: the return address into
+ * the function that called wf_ctx_switch, and that function's frame pointer
+ * (the start of a frame-pointer chain).  `frame` is a copy of the
+ * WF_CTX_SAVED_WORDS words at the saved stack pointer, so a caller may read
+ * them without trusting the stack (see switch_<isa>.S for the layout).
+ */
+#if defined(__x86_64__)
+#define WF_CTX_SAVED_WORDS 8
+static inline void wf_ctx_saved_frame(const uintptr_t frame[WF_CTX_SAVED_WORDS],
+                                      uintptr_t *pc, uintptr_t *fp)
+{
+	*fp = frame[6];   /* rbp, pushed first */
+	*pc = frame[7];   /* return address pushed by the call */
+}
+#endif
 
 #endif

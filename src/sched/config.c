@@ -158,10 +158,10 @@ static int wf_signal_from_name(const char *s)
 	return -1;
 }
 
-static int wf_read_preempt_signal(struct wf_config *c)
+/* A signal variable: a name or a number; *out keeps its default when unset. */
+static int wf_read_signal(const char *var, int *out)
 {
-	const char *s = getenv("WEFT_PREEMPT_SIGNAL");
-	c->preempt_signal = SIGALRM;
+	const char *s = getenv(var);
 	if (!s)
 		return 0;
 	uint64_t v;
@@ -174,12 +174,34 @@ static int wf_read_preempt_signal(struct wf_config *c)
 		sig = wf_signal_from_name(s);
 	}
 	if (!wf_signal_usable(sig))
-		return wf_bad("WEFT_PREEMPT_SIGNAL", s,
+		return wf_bad(var, s,
 		              "a signal name or number such as SIGALRM, SIGVTALRM, SIGUSR1, "
 		              "SIGRTMIN+N or 14 (not SIGKILL, SIGSTOP, SIGSEGV, SIGBUS, SIGFPE, "
 		              "SIGILL, SIGABRT, SIGTRAP, SIGCHLD, SIGCONT, SIGPIPE, SIGSYS or a "
 		              "job-control signal)");
-	c->preempt_signal = sig;
+	*out = sig;
+	return 0;
+}
+
+static int wf_read_signals(struct wf_config *c)
+{
+	int e;
+	c->preempt_signal = SIGALRM;
+	c->dump_signal = 0;
+	if ((e = wf_read_signal("WEFT_PREEMPT_SIGNAL", &c->preempt_signal)) ||
+	    (e = wf_read_signal("WEFT_DUMP_SIGNAL", &c->dump_signal)))
+		return e;
+	if (c->dump_signal == c->preempt_signal)
+		return wf_bad("WEFT_DUMP_SIGNAL", getenv("WEFT_DUMP_SIGNAL"),
+		              "a signal other than the preemption signal (WEFT_PREEMPT_SIGNAL)");
+	return 0;
+}
+
+/* WEFT_TRACE: a file to write the trace to at exit; unset or empty = off. */
+static int wf_read_trace(struct wf_config *c)
+{
+	const char *s = getenv("WEFT_TRACE");
+	c->trace_path = s && *s ? s : NULL;
 	return 0;
 }
 
@@ -188,7 +210,7 @@ int wf_config_read(struct wf_config *cfg)
 	int e;
 	if ((e = wf_read_workers(cfg)) || (e = wf_read_quantum(cfg)) ||
 	    (e = wf_read_stack_size(cfg)) || (e = wf_read_kthreads(cfg)) ||
-	    (e = wf_read_preempt_signal(cfg)))
+	    (e = wf_read_signals(cfg)) || (e = wf_read_trace(cfg)))
 		return e;
 	return 0;
 }

@@ -182,14 +182,22 @@ static void wf_idle_sleep(struct wf_worker *w)
 _Noreturn void wf_idle_main(struct wf_worker *w)
 {
 	struct wf_thread *self = w->idle;
+	uint64_t idle_from = 0;   /* when the worker found nothing to run; 0 = busy */
 	for (;;) {
 		struct wf_thread *t = NULL;
 		for (int i = 0; i < WF_IDLE_SPINS && !t; i++) {
 			t = wf_find_work(w);
-			if (!t)
+			if (!t) {
+				if (!idle_from)  /* the clock is read only once idle */
+					idle_from = wf_clock_ns();
 				wf_cpu_relax();
+			}
 		}
 		if (t) {
+			if (idle_from) {
+				WF_STAT_ADD(w, idle_ns, wf_clock_ns() - idle_from);
+				idle_from = 0;
+			}
 			/* Only this worker ever resumes its idle context. */
 			w = wf_switch(w, self, t, WF_PREV_NONE, NULL);
 			continue;

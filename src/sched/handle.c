@@ -23,7 +23,9 @@
 
 static struct wf_thread *_Atomic wf_chunks[WF_MAX_CHUNKS];
 static wf_spin_t wf_tcb_lock = WF_SPIN_INIT;   /* guards the two below */
-static uint32_t wf_slots_used;                  /* high-water mark */
+/* High-water mark: written under wf_tcb_lock, read without it by observers
+ * (weft_dump), for whom a slightly old value is fine. */
+static _Atomic uint32_t wf_slots_used;
 static struct wf_thread *wf_free_list;
 
 static struct wf_thread *wf_slot(uint32_t i)
@@ -36,7 +38,7 @@ static struct wf_thread *wf_slot(uint32_t i)
 /* Under wf_tcb_lock. */
 static struct wf_thread *wf_slot_new(void)
 {
-	uint32_t i = wf_slots_used;
+	uint32_t i = atomic_load_explicit(&wf_slots_used, memory_order_relaxed);
 	uint32_t ci = i >> WF_CHUNK_SHIFT;
 	if (ci >= WF_MAX_CHUNKS)
 		return NULL;
@@ -52,7 +54,7 @@ static struct wf_thread *wf_slot_new(void)
 	struct wf_thread *t = &c[i & (WF_CHUNK_SLOTS - 1)];
 	t->index = i;
 	atomic_store_explicit(&t->gen, 1, memory_order_relaxed);
-	wf_slots_used = i + 1;
+	atomic_store_explicit(&wf_slots_used, i + 1, memory_order_release);
 	return t;
 }
 
@@ -129,4 +131,15 @@ struct wf_thread *wf_tcb_lookup(weft_t h)
 	    t->state == WF_FREE || t->kind == WF_KIND_IDLE)
 		return NULL;
 	return t;
+}
+
+uint32_t wf_tcb_slots(void)
+{
+	return atomic_load_explicit(&wf_slots_used, memory_order_acquire);
+}
+
+/* Any slot below wf_tcb_slots(): its chunk is published before the mark. */
+struct wf_thread *wf_tcb_at(uint32_t slot)
+{
+	return slot < wf_tcb_slots() ? wf_slot(slot) : NULL;
 }

@@ -20,6 +20,12 @@ void wf_park_prepare(struct wf_thread *self)
 	self->deadline = 0;
 }
 
+void wf_park_reason(struct wf_thread *t, int kind, const void *obj)
+{
+	atomic_store_explicit(&t->block_obj, obj, memory_order_relaxed);
+	atomic_store_explicit(&t->block_kind, (uint8_t)kind, memory_order_relaxed);
+}
+
 static bool wf_claim(struct wf_thread *t, uint64_t to)
 {
 	uint64_t cur = atomic_load_explicit(&t->wait, memory_order_relaxed);
@@ -42,6 +48,8 @@ int wf_park(wf_spin_t *held, uint64_t deadline)
 	self->deadline = deadline;
 	if (deadline)
 		wf_timer_add(w, self, now);
+	/* For observers only: the coarse clock costs a few ns, not a syscall. */
+	atomic_store_explicit(&self->block_since, wf_coarse_ns(), memory_order_relaxed);
 	self->state = WF_BLOCKED;
 	WF_STAT_INC(w, parks);
 	struct wf_thread *next = wf_pick_next(w);
@@ -56,6 +64,7 @@ int wf_park(wf_spin_t *held, uint64_t deadline)
 	} else {
 		w = wf_switch(w, self, next, WF_PREV_SAVED, held);
 	}
+	atomic_store_explicit(&self->block_kind, WF_BLOCK_NONE, memory_order_relaxed);
 	uint64_t st = atomic_load_explicit(&self->wait, memory_order_acquire) & 3;
 	return st == WF_WAIT_TIMEDOUT ? ETIMEDOUT : 0;
 }

@@ -39,6 +39,26 @@ struct wf_thread *wf_current(void) WF_HIDDEN;
 /* Its public handle. */
 uintptr_t wf_thread_handle(const struct wf_thread *t) WF_HIDDEN;
 
+/* What a parked thread waits for, shown by weft_dump and the gdb script.
+ * The values are part of the gdb script's contract (share/weft/weft-gdb.py). */
+enum wf_block {
+	WF_BLOCK_NONE = 0,
+	WF_BLOCK_JOIN,         /* obj: the wf_thread joined */
+	WF_BLOCK_SLEEP,        /* obj: NULL; the TCB's deadline says until when */
+	WF_BLOCK_MUTEX,        /* obj: weft_mutex_t */
+	WF_BLOCK_COND,         /* obj: weft_cond_t */
+	WF_BLOCK_SEM,          /* obj: weft_sem_t */
+	WF_BLOCK_RWLOCK_READ,  /* obj: weft_rwlock_t */
+	WF_BLOCK_RWLOCK_WRITE, /* obj: weft_rwlock_t */
+	WF_BLOCK_BARRIER,      /* obj: weft_barrier_t */
+	WF_BLOCK_ONCE,         /* obj: weft_once_t */
+	WF_BLOCK_EXIT,         /* main in weft_exit, waiting for all threads */
+};
+
+/* Record what t is about to park on (t itself, before wf_park; or whoever
+ * moves a parked t onto another object's queue, under that queue's lock). */
+void wf_park_reason(struct wf_thread *t, int kind, const void *obj) WF_HIDDEN;
+
 /* Start a new wait for the caller (before it becomes visible to wakers). */
 void wf_park_prepare(struct wf_thread *self) WF_HIDDEN;
 

@@ -50,6 +50,13 @@ uint64_t wf_clock_ns(void)
 
 uint64_t wf_now_ns(void) { return wf_clock_ns(); }
 
+uint64_t wf_coarse_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 int wf_timespec_to_ns(const struct timespec *ts, uint64_t *ns)
 {
 	if (!ts || ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000L)
@@ -179,7 +186,9 @@ static int wf_runtime_init(void)
 	enum wf_kt_backend b;
 	if ((e = wf_kt_select(wf_rt.cfg.kthreads_mode, &b)))
 		return e;
-	return wf_start_workers();
+	if ((e = wf_start_workers()))
+		return e;
+	return wf_dump_signal_install();
 }
 
 int wf_runtime_ensure(void)

@@ -70,6 +70,12 @@ struct wf_thread {
 	int32_t heap_idx;               /* index in timer heap, -1 = not in it */
 	struct wf_worker *timer_worker; /* whose heap holds it */
 	struct wf_tsd *tsd;             /* thread-specific values, lazily */
+	/* What the thread parks on, for weft_dump and the gdb script: written
+	 * by the thread itself before it parks (and by a cond's signaller that
+	 * moves it onto a mutex), read racily by observers, hence atomic. */
+	_Atomic uint8_t block_kind;     /* enum wf_block */
+	_Atomic(const void *) block_obj;
+	_Atomic uint64_t block_since;   /* coarse CLOCK_MONOTONIC ns of the park */
 	wf_stack stack;
 	char name[32];
 #ifdef WF_ASAN
@@ -83,13 +89,18 @@ enum { WF_KIND_USER = 0, WF_KIND_MAIN = 1, WF_KIND_IDLE = 2 };
 
 /* Per-worker statistics: written only by the owning worker (relaxed single-
  * writer increments), read by anyone. */
+#define WF_STAT_COUNTERS (offsetof(weft_stats_t, alive) / sizeof(uint64_t))
 struct wf_wstats {
-	_Atomic uint64_t v[sizeof(weft_stats_t) / sizeof(uint64_t)];
+	_Atomic uint64_t v[WF_STAT_COUNTERS];
 };
 #define WF_STAT_IDX(field) (offsetof(weft_stats_t, field) / sizeof(uint64_t))
 #define WF_STAT_INC(w, field) do { \
 	_Atomic uint64_t *c_ = &(w)->stats.v[WF_STAT_IDX(field)]; \
 	atomic_store_explicit(c_, atomic_load_explicit(c_, memory_order_relaxed) + 1, \
+	                      memory_order_relaxed); } while (0)
+#define WF_STAT_ADD(w, field, n) do { \
+	_Atomic uint64_t *c_ = &(w)->stats.v[WF_STAT_IDX(field)]; \
+	atomic_store_explicit(c_, atomic_load_explicit(c_, memory_order_relaxed) + (n), \
 	                      memory_order_relaxed); } while (0)
 
 struct wf_worker {
@@ -137,6 +148,8 @@ struct wf_config {
 	size_t stack_size;
 	int kthreads_mode;
 	int preempt_signal;
+	int dump_signal;                /* 0 = none */
+	const char *trace_path;         /* WEFT_TRACE; NULL = tracing off */
 };
 struct wf_runtime {
 	struct wf_config cfg;
@@ -163,6 +176,7 @@ static inline struct wf_worker *wf_worker_self(void) { return wf_tls_worker; }
 int wf_runtime_ensure(void) WF_HIDDEN;       /* lazy init: 0 or errno */
 int wf_config_read(struct wf_config *cfg) WF_HIDDEN;
 uint64_t wf_now_ns(void) WF_HIDDEN;
+uint64_t wf_coarse_ns(void) WF_HIDDEN;       /* CLOCK_MONOTONIC_COARSE: ~5 ns, tick resolution */
 
 /* dispatch.c */
 struct wf_worker *wf_switch(struct wf_worker *w, struct wf_thread *prev,
@@ -192,6 +206,8 @@ struct wf_thread *wf_tcb_alloc(struct wf_worker *w) WF_HIDDEN;
 void wf_tcb_release(struct wf_worker *w, struct wf_thread *t) WF_HIDDEN;
 struct wf_thread *wf_tcb_lookup(weft_t h) WF_HIDDEN; /* NULL if bad/stale */
 weft_t wf_tcb_handle(const struct wf_thread *t) WF_HIDDEN;
+uint32_t wf_tcb_slots(void) WF_HIDDEN;       /* slots ever used */
+struct wf_thread *wf_tcb_at(uint32_t slot) WF_HIDDEN; /* NULL past the end */
 
 /* thread.c */
 void wf_thread_finished(struct wf_worker *w, struct wf_thread *t) WF_HIDDEN;
@@ -207,6 +223,9 @@ void wf_preempt_note_ready(struct wf_worker *w) WF_HIDDEN;
 void wf_preempt_note_deadline(struct wf_worker *w, uint64_t deadline,
                               uint64_t now) WF_HIDDEN;
 void wf_preempt_pending(struct wf_thread *self) WF_HIDDEN;
+
+/* dump_signal.c: WEFT_DUMP_SIGNAL's handler and dump thread (0 or EAGAIN) */
+int wf_dump_signal_install(void) WF_HIDDEN;
 
 /* overflow.c */
 int wf_overflow_install(void) WF_HIDDEN;

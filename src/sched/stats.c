@@ -15,14 +15,19 @@ int weft_stats_get(int worker, weft_stats_t *out)
 		return EINVAL;
 	if (worker < -1 || worker >= wf_rt.nworkers)
 		return EINVAL;
-	uint64_t sum[sizeof(weft_stats_t) / sizeof(uint64_t)] = { 0 };
+	uint64_t sum[WF_STAT_COUNTERS] = { 0 };
+	uint64_t queued = 0;
 	for (int i = 0; i < wf_rt.nworkers; i++) {
+		struct wf_worker *w = &wf_rt.workers[i];
 		if (worker != -1 && worker != i)
 			continue;
-		for (size_t k = 0; k < sizeof sum / sizeof sum[0]; k++)
-			sum[k] += atomic_load_explicit(&wf_rt.workers[i].stats.v[k],
-			                               memory_order_relaxed);
+		for (size_t k = 0; k < WF_STAT_COUNTERS; k++)
+			sum[k] += atomic_load_explicit(&w->stats.v[k], memory_order_relaxed);
+		queued += atomic_load_explicit(&w->rq_len, memory_order_relaxed);
 	}
-	memcpy(out, sum, sizeof *out);
+	memset(out, 0, sizeof *out);
+	memcpy(out, sum, sizeof sum);
+	out->alive = atomic_load_explicit(&wf_rt.live, memory_order_relaxed);
+	out->queued = queued;
 	return 0;
 }

@@ -145,6 +145,7 @@ static _Noreturn void wf_main_exit(struct wf_thread *self)
 	 * the two sees the other (both seq_cst). */
 	for (;;) {
 		wf_park_prepare(self);
+		wf_park_reason(self, WF_BLOCK_EXIT, NULL);
 		atomic_store(&wf_rt.main_waiting, 1);
 		if (atomic_load(&wf_rt.live) == 0)
 			break;
@@ -199,6 +200,7 @@ int weft_join(weft_t h, void **ret)
 	t->joined = 1;
 	if (t->state != WF_DONE) {
 		t->joiner = self;
+		wf_park_reason(self, WF_BLOCK_JOIN, t);
 		wf_park_prepare(self);
 		wf_park(&t->lk, 0);  /* releases t->lk once we are saved */
 		wf_spin_lock(&t->lk);
@@ -275,9 +277,10 @@ int weft_sleep_ns(uint64_t ns)
 	}
 	uint64_t now = wf_clock_ns();
 	uint64_t dl = ns > UINT64_MAX - 1 - now ? UINT64_MAX - 1 : now + ns;
-	wf_park_prepare(self);
-	while (wf_park(NULL, dl) != ETIMEDOUT)
-		wf_park_prepare(self);  /* nothing else wakes a sleeper; be safe */
+	do {
+		wf_park_reason(self, WF_BLOCK_SLEEP, NULL);
+		wf_park_prepare(self);
+	} while (wf_park(NULL, dl) != ETIMEDOUT);  /* nothing else wakes a sleeper */
 	return 0;
 }
 

@@ -81,6 +81,7 @@ int weft_barrier_wait(weft_barrier_t *b)
 	}
 	b->_arrived++;
 	struct wf_wnode n = { .thread = self };
+	wf_park_reason(self, WF_BLOCK_BARRIER, b);
 	(void)wf_waitq_wait(q, &n, 0, false);   /* untimed: returns 0 */
 	return 0;
 }

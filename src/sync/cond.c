@@ -131,6 +131,7 @@ static int wf_cond_wait(weft_cond_t *c, weft_mutex_t *m, uint64_t deadline)
 	if (n.q == cq) {
 		/* Still waiting: publish the wait and park (park.h protocol). */
 		n.arming = 0;
+		wf_park_reason(self, WF_BLOCK_COND, c);
 		wf_park_prepare(self);
 		r = wf_waitq_park(cq, deadline);
 	} else {
@@ -156,6 +157,7 @@ static int wf_cond_wait(weft_cond_t *c, weft_mutex_t *m, uint64_t deadline)
 			 * in the mutex's queue and wait for it, untimed. */
 			wf_waitq_unlock(cq);
 			n.wake = WF_WAKE_NONE;
+			wf_park_reason(self, WF_BLOCK_MUTEX, m);
 			wf_park_prepare(self);
 			r = wf_waitq_park(mq, 0);
 			continue;

@@ -267,6 +267,7 @@ static int wf_mutex_wait(weft_mutex_t *m, struct wf_wnode *n, uint64_t deadline,
 		bool again = n->since != 0;
 		if (!again)
 			n->since = now;
+		wf_park_reason(n->thread, WF_BLOCK_MUTEX, m);
 		if (wf_waitq_wait(q, n, deadline, again)) {
 			/* Timed out; n is unlinked and q locked.  Restore I1/I2. */
 			if (wf_waitq_empty(q))
@@ -589,6 +590,7 @@ bool wf_mutex_requeue_locked(weft_mutex_t *m, struct wf_wnode *n, bool only_if_h
 	}
 	n->since = now;
 	n->requeued = 1;
+	wf_park_reason(n->thread, WF_BLOCK_MUTEX, m);  /* parked: now on m */
 	wf_waitq_push_tail(&m->_wq, n);
 	return true;
 }

@@ -63,6 +63,7 @@ int weft_once(weft_once_t *o, void (*fn)(void))
 		 * stored before the wake (whose claim is a release), so fn's
 		 * effects are visible when we return. */
 		struct wf_wnode n = { .thread = self };
+		wf_park_reason(self, WF_BLOCK_ONCE, o);
 		(void)wf_waitq_wait(q, &n, 0, false);
 		return 0;
 	}

@@ -182,6 +182,8 @@ static int wf_rw_release_slow(weft_rwlock_t *l, uint32_t what)
 /* Enqueue the caller and wait for a grant; returns with the lock held. */
 static int wf_rw_wait(weft_rwlock_t *l, struct wf_wnode *n)
 {
+	wf_park_reason(n->thread, n->kind == WF_RW_KIND_WRITE ? WF_BLOCK_RWLOCK_WRITE
+	                                                      : WF_BLOCK_RWLOCK_READ, l);
 	/* Untimed: wf_waitq_wait can only return 0, after a grant. */
 	return wf_waitq_wait(&l->_wq, n, 0, false);
 }

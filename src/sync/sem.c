@@ -94,6 +94,7 @@ static int wf_sem_wait(weft_sem_t *s, uint64_t deadline)
 		return 0;
 	}
 	struct wf_wnode n = { .thread = self };
+	wf_park_reason(self, WF_BLOCK_SEM, s);
 	if (wf_waitq_wait(q, &n, deadline, false) == 0)
 		return 0;   /* WF_WAKE_GRANTED: the poster's token is ours */
 	wf_waitq_timeout_unlock(q, &n);   /* a racing poster passed its token on */

@@ -1,0 +1,67 @@
+/*
+ * dump_signal.c — WEFT_DUMP_SIGNAL: print weft_dump to stderr when the
+ * process receives that signal, and carry on, the way Go's SIGQUIT does
+ * (without Go's exit).
+ *
+ * weft_dump takes stdio locks and allocates, so it cannot run in a signal
+ * handler.  The handler only posts a semaphore (async-signal-safe); a
+ * kernel thread of weft's own, with every signal blocked, waits on it and
+ * writes the dump.  That thread is a plain pthread, not a worker: it keeps
+ * working while all workers are busy or stuck, which is when a dump is
+ * wanted.  Signals arriving during a dump are coalesced into one more dump.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <stdio.h>
+#include "sched_internal.h"
+
+static sem_t wf_dump_sem;
+
+static void wf_dump_handler(int sig)
+{
+	(void)sig;
+	int e = errno;
+	int pending = 0;
+	/* At most one wake-up queued: a burst of signals gives one dump. */
+	if (sem_getvalue(&wf_dump_sem, &pending) || pending == 0)
+		sem_post(&wf_dump_sem);
+	errno = e;
+}
+
+static void *wf_dump_thread(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		while (sem_wait(&wf_dump_sem) && errno == EINTR)
+			;
+		weft_dump(stderr);
+	}
+	return NULL;
+}
+
+int wf_dump_signal_install(void)
+{
+	int sig = wf_rt.cfg.dump_signal;
+	if (!sig)
+		return 0;
+	if (sem_init(&wf_dump_sem, 0, 0))
+		return EAGAIN;
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);   /* inherited by the thread */
+	pthread_t th;
+	pthread_attr_t a;
+	pthread_attr_init(&a);
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	int e = pthread_create(&th, &a, wf_dump_thread, NULL);
+	pthread_attr_destroy(&a);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (e)
+		return EAGAIN;
+	pthread_setname_np(th, "weft-dump");
+	struct sigaction sa = { .sa_handler = wf_dump_handler, .sa_flags = SA_RESTART };
+	sigemptyset(&sa.sa_mask);
+	return sigaction(sig, &sa, NULL) ? EAGAIN : 0;
+}
