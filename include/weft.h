@@ -14,6 +14,9 @@
  *    initializes the runtime from the environment and turns its caller into
  *    the green thread "main" (see weft_init).  Calls that would block, made
  *    from a kernel thread that is not a weft worker, return EPERM.
+ *  - If initialization fails it is not retried: calls that need the runtime
+ *    fail with weft_init's error, or with the error they give a caller that
+ *    is not a green thread (EPERM) or a thread that does not exist (ESRCH).
  *  - Thread handles of finished-and-reclaimed threads are stale: every call
  *    taking one returns ESRCH; a made-up handle never crashes.
  *  - A green thread may resume on another worker after any weft call that
@@ -37,6 +40,11 @@
 extern "C" {
 #endif
 
+/** @def WEFT_API
+ *  Marks the functions libweft exports (default visibility with GCC and
+ *  Clang; empty elsewhere). */
+/** @def WEFT_NORETURN
+ *  Marks weft_exit, which never returns. */
 #if defined(__GNUC__)
 #define WEFT_API __attribute__((visibility("default")))
 #define WEFT_NORETURN __attribute__((noreturn))
@@ -48,6 +56,10 @@ extern "C" {
 /* ------------------------------------------------------------------------ */
 /* Runtime                                                                  */
 /* ------------------------------------------------------------------------ */
+
+/** @defgroup weft_runtime Runtime
+ *  Starting weft, its workers, and preemption control.
+ *  @{ */
 
 /**
  * Initialize weft from the environment: WEFT_WORKERS, WEFT_QUANTUM_US,
@@ -68,23 +80,33 @@ extern "C" {
  */
 WEFT_API int weft_init(void);
 
-/** Number of kernel workers.  Any caller; initializes on first use (0 if
- *  initialization failed). */
+/** Number of kernel workers.  Any caller; initializes on first use.
+ *  @return the number of workers; 0 if initialization failed. */
 WEFT_API int weft_workers(void);
 
-/** Index 0..workers-1 of the worker running the caller; -1 when the caller
- *  is not running on a weft worker. */
+/** Which worker runs the caller.  Any caller; does not initialize.
+ *  @return the index 0..workers-1 of the worker running the caller; -1 when
+ *          the caller is not running on a weft worker. */
 WEFT_API int weft_worker_self(void);
 
 /** Disable preemption of the calling green thread; nests.  The caller can
- *  still block or yield.  Who may call: a green thread. */
+ *  still block or yield.  Who may call: a green thread (no effect
+ *  elsewhere). */
 WEFT_API void weft_preempt_disable(void);
-/** Undo one weft_preempt_disable(). */
+/** Undo one weft_preempt_disable(); at the outermost one, a timer tick
+ *  deferred meanwhile is taken at once.  Who may call: a green thread (no
+ *  effect elsewhere, or when preemption is not disabled). */
 WEFT_API void weft_preempt_enable(void);
+
+/** @} */
 
 /* ------------------------------------------------------------------------ */
 /* Threads                                                                  */
 /* ------------------------------------------------------------------------ */
+
+/** @defgroup weft_threads Threads
+ *  Creating, joining and naming green threads.
+ *  @{ */
 
 /** Opaque thread handle: an unsigned integer of pointer size. */
 typedef uintptr_t weft_t;
@@ -95,7 +117,11 @@ typedef uintptr_t weft_t;
  *  the signal frame of a preemption with the full AVX-512 state. */
 #define WEFT_STACK_MIN ((size_t)16384)
 
-enum { WEFT_CREATE_JOINABLE = 0, WEFT_CREATE_DETACHED = 1 };
+/** Detach states, for weft_attr_setdetachstate. */
+enum {
+	WEFT_CREATE_JOINABLE = 0, /**< reclaimed by weft_join (the default) */
+	WEFT_CREATE_DETACHED = 1  /**< reclaimed when it finishes */
+};
 
 /** Thread attributes.  Initialize with weft_attr_init. */
 typedef struct weft_attr {
@@ -112,6 +138,10 @@ typedef struct weft_attr {
  * Who may call: any code (initializes on first use).  The new thread may run
  * at once on the caller's worker, the caller continuing shortly after.
  *
+ * @param t      receives the handle of the new thread
+ * @param attr   attributes, or NULL for the defaults
+ * @param start  the thread's start routine; its return value is the thread's
+ * @param arg    passed to start
  * @return 0, and *t holds the handle;
  *         EINVAL  t or start is NULL, or attr was not initialized;
  *         EAGAIN  no memory for the thread or its stack.
@@ -124,6 +154,8 @@ WEFT_API int weft_create(weft_t *t, const weft_attr_t *attr,
  * not NULL.  Reclaims t: its handle becomes stale.
  *
  * Who may call: a green thread.
+ * @param t    the thread to wait for
+ * @param ret  receives t's return value, or NULL
  * @return 0;
  *         EDEADLK t is the caller;
  *         EINVAL  t is detached, or another thread is already joining it;
@@ -134,8 +166,10 @@ WEFT_API int weft_join(weft_t t, void **ret);
 
 /**
  * Mark t detached: its resources are reclaimed when it finishes, and its
- * handle is stale from then on.
- * @return 0; EINVAL already detached or being joined; ESRCH unknown/stale.
+ * handle is stale from then on.  Who may call: any code.
+ * @param t  the thread
+ * @return 0; EINVAL t is already detached, being joined, or "main"; ESRCH
+ *         t unknown/stale.
  */
 WEFT_API int weft_detach(weft_t t);
 
@@ -144,66 +178,130 @@ WEFT_API int weft_detach(weft_t t);
  * returning ret from its start routine.  Thread-specific data destructors
  * run first.  Called from "main": waits until every other thread has
  * finished, then ends the process with exit status 0 (atexit handlers run).
- * Called from a kernel thread that is not a green thread: no effect is
- * possible, so the process aborts with a diagnostic.
+ * Who may call: a green thread.  Called from a kernel thread that is not a
+ * green thread: no effect is possible, so the process aborts with a
+ * diagnostic.
+ * @param ret  the thread's return value, for weft_join
  */
 WEFT_API WEFT_NORETURN void weft_exit(void *ret);
 
-/** Handle of the calling green thread; WEFT_NULL when the caller is not a
- *  green thread. */
+/** Handle of the calling green thread.  Any caller (initializes on first
+ *  use).
+ *  @return the caller's handle; WEFT_NULL when the caller is not a green
+ *          thread. */
 WEFT_API weft_t weft_self(void);
 
-/** Nonzero when a and b name the same thread. */
+/** Compare two handles.  Any caller.
+ *  @param a  a handle
+ *  @param b  another handle
+ *  @return nonzero when a and b name the same thread, 0 otherwise. */
 WEFT_API int weft_equal(weft_t a, weft_t b);
 
 /** Move the caller to the tail of its worker's run queue and run others.
+ *  Who may call: a green thread.
  *  @return 0; EPERM when the caller is not a green thread. */
 WEFT_API int weft_yield(void);
 
-/** Block for at least ns nanoseconds; 0 yields.
+/** Block for at least ns nanoseconds; 0 yields.  Who may call: a green
+ *  thread.
+ *  @param ns  how long to sleep, in nanoseconds
  *  @return 0; EPERM when the caller is not a green thread. */
 WEFT_API int weft_sleep_ns(uint64_t ns);
 
 /** Name thread t (at most 31 bytes are kept; longer names are truncated).
+ *  Any caller.
+ *  @param t     the thread
+ *  @param name  the new name, NUL-terminated
  *  @return 0; EINVAL name is NULL; ESRCH t unknown/stale. */
 WEFT_API int weft_setname(weft_t t, const char *name);
 
-/** Copy the name of t, NUL-terminated, into buf.
+/** Copy the name of t, NUL-terminated, into buf.  Any caller.
+ *  @param t    the thread
+ *  @param buf  receives the name
+ *  @param len  size of buf in bytes
  *  @return 0; EINVAL buf is NULL; ERANGE len is too small for the name and
  *  its terminator; ESRCH t unknown/stale. */
 WEFT_API int weft_getname(weft_t t, char *buf, size_t len);
+
+/** @} */
 
 /* ------------------------------------------------------------------------ */
 /* Attributes                                                               */
 /* ------------------------------------------------------------------------ */
 
+/** @defgroup weft_attr Thread attributes
+ *  Settings for weft_create.  "a bad" means a is NULL or was not
+ *  initialized with weft_attr_init.
+ *  @{ */
+
 /** Initialize a to the defaults: joinable, default stack size, no name.
+ *  Any caller.
+ *  @param a  the attributes
  *  @return 0; EINVAL a is NULL. */
 WEFT_API int weft_attr_init(weft_attr_t *a);
-/** @return 0; EINVAL a is NULL or not initialized. */
+/** Invalidate a; it may be initialized again.  Any caller.
+ *  @param a  the attributes
+ *  @return 0; EINVAL a is NULL or not initialized. */
 WEFT_API int weft_attr_destroy(weft_attr_t *a);
-/** @return 0; EINVAL a bad, or size below WEFT_STACK_MIN or above 1 GiB. */
+/** Have weft allocate stacks of size bytes (this replaces a stack set with
+ *  weft_attr_setstack).  Any caller.
+ *  @param a     the attributes
+ *  @param size  stack size in bytes
+ *  @return 0; EINVAL a bad, or size below WEFT_STACK_MIN or above 1 GiB. */
 WEFT_API int weft_attr_setstacksize(weft_attr_t *a, size_t size);
-/** @return 0; EINVAL a or size NULL, or a not initialized. */
+/** Read the stack size: the one set, or the WEFT_STACK_SIZE default.  Any
+ *  caller.
+ *  @param a     the attributes
+ *  @param size  receives the size in bytes
+ *  @return 0; EINVAL a or size NULL, or a not initialized. */
 WEFT_API int weft_attr_getstacksize(const weft_attr_t *a, size_t *size);
 /** Use the caller-owned memory [addr, addr+size) as the stack, as given: no
- *  guard page, never freed by weft.
- *  @return 0; EINVAL a or addr bad, or size below WEFT_STACK_MIN. */
+ *  guard page, never freed by weft.  Any caller.
+ *  @param a     the attributes
+ *  @param addr  lowest address of the stack
+ *  @param size  stack size in bytes
+ *  @return 0; EINVAL a or addr bad, size below WEFT_STACK_MIN, or the range
+ *  wraps around the address space. */
 WEFT_API int weft_attr_setstack(weft_attr_t *a, void *addr, size_t size);
-/** @return 0; EINVAL a bad or an output pointer NULL. */
+/** Read the stack set with weft_attr_setstack (*addr NULL when weft
+ *  allocates it; *size 0 for the default size).  Any caller.
+ *  @param a     the attributes
+ *  @param addr  receives the stack address
+ *  @param size  receives the stack size
+ *  @return 0; EINVAL a bad or an output pointer NULL. */
 WEFT_API int weft_attr_getstack(const weft_attr_t *a, void **addr, size_t *size);
-/** @return 0; EINVAL a bad or state not WEFT_CREATE_JOINABLE/DETACHED. */
+/** Set the detach state of new threads.  Any caller.
+ *  @param a      the attributes
+ *  @param state  WEFT_CREATE_JOINABLE or WEFT_CREATE_DETACHED
+ *  @return 0; EINVAL a bad or state not WEFT_CREATE_JOINABLE/DETACHED. */
 WEFT_API int weft_attr_setdetachstate(weft_attr_t *a, int state);
-/** @return 0; EINVAL a or state NULL, or a not initialized. */
+/** Read the detach state.  Any caller.
+ *  @param a      the attributes
+ *  @param state  receives WEFT_CREATE_JOINABLE or WEFT_CREATE_DETACHED
+ *  @return 0; EINVAL a or state NULL, or a not initialized. */
 WEFT_API int weft_attr_getdetachstate(const weft_attr_t *a, int *state);
-/** @return 0; EINVAL a or name NULL, or a not initialized. */
+/** Set the name of new threads (at most 31 bytes are kept).  Any caller.
+ *  @param a     the attributes
+ *  @param name  the name, NUL-terminated
+ *  @return 0; EINVAL a or name NULL, or a not initialized. */
 WEFT_API int weft_attr_setname(weft_attr_t *a, const char *name);
-/** @return 0; EINVAL a or buf NULL; ERANGE len too small. */
+/** Copy the name, NUL-terminated, into buf.  Any caller.
+ *  @param a    the attributes
+ *  @param buf  receives the name
+ *  @param len  size of buf in bytes
+ *  @return 0; EINVAL a or buf NULL, or a not initialized; ERANGE len too
+ *  small for the name and its terminator. */
 WEFT_API int weft_attr_getname(const weft_attr_t *a, char *buf, size_t len);
+
+/** @} */
 
 /* ------------------------------------------------------------------------ */
 /* Thread-specific data                                                     */
 /* ------------------------------------------------------------------------ */
+
+/** @defgroup weft_tsd Thread-specific data
+ *  Values per green thread; they travel with it across workers.
+ *  @{ */
 
 /** Key for thread-specific data: values belong to the green thread. */
 typedef uint32_t weft_key_t;
@@ -211,21 +309,38 @@ typedef uint32_t weft_key_t;
 #define WEFT_KEYS_MAX 128
 
 /** Create a key; destructor (may be NULL) runs at thread exit for non-NULL
- *  values.  @return 0; EINVAL k NULL; EAGAIN WEFT_KEYS_MAX keys exist. */
+ *  values.  Any caller.
+ *  @param k           receives the key
+ *  @param destructor  called with the value when a thread finishes, or NULL
+ *  @return 0; EINVAL k NULL; EAGAIN no key is free (WEFT_KEYS_MAX exist). */
 WEFT_API int weft_key_create(weft_key_t *k, void (*destructor)(void *));
-/** Delete a key (destructors are not called).  @return 0; EINVAL unknown key. */
+/** Delete a key (destructors are not called).  Any caller.
+ *  @param k  the key
+ *  @return 0; EINVAL unknown key. */
 WEFT_API int weft_key_delete(weft_key_t k);
-/** Value of k for the caller; NULL when unset or k is unknown. */
+/** Value of k for the caller.  Any caller.
+ *  @param k  the key
+ *  @return the value; NULL when unset, when k is unknown, or when the caller
+ *          is not a green thread. */
 WEFT_API void *weft_getspecific(weft_key_t k);
-/** @return 0; EINVAL unknown key; ENOMEM no memory; EPERM caller is not a
+/** Set the caller's value of k.  Who may call: a green thread.
+ *  @param k  the key
+ *  @param v  the value
+ *  @return 0; EINVAL unknown key; ENOMEM no memory; EPERM caller is not a
  *  green thread. */
 WEFT_API int weft_setspecific(weft_key_t k, const void *v);
+
+/** @} */
 
 /* ------------------------------------------------------------------------ */
 /* Synchronization                                                          */
 /* ------------------------------------------------------------------------ */
 
-/*
+/**
+ * @defgroup weft_sync Synchronization
+ * Mutexes, condition variables, semaphores, reader-writer locks, barriers,
+ * once, spin and ticket locks.
+ *
  * Common rules of this section.
  *  - "Blocks" means the calling green thread parks on the object's own FIFO
  *    queue and its worker runs other threads.  Calls that may block return
@@ -242,6 +357,7 @@ WEFT_API int weft_setspecific(weft_key_t k, const void *v);
  *  - Owner identity is the green thread (its weft_t), never the worker it
  *    happens to run on.
  *  - All fields below are private to weft.
+ * @{
  */
 
 /* A wait queue: a spinlock and a FIFO of parked waiters.  Every blocking
@@ -256,8 +372,14 @@ typedef struct weft_waitq_ {
 
 /* --- Mutexes ------------------------------------------------------------- */
 
-enum { WEFT_MUTEX_NORMAL = 0, WEFT_MUTEX_ERRORCHECK = 1, WEFT_MUTEX_RECURSIVE = 2,
-       WEFT_MUTEX_DEFAULT = WEFT_MUTEX_NORMAL };
+/** Mutex types, for weft_mutexattr_settype. */
+enum {
+	WEFT_MUTEX_NORMAL = 0,     /**< no checks: relocking deadlocks */
+	WEFT_MUTEX_ERRORCHECK = 1, /**< relock EDEADLK, foreign unlock EPERM */
+	WEFT_MUTEX_RECURSIVE = 2,  /**< the holder may lock again, and unlocks
+	                                as many times */
+	WEFT_MUTEX_DEFAULT = WEFT_MUTEX_NORMAL /**< WEFT_MUTEX_NORMAL */
+};
 
 /** Mutex attributes.  Initialize with weft_mutexattr_init. */
 typedef struct weft_mutexattr { uint32_t _magic; int _type; } weft_mutexattr_t;
@@ -273,31 +395,46 @@ typedef struct weft_mutex {
 	uint64_t _woken_ns;  /* when the pending woken waiter was woken */
 	weft_waitq_ _wq;     /* parked waiters, FIFO */
 } weft_mutex_t;
+/** Static initializer of an unlocked normal mutex. */
 #define WEFT_MUTEX_INITIALIZER            { 0, WEFT_MUTEX_NORMAL, 0, 0, 0, WEFT_WAITQ_INIT_ }
+/** Static initializer of an unlocked error-checking mutex. */
 #define WEFT_MUTEX_ERRORCHECK_INITIALIZER { 0, WEFT_MUTEX_ERRORCHECK, 0, 0, 0, WEFT_WAITQ_INIT_ }
+/** Static initializer of an unlocked recursive mutex. */
 #define WEFT_MUTEX_RECURSIVE_INITIALIZER  { 0, WEFT_MUTEX_RECURSIVE, 0, 0, 0, WEFT_WAITQ_INIT_ }
 
 /** Initialize mutex attributes to the default type (WEFT_MUTEX_NORMAL).
- *  Any caller.  @return 0; EINVAL a is NULL. */
+ *  Any caller.
+ *  @param a  the attributes
+ *  @return 0; EINVAL a is NULL. */
 WEFT_API int weft_mutexattr_init(weft_mutexattr_t *a);
-/** Release mutex attributes.  @return 0; EINVAL a is NULL or not initialized. */
+/** Release mutex attributes.  Any caller.
+ *  @param a  the attributes
+ *  @return 0; EINVAL a is NULL or not initialized. */
 WEFT_API int weft_mutexattr_destroy(weft_mutexattr_t *a);
 /** Set the type: WEFT_MUTEX_NORMAL, WEFT_MUTEX_ERRORCHECK or
- *  WEFT_MUTEX_RECURSIVE.
+ *  WEFT_MUTEX_RECURSIVE.  Any caller.
+ *  @param a     the attributes
+ *  @param type  the mutex type
  *  @return 0; EINVAL a is NULL or not initialized, or type is unknown. */
 WEFT_API int weft_mutexattr_settype(weft_mutexattr_t *a, int type);
-/** @return 0 and *type; EINVAL a or type NULL, or a not initialized. */
+/** Read the type.  Any caller.
+ *  @param a     the attributes
+ *  @param type  receives the mutex type
+ *  @return 0 and *type; EINVAL a or type NULL, or a not initialized. */
 WEFT_API int weft_mutexattr_gettype(const weft_mutexattr_t *a, int *type);
 
 /**
  * Initialize m, unlocked, with the type of a (normal when a is NULL).
  * Any caller; m must not be in use.
+ * @param m  the mutex
+ * @param a  attributes, or NULL
  * @return 0; EINVAL m is NULL, or a is not NULL and not initialized.
  */
 WEFT_API int weft_mutex_init(weft_mutex_t *m, const weft_mutexattr_t *a);
 
 /**
  * Destroy m.  Any caller.  It may be initialized again afterwards.
+ * @param m  the mutex
  * @return 0;
  *         EBUSY   m is locked, or threads are waiting for it;
  *         EINVAL  m is NULL or already destroyed.
@@ -316,6 +453,7 @@ WEFT_API int weft_mutex_destroy(weft_mutex_t *m);
  * queue drains or a waiter is served within 1 ms.  A normal mutex relocked
  * by its holder deadlocks.
  *
+ * @param m  the mutex
  * @return 0;
  *         EDEADLK an error-checking mutex is already held by the caller;
  *         EAGAIN  a recursive mutex's lock count would overflow;
@@ -327,6 +465,7 @@ WEFT_API int weft_mutex_lock(weft_mutex_t *m);
 /**
  * Lock m if that is possible without blocking.  Who may call: a green
  * thread.  A recursive mutex held by the caller is locked once more.
+ * @param m  the mutex
  * @return 0;
  *         EBUSY   m is held (by the caller, for normal and error-checking
  *                 mutexes), or it is being handed to a waiter;
@@ -340,6 +479,8 @@ WEFT_API int weft_mutex_trylock(weft_mutex_t *m);
  * As weft_mutex_lock, but give up at abs_monotonic (CLOCK_MONOTONIC).
  * A waiter that times out leaves the queue; a wake-up or handoff that races
  * with the timeout passes to the next waiter, never lost.
+ * @param m              the mutex
+ * @param abs_monotonic  the deadline
  * @return 0;
  *         ETIMEDOUT the deadline passed before m could be locked;
  *         EINVAL  abs_monotonic is NULL or has tv_nsec out of range, or m is
@@ -355,6 +496,7 @@ WEFT_API int weft_mutex_timedlock(weft_mutex_t *m, const struct timespec *abs_mo
  * as it was locked.  Never blocks, but after a handoff, or while a woken
  * waiter has been kept from running for over 1 ms, a green thread yields
  * its worker so that the waiter runs.
+ * @param m  the mutex
  * @return 0;
  *         EPERM   m is not locked, or (error-checking and recursive
  *                 mutexes) the caller does not hold it;
@@ -366,9 +508,13 @@ WEFT_API int weft_mutex_unlock(weft_mutex_t *m);
 
 /** Condition variable attributes (no settable attribute yet). */
 typedef struct weft_condattr { uint32_t _magic; } weft_condattr_t;
-/** @return 0; EINVAL a is NULL. */
+/** Initialize condition variable attributes.  Any caller.
+ *  @param a  the attributes
+ *  @return 0; EINVAL a is NULL. */
 WEFT_API int weft_condattr_init(weft_condattr_t *a);
-/** @return 0; EINVAL a is NULL or not initialized. */
+/** Release condition variable attributes.  Any caller.
+ *  @param a  the attributes
+ *  @return 0; EINVAL a is NULL or not initialized. */
 WEFT_API int weft_condattr_destroy(weft_condattr_t *a);
 
 /** A condition variable.  Initialize with WEFT_COND_INITIALIZER or
@@ -379,13 +525,17 @@ typedef struct weft_cond {
 	void *_mutex;        /* the mutex current waiters wait with */
 	weft_waitq_ _wq;     /* parked waiters, FIFO */
 } weft_cond_t;
+/** Static initializer of a condition variable. */
 #define WEFT_COND_INITIALIZER { 0, 0, NULL, WEFT_WAITQ_INIT_ }
 
 /** Initialize c.  Any caller; c must not be in use.
+ *  @param c  the condition variable
+ *  @param a  attributes, or NULL
  *  @return 0; EINVAL c is NULL, or a is not NULL and not initialized. */
 WEFT_API int weft_cond_init(weft_cond_t *c, const weft_condattr_t *a);
 
 /** Destroy c.  Any caller.
+ *  @param c  the condition variable
  *  @return 0; EBUSY threads are waiting on c; EINVAL c NULL or destroyed. */
 WEFT_API int weft_cond_destroy(weft_cond_t *c);
 
@@ -399,6 +549,8 @@ WEFT_API int weft_cond_destroy(weft_cond_t *c);
  *
  * Who may call: a green thread holding m.  All threads waiting on c at the
  * same time must use the same mutex.
+ * @param c  the condition variable
+ * @param m  the mutex the caller holds
  * @return 0;
  *         EPERM   the caller is not a green thread, or does not hold m;
  *         EINVAL  c or m NULL, c destroyed, or other waiters on c use
@@ -411,6 +563,9 @@ WEFT_API int weft_cond_wait(weft_cond_t *c, weft_mutex_t *m);
  * m is locked again before the call returns, also on timeout.  A waiter
  * that is signalled as its deadline passes returns either 0 (it took the
  * signal) or ETIMEDOUT (the signal went to another waiter), never both.
+ * @param c              the condition variable
+ * @param m              the mutex the caller holds
+ * @param abs_monotonic  the deadline
  * @return 0;
  *         ETIMEDOUT the deadline passed before a signal;
  *         EINVAL  abs_monotonic NULL or tv_nsec out of range, or as for
@@ -423,7 +578,9 @@ WEFT_API int weft_cond_timedwait(weft_cond_t *c, weft_mutex_t *m,
 /**
  * Wake the oldest waiter of c, if any (or move it onto the mutex's queue
  * when the mutex is held).  Any caller, holding the mutex or not; never
- * blocks.  @return 0; EINVAL c NULL or destroyed.
+ * blocks.
+ * @param c  the condition variable
+ * @return 0; EINVAL c NULL or destroyed.
  */
 WEFT_API int weft_cond_signal(weft_cond_t *c);
 
@@ -431,7 +588,9 @@ WEFT_API int weft_cond_signal(weft_cond_t *c);
  * Wake every waiter of c.  Rather than waking a herd that would at once
  * block on the mutex again, the waiters are moved onto the mutex's queue
  * (when the mutex is free, the oldest is woken and the rest are moved).
- * Any caller; never blocks.  @return 0; EINVAL c NULL or destroyed.
+ * Any caller; never blocks.
+ * @param c  the condition variable
+ * @return 0; EINVAL c NULL or destroyed.
  */
 WEFT_API int weft_cond_broadcast(weft_cond_t *c);
 
@@ -448,10 +607,13 @@ typedef struct weft_sem {
 } weft_sem_t;
 
 /** Initialize s with value tokens.  Any caller; s must not be in use.
+ *  @param s      the semaphore
+ *  @param value  initial number of tokens
  *  @return 0; EINVAL s is NULL or value exceeds WEFT_SEM_VALUE_MAX. */
 WEFT_API int weft_sem_init(weft_sem_t *s, unsigned value);
 
 /** Destroy s.  Any caller.
+ *  @param s  the semaphore
  *  @return 0; EBUSY threads are waiting on s; EINVAL s NULL or not
  *  initialized. */
 WEFT_API int weft_sem_destroy(weft_sem_t *s);
@@ -459,13 +621,15 @@ WEFT_API int weft_sem_destroy(weft_sem_t *s);
 /**
  * Take a token, blocking while there is none.  Waiters are served in FIFO
  * order: a post hands its token straight to the oldest waiter.
- * Who may call: a green thread.
- * @return 0; EINVAL s NULL or not initialized; EPERM the caller is not a
- *         green thread.
+ * Who may call: a green thread; any code when a token is available.
+ * @param s  the semaphore
+ * @return 0; EINVAL s NULL or not initialized; EPERM the caller would block
+ *         and is not a green thread.
  */
 WEFT_API int weft_sem_wait(weft_sem_t *s);
 
 /** Take a token if one is available.  Any caller; never blocks.
+ *  @param s  the semaphore
  *  @return 0; EAGAIN no token; EINVAL s NULL or not initialized. */
 WEFT_API int weft_sem_trywait(weft_sem_t *s);
 
@@ -474,8 +638,10 @@ WEFT_API int weft_sem_trywait(weft_sem_t *s);
  * that races with the timeout either gives its token to this waiter (0) or
  * to the next waiter or the count (ETIMEDOUT): tokens are never lost or
  * duplicated.
+ * @param s              the semaphore
+ * @param abs_monotonic  the deadline
  * @return 0; ETIMEDOUT; EINVAL s bad, or abs_monotonic NULL or tv_nsec out
- *         of range; EPERM the caller is not a green thread.
+ *         of range; EPERM the caller would block and is not a green thread.
  */
 WEFT_API int weft_sem_timedwait(weft_sem_t *s, const struct timespec *abs_monotonic);
 
@@ -483,22 +649,30 @@ WEFT_API int weft_sem_timedwait(weft_sem_t *s, const struct timespec *abs_monoto
  * Add a token: give it to the oldest waiter, or add it to the count.
  * Any caller, including kernel threads that are not green threads; never
  * blocks.
+ * @param s  the semaphore
  * @return 0; EOVERFLOW the value is already WEFT_SEM_VALUE_MAX; EINVAL s
  *         NULL or not initialized.
  */
 WEFT_API int weft_sem_post(weft_sem_t *s);
 
 /** Store the number of available tokens in *value (0 while threads wait).
- *  Any caller.  @return 0; EINVAL s or value NULL, or s not initialized. */
+ *  Any caller.
+ *  @param s      the semaphore
+ *  @param value  receives the number of tokens
+ *  @return 0; EINVAL s or value NULL, or s not initialized. */
 WEFT_API int weft_sem_getvalue(weft_sem_t *s, int *value);
 
 /* --- Reader-writer locks ------------------------------------------------ */
 
 /** Reader-writer lock attributes (no settable attribute yet). */
 typedef struct weft_rwlockattr { uint32_t _magic; } weft_rwlockattr_t;
-/** @return 0; EINVAL a is NULL. */
+/** Initialize reader-writer lock attributes.  Any caller.
+ *  @param a  the attributes
+ *  @return 0; EINVAL a is NULL. */
 WEFT_API int weft_rwlockattr_init(weft_rwlockattr_t *a);
-/** @return 0; EINVAL a is NULL or not initialized. */
+/** Release reader-writer lock attributes.  Any caller.
+ *  @param a  the attributes
+ *  @return 0; EINVAL a is NULL or not initialized. */
 WEFT_API int weft_rwlockattr_destroy(weft_rwlockattr_t *a);
 
 /**
@@ -515,47 +689,58 @@ typedef struct weft_rwlock {
 	uintptr_t _owner;    /* weft_t of the writer; 0 otherwise */
 	weft_waitq_ _wq;     /* parked readers and writers, FIFO */
 } weft_rwlock_t;
+/** Static initializer of an unlocked reader-writer lock. */
 #define WEFT_RWLOCK_INITIALIZER { 0, 0, 0, WEFT_WAITQ_INIT_ }
 
 /** Initialize l, unlocked.  Any caller; l must not be in use.
+ *  @param l  the lock
+ *  @param a  attributes, or NULL
  *  @return 0; EINVAL l is NULL, or a is not NULL and not initialized. */
 WEFT_API int weft_rwlock_init(weft_rwlock_t *l, const weft_rwlockattr_t *a);
 
 /** Destroy l.  Any caller.
+ *  @param l  the lock
  *  @return 0; EBUSY l is held or waited on; EINVAL l NULL or destroyed. */
 WEFT_API int weft_rwlock_destroy(weft_rwlock_t *l);
 
 /**
  * Take a read lock, blocking while a writer holds l or any thread waits.
  * Who may call: a green thread.
+ * @param l  the lock
  * @return 0; EDEADLK the caller holds the write lock; EAGAIN too many
- *         readers (2^29); EINVAL l NULL or destroyed; EPERM the caller is
- *         not a green thread.
+ *         readers (2^29 - 1 hold l); EINVAL l NULL or destroyed; EPERM the
+ *         caller is not a green thread.
  */
 WEFT_API int weft_rwlock_rdlock(weft_rwlock_t *l);
 
 /**
  * Take the write lock, blocking while anyone holds l.
  * Who may call: a green thread.
+ * @param l  the lock
  * @return 0; EDEADLK the caller holds the write lock; EINVAL l NULL or
  *         destroyed; EPERM the caller is not a green thread.
  */
 WEFT_API int weft_rwlock_wrlock(weft_rwlock_t *l);
 
 /** Take a read lock if possible without blocking.  Who may call: a green
- *  thread.  @return 0; EBUSY a writer holds l or threads wait; EAGAIN too
- *  many readers; EINVAL l NULL or destroyed; EPERM not a green thread. */
+ *  thread.
+ *  @param l  the lock
+ *  @return 0; EBUSY a writer (the caller included) holds l or threads wait;
+ *  EAGAIN too many readers; EINVAL l NULL or destroyed; EPERM not a green
+ *  thread. */
 WEFT_API int weft_rwlock_tryrdlock(weft_rwlock_t *l);
 
 /** Take the write lock if l is free.  Who may call: a green thread.
- *  @return 0; EBUSY l is held; EINVAL l NULL or destroyed; EPERM not a
- *  green thread. */
+ *  @param l  the lock
+ *  @return 0; EBUSY l is held (the caller included); EINVAL l NULL or
+ *  destroyed; EPERM not a green thread. */
 WEFT_API int weft_rwlock_trywrlock(weft_rwlock_t *l);
 
 /**
  * Release the caller's write lock or one read lock; when l becomes free,
  * hand it to the oldest waiter (a writer, or a run of readers).
  * Who may call: the writer, or a reader.  Never blocks.
+ * @param l  the lock
  * @return 0; EPERM l is not held, or a writer holds it and it is not the
  *         caller; EINVAL l NULL or destroyed.
  */
@@ -576,10 +761,13 @@ typedef struct weft_barrier {
 } weft_barrier_t;
 
 /** Initialize b for count threads.  Any caller; b must not be in use.
+ *  @param b      the barrier
+ *  @param count  number of threads per phase
  *  @return 0; EINVAL b NULL or count 0. */
 WEFT_API int weft_barrier_init(weft_barrier_t *b, unsigned count);
 
 /** Destroy b.  Any caller.
+ *  @param b  the barrier
  *  @return 0; EBUSY threads are waiting at b; EINVAL b NULL or not
  *  initialized. */
 WEFT_API int weft_barrier_destroy(weft_barrier_t *b);
@@ -589,6 +777,7 @@ WEFT_API int weft_barrier_destroy(weft_barrier_t *b);
  * then resets for the next phase.
  * Who may call: a green thread (a kernel thread that is not one may only be
  * the last to arrive, which does not block).
+ * @param b  the barrier
  * @return WEFT_BARRIER_SERIAL_THREAD in exactly one thread of each phase
  *         (the last to arrive), 0 in the others; EINVAL b NULL or not
  *         initialized; EPERM the caller would block and is not a green
@@ -605,6 +794,7 @@ typedef struct weft_once {
 	uintptr_t _runner;   /* weft_t of the thread running fn */
 	weft_waitq_ _wq;     /* threads waiting for fn to finish */
 } weft_once_t;
+/** Static initializer of a once control: fn has not run. */
 #define WEFT_ONCE_INIT { 0, 0, 0, WEFT_WAITQ_INIT_ }
 
 /**
@@ -613,6 +803,8 @@ typedef struct weft_once {
  * return (if its thread exits inside fn, the other callers block forever).
  * Who may call: any code; a kernel thread that is not a green thread gets
  * EPERM instead of blocking while fn runs elsewhere.
+ * @param o   the once control
+ * @param fn  the function to run
  * @return 0; EINVAL o or fn NULL; EDEADLK fn itself called weft_once on o;
  *         EPERM as above.
  */
@@ -627,21 +819,30 @@ WEFT_API int weft_once(weft_once_t *o, void (*fn)(void));
  * bounded number of spins, so it makes progress even with one worker.
  */
 typedef struct weft_spinlock { uintptr_t _owner; } weft_spinlock_t;  /* weft_t or 0 */
+/** Static initializer of an unlocked spinlock. */
 #define WEFT_SPINLOCK_INITIALIZER { 0 }
 
-/** @return 0; EINVAL l is NULL. */
+/** Initialize l, unlocked.  Any caller.
+ *  @param l  the spinlock
+ *  @return 0; EINVAL l is NULL. */
 WEFT_API int weft_spin_init(weft_spinlock_t *l);
-/** @return 0; EBUSY l is held; EINVAL l is NULL. */
+/** Destroy l (it may be initialized again).  Any caller.
+ *  @param l  the spinlock
+ *  @return 0; EBUSY l is held; EINVAL l is NULL. */
 WEFT_API int weft_spin_destroy(weft_spinlock_t *l);
 /** Spin until l is free, take it, and turn preemption off for the caller.
  *  Who may call: a green thread.
+ *  @param l  the spinlock
  *  @return 0; EDEADLK the caller holds l; EINVAL l NULL; EPERM the caller
  *  is not a green thread. */
 WEFT_API int weft_spin_lock(weft_spinlock_t *l);
 /** Take l if it is free.  Who may call: a green thread.
- *  @return 0; EBUSY l is held; EINVAL l NULL; EPERM not a green thread. */
+ *  @param l  the spinlock
+ *  @return 0; EBUSY l is held (the caller included); EINVAL l NULL; EPERM
+ *  not a green thread. */
 WEFT_API int weft_spin_trylock(weft_spinlock_t *l);
 /** Release l and turn preemption back on.  Who may call: the holder.
+ *  @param l  the spinlock
  *  @return 0; EPERM the caller does not hold l; EINVAL l NULL. */
 WEFT_API int weft_spin_unlock(weft_spinlock_t *l);
 
@@ -656,22 +857,34 @@ typedef struct weft_ticketlock {
 	uint32_t _serving;   /* ticket allowed in */
 	uintptr_t _owner;    /* weft_t of the holder; 0 when free */
 } weft_ticketlock_t;
+/** Static initializer of an unlocked ticket lock. */
 #define WEFT_TICKETLOCK_INITIALIZER { 0, 0, 0 }
 
-/** @return 0; EINVAL l is NULL. */
+/** Initialize l, unlocked.  Any caller.
+ *  @param l  the ticket lock
+ *  @return 0; EINVAL l is NULL. */
 WEFT_API int weft_ticket_init(weft_ticketlock_t *l);
 /** Take a ticket, wait for it to be served, and turn preemption off.
  *  Who may call: a green thread.
+ *  @param l  the ticket lock
  *  @return 0; EDEADLK the caller holds l; EINVAL l NULL; EPERM the caller
  *  is not a green thread. */
 WEFT_API int weft_ticket_acquire(weft_ticketlock_t *l);
 /** Serve the next ticket and turn preemption back on.  Who may call: the
- *  holder.  @return 0; EPERM the caller does not hold l; EINVAL l NULL. */
+ *  holder.
+ *  @param l  the ticket lock
+ *  @return 0; EPERM the caller does not hold l; EINVAL l NULL. */
 WEFT_API int weft_ticket_release(weft_ticketlock_t *l);
+
+/** @} */
 
 /* ------------------------------------------------------------------------ */
 /* Statistics                                                               */
 /* ------------------------------------------------------------------------ */
+
+/** @defgroup weft_stats Statistics
+ *  Counters of the scheduler, per worker.
+ *  @{ */
 
 /**
  * Statistics of one worker, or of all workers summed.  The fields up to
@@ -702,14 +915,22 @@ typedef struct weft_stats {
  * worker is -1.  Who may call: any code, any kernel thread; cheap (no lock,
  * no system call).  Counters are per worker and read without stopping
  * anyone, so a sum is a snapshot only up to concurrent increments.
+ * @param worker  a worker index 0..weft_workers()-1, or -1 for all
+ * @param out     receives the statistics
  * @return 0; EINVAL out NULL, worker out of range, or the runtime could not
  *         be initialized.
  */
 WEFT_API int weft_stats_get(int worker, weft_stats_t *out);
 
+/** @} */
+
 /* ------------------------------------------------------------------------ */
 /* Seeing inside: thread dump                                               */
 /* ------------------------------------------------------------------------ */
+
+/** @defgroup weft_inside Seeing inside
+ *  Looking at a running program: what every thread does and waits for.
+ *  @{ */
 
 /**
  * Write a dump of the runtime to `out`: each worker and what it runs, then
@@ -728,10 +949,13 @@ WEFT_API int weft_stats_get(int worker, weft_stats_t *out);
  * snapshot of each thread at a slightly different moment; a thread that
  * runs or finishes during its own line is shown as it was when read.
  *
+ * @param out  the stream to write to
  * @return 0; EINVAL out NULL or the runtime could not be initialized; EIO
  *         writing to out failed.
  */
 WEFT_API int weft_dump(FILE *out);
+
+/** @} */
 
 #ifdef __cplusplus
 }
