@@ -710,6 +710,10 @@ static const struct bad_env bad_envs[] = {
 	{ "WEFT_PREEMPT_SIGNAL", "0" },
 	{ "WEFT_PREEMPT_SIGNAL", "999" },
 	{ "WEFT_PREEMPT_SIGNAL", "" },
+	{ "WEFT_DUMP_SIGNAL", "SIGKILL" },
+	{ "WEFT_DUMP_SIGNAL", "nonsense" },
+	{ "WEFT_DUMP_SIGNAL", "SIGALRM" },    /* the preemption signal */
+	{ "WEFT_DUMP_SIGNAL", "" },
 };
 
 static const struct bad_env *cur_env;
@@ -720,6 +724,8 @@ static void bad_env_child(void)
 	unsetenv("WEFT_STACK_SIZE");
 	unsetenv("WEFT_QUANTUM_US");
 	unsetenv("WEFT_PREEMPT_SIGNAL");
+	unsetenv("WEFT_DUMP_SIGNAL");
+	unsetenv("WEFT_TRACE");
 	setenv(cur_env->var, cur_env->val, 1);
 	int e = weft_init();
 	if (e != EINVAL)
@@ -767,6 +773,9 @@ static const struct bad_env good_envs[] = {
 	{ "WEFT_PREEMPT_SIGNAL", "SIGUSR1" },
 	{ "WEFT_PREEMPT_SIGNAL", "SIGALRM" },
 	{ "WEFT_PREEMPT_SIGNAL", "12" },
+	{ "WEFT_DUMP_SIGNAL", "SIGQUIT" },
+	{ "WEFT_DUMP_SIGNAL", "SIGRTMIN+3" },
+	{ "WEFT_TRACE", "" },                 /* empty: tracing off */
 };
 
 static void good_env_child(void)
@@ -775,6 +784,8 @@ static void good_env_child(void)
 	unsetenv("WEFT_STACK_SIZE");
 	unsetenv("WEFT_QUANTUM_US");
 	unsetenv("WEFT_PREEMPT_SIGNAL");
+	unsetenv("WEFT_DUMP_SIGNAL");
+	unsetenv("WEFT_TRACE");
 	setenv(cur_env->var, cur_env->val, 1);
 	int e = weft_init();
 	if (e)
