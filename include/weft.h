@@ -934,24 +934,32 @@ WEFT_API int weft_stats_get(int worker, weft_stats_t *out);
 
 /**
  * Write a dump of the runtime to `out`: each worker and what it runs, then
- * every live green thread with its id, name, state, worker, what it is
- * blocked on (the thread it joins, the mutex, cond, semaphore, rwlock,
- * barrier or once by address, the end of its sleep) and for how long, and a
- * backtrace of each thread that is not running (a frame-pointer walk of its
- * saved context; function names come from the dynamic symbol table, so
- * link programs with -rdynamic to see their own static functions).
+ * every live green thread with its id (the low 32 bits of its weft_t), name,
+ * state, worker, what it is blocked on (the thread it joins; the mutex,
+ * cond, semaphore, rwlock, barrier or once by address, with the holder of a
+ * mutex or write-locked rwlock; the end of its sleep) and for how long, and
+ * a backtrace of each thread that is not running: from where it parked, or,
+ * for a preempted thread, from the instruction it was preempted at.
+ *
+ * Backtraces walk frame pointers: weft and its demos are built with
+ * -fno-omit-frame-pointer; build your code with it too or the walk stops at
+ * the first frame without one.  Names come from each module's own symbol
+ * table, so static functions are named unless the file is stripped, in
+ * which case a frame reads module+offset (feed it to addr2line).  A run of
+ * weft's internal frames is shown as one line.  A thread that keeps running
+ * while its stack is copied (a busy thread on another worker) is shown
+ * without a backtrace.
  *
  * Who may call: any code, any kernel thread, including a green thread (it
  * lists itself as running).  Not async-signal-safe: from a signal handler,
  * set WEFT_DUMP_SIGNAL instead, which makes weft print this dump to stderr
  * on that signal from a helper thread of its own, without stopping the
  * program.  Threads keep running while the dump is taken, so it is a
- * snapshot of each thread at a slightly different moment; a thread that
- * runs or finishes during its own line is shown as it was when read.
+ * snapshot of each thread at a slightly different moment.
  *
  * @param out  the stream to write to
- * @return 0; EINVAL out NULL or the runtime could not be initialized; EIO
- *         writing to out failed.
+ * @return 0; EINVAL out NULL or the runtime could not be initialized;
+ *         ENOMEM no memory for the dump's buffers; EIO writing to out failed.
  */
 WEFT_API int weft_dump(FILE *out);
 

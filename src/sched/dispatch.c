@@ -103,6 +103,10 @@ struct wf_worker *wf_switch(struct wf_worker *w, struct wf_thread *prev,
 	w->current = next;
 	next->worker = w;
 	next->state = WF_RUNNING;
+	/* Observers (weft_dump) tell by this count whether a thread ran while
+	 * they read its stack; relaxed: it only has to change. */
+	atomic_store_explicit(&next->runs, atomic_load_explicit(&next->runs,
+	                      memory_order_relaxed) + 1, memory_order_relaxed);
 	if (next->kind != WF_KIND_IDLE)
 		WF_STAT_INC(w, switches);
 

@@ -33,8 +33,11 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/uio.h>
+#include <ucontext.h>
 #include <unistd.h>
+#include <stdlib.h>
 #include "sched_internal.h"
+#include "dump_symbols.h"
 
 #define WF_DUMP_FRAMES 32
 
@@ -45,9 +48,15 @@ extern char __stop_weft_text[] __attribute__((weak));
 
 /* --- reading memory that may vanish ------------------------------------- */
 
+#define WF_DUMP_SNAP 16384   /* bytes of a stack copied in one read */
+
 struct wf_peeker {
 	int pipe[2];         /* fallback when process_vm_readv is refused */
 	bool use_pipe;
+	uintptr_t snap_at;   /* snap holds [snap_at, snap_at + snap_len) */
+	size_t snap_len;
+	unsigned raw_reads;  /* reads outside snap since last reset */
+	char snap[WF_DUMP_SNAP];
 };
 
 static bool wf_peek_pipe(struct wf_peeker *p, uintptr_t addr, void *buf, size_t n)
@@ -60,7 +69,7 @@ static bool wf_peek_pipe(struct wf_peeker *p, uintptr_t addr, void *buf, size_t 
 	return read(p->pipe[0], buf, n) == (ssize_t)n;
 }
 
-static bool wf_peek(struct wf_peeker *p, uintptr_t addr, void *buf, size_t n)
+static bool wf_peek_raw(struct wf_peeker *p, uintptr_t addr, void *buf, size_t n)
 {
 	if (!p->use_pipe) {
 		struct iovec local = { buf, n }, remote = { (void *)addr, n };
@@ -74,17 +83,41 @@ static bool wf_peek(struct wf_peeker *p, uintptr_t addr, void *buf, size_t n)
 	return wf_peek_pipe(p, addr, buf, n);
 }
 
+/* Copy the top of a stack in one system call: a walk over the copy is
+ * consistent if the thread did not run meanwhile, and the window in which it
+ * may run shrinks from one call per frame to one per thread.  A short copy
+ * (the stack ends within the window) is fine. */
+static void wf_snapshot(struct wf_peeker *p, uintptr_t at)
+{
+	p->snap_at = at;
+	p->snap_len = 0;
+	for (size_t len = WF_DUMP_SNAP; len >= 4096 && !p->snap_len; len /= 2)
+		if (wf_peek_raw(p, at, p->snap, len))
+			p->snap_len = len;
+}
+
+static bool wf_peek(struct wf_peeker *p, uintptr_t addr, void *buf, size_t n)
+{
+	if (addr >= p->snap_at && addr - p->snap_at + n <= p->snap_len) {
+		memcpy(buf, p->snap + (addr - p->snap_at), n);
+		return true;
+	}
+	p->raw_reads++;
+	return wf_peek_raw(p, addr, buf, n);
+}
+
 /* --- one thread, as read -------------------------------------------------- */
 
 struct wf_view {
 	struct wf_thread *t;
 	uint32_t gen;
 	uint8_t state, kind, in_signal, block_kind;
-	uint32_t on_cpu;
+	uint32_t on_cpu, runs;
 	int worker;
 	const void *block_obj;
 	uint64_t block_since, deadline, wait;
 	uintptr_t sp;
+	void *sig_ctx;
 	char name[sizeof ((struct wf_thread *)0)->name];
 };
 
@@ -104,6 +137,7 @@ static bool wf_view_read(struct wf_thread *t, struct wf_view *v)
 	if (v->state == WF_FREE || v->kind == WF_KIND_IDLE)
 		return false;
 	v->wait = atomic_load_explicit(&t->wait, memory_order_acquire);
+	v->runs = atomic_load_explicit(&t->runs, memory_order_acquire);
 	v->on_cpu = atomic_load_explicit(&t->on_cpu, memory_order_acquire);
 	v->in_signal = WF_LOAD(t->in_signal);
 	v->worker = wf_worker_index(WF_LOAD(t->worker));
@@ -112,6 +146,7 @@ static bool wf_view_read(struct wf_thread *t, struct wf_view *v)
 	v->block_since = atomic_load_explicit(&t->block_since, memory_order_relaxed);
 	v->deadline = WF_LOAD(t->deadline);
 	v->sp = (uintptr_t)WF_LOAD(t->sp);
+	v->sig_ctx = WF_LOAD(t->sig_ctx);
 	for (size_t i = 0; i < sizeof v->name; i++)
 		v->name[i] = WF_LOAD(t->name[i]);
 	v->name[sizeof v->name - 1] = '\0';
@@ -193,78 +228,146 @@ static bool wf_pc_in_weft(uintptr_t pc, const Dl_info *di)
 	return dladdr((void *)(uintptr_t)weft_dump, &self) && di->dli_fbase == self.dli_fbase;
 }
 
-static void wf_print_frame(FILE *out, int i, uintptr_t pc)
+/* One frame, named.  `exact`: pc is where the thread stopped (a preempted
+ * thread's PC), not a return address. */
+struct wf_frame {
+	uintptr_t pc;
+	uintptr_t off;
+	const char *name;
+	Dl_info di;
+	bool internal;          /* weft's own code, not a public weft_ function */
+};
+
+static void wf_frame_name(struct wf_symcache *sc, struct wf_frame *f, bool exact)
 {
-	Dl_info di = { 0 };
-	/* A return address points after the call: look up the call itself. */
-	int ok = dladdr((void *)(pc - 1), &di);
-	fprintf(out, "    #%-2d 0x%016lx ", i, (unsigned long)pc);
-	if (ok && di.dli_sname)
-		fprintf(out, "%s+0x%lx", di.dli_sname, (unsigned long)(pc - (uintptr_t)di.dli_saddr));
-	else if (ok && wf_pc_in_weft(pc, &di))
-		fputs("[weft internal]", out);
-	else if (ok && di.dli_fname)
-		fprintf(out, "%s+0x%lx", *di.dli_fname ? di.dli_fname : "(program)",
-		        (unsigned long)(pc - (uintptr_t)di.dli_fbase));
+	f->name = wf_sym_name(sc, f->pc + exact, &f->off, &f->di);
+	f->off -= exact;
+	f->internal = f->di.dli_fname && wf_pc_in_weft(f->pc, &f->di) &&
+	              !(f->name && !strncmp(f->name, "weft_", 5));
+}
+
+static void wf_print_frame(FILE *out, int i, const struct wf_frame *f)
+{
+	fprintf(out, "    #%-2d 0x%016lx ", i, (unsigned long)f->pc);
+	if (f->name)
+		fprintf(out, "%s+0x%lx", f->name, (unsigned long)f->off);
+	else if (f->di.dli_fname)
+		fprintf(out, "%s+0x%lx", *f->di.dli_fname ? f->di.dli_fname : "(program)",
+		        (unsigned long)(f->pc - (uintptr_t)f->di.dli_fbase));
 	else
 		fputs("?", out);
 	fputc('\n', out);
 }
 
-/* A frame dladdr cannot name that lies in weft's own code. */
-static bool wf_frame_is_internal(uintptr_t pc)
+/* Collect the frames of a saved context: pcs[0] is where it stopped, then
+ * the return addresses of the frame-pointer chain from fp.  Returns how
+ * many. */
+static int wf_walk(struct wf_peeker *p, uintptr_t pc, uintptr_t fp, uintptr_t floor,
+                   uintptr_t *pcs)
 {
-	Dl_info di = { 0 };
-	return dladdr((void *)(pc - 1), &di) && !di.dli_sname && wf_pc_in_weft(pc, &di);
-}
-
-/* Walk the saved context of a thread that is not running.  Frames are
- * collected first and printed after the thread is checked not to have run
- * meanwhile. */
-static void wf_print_backtrace(FILE *out, struct wf_peeker *p, const struct wf_view *v)
-{
-	uintptr_t pcs[WF_DUMP_FRAMES], frame[WF_CTX_SAVED_WORDS], fp, pc;
 	int n = 0;
-	if (!v->sp || !wf_peek(p, v->sp, frame, sizeof frame)) {
-		fputs("    (no saved context readable)\n", out);
-		return;
-	}
-	wf_ctx_saved_frame(frame, &pc, &fp);
 	while (n < WF_DUMP_FRAMES && pc) {
 		pcs[n++] = pc;
 		uintptr_t link[2];   /* saved frame pointer, return address */
-		if (!fp || (fp & 7) || fp < v->sp || !wf_peek(p, fp, link, sizeof link))
+		if (!fp || (fp & 7) || fp < floor || !wf_peek(p, fp, link, sizeof link))
 			break;
 		if (link[0] && link[0] <= fp)
 			break;   /* frame pointers grow towards the stack's base */
 		pc = link[1];
 		fp = link[0];
 	}
+	return n;
+}
+
+/* Where to start: a thread preempted by the tick stopped at the PC saved in
+ * its signal frame; any other stopped in wf_ctx_switch.  *exact says which. */
+static bool wf_start(struct wf_peeker *p, const struct wf_view *v, uintptr_t *pc,
+                     uintptr_t *fp, bool *exact)
+{
+	if (v->in_signal && v->sig_ctx) {
+		greg_t regs[NGREG];
+		uintptr_t at = (uintptr_t)v->sig_ctx + offsetof(ucontext_t, uc_mcontext.gregs);
+		if (wf_peek(p, at, regs, sizeof regs)) {
+			*pc = (uintptr_t)regs[REG_RIP];
+			*fp = (uintptr_t)regs[REG_RBP];
+			*exact = true;
+			return true;
+		}
+	}
+	uintptr_t frame[WF_CTX_SAVED_WORDS];
+	if (!v->sp || !wf_peek(p, v->sp, frame, sizeof frame))
+		return false;
+	wf_ctx_saved_frame(frame, pc, fp);
+	*exact = false;
+	return true;
+}
+
+/* The thread ran (or was reused) since v was read. */
+static bool wf_view_changed(const struct wf_view *v)
+{
 	struct wf_thread *t = v->t;
-	if (atomic_load_explicit(&t->wait, memory_order_acquire) != v->wait ||
-	    (uintptr_t)WF_LOAD(t->sp) != v->sp ||
-	    atomic_load_explicit(&t->gen, memory_order_relaxed) != v->gen) {
-		fputs("    (ran while being read: backtrace omitted)\n", out);
+	atomic_thread_fence(memory_order_acquire);
+	return atomic_load_explicit(&t->runs, memory_order_relaxed) != v->runs ||
+	       atomic_load_explicit(&t->on_cpu, memory_order_relaxed) != 0 ||
+	       atomic_load_explicit(&t->gen, memory_order_relaxed) != v->gen;
+}
+
+/* Walk the saved context of a thread that is not running.  Frames are
+ * collected, then the thread is checked not to have run meanwhile; if it
+ * did, its stack was changing under us and the walk is retried on a fresh
+ * read, a few times, before giving up (a busy thread may never hold still). */
+static void wf_print_backtrace(FILE *out, struct wf_peeker *p, struct wf_symcache *sc,
+                               struct wf_view *v)
+{
+	uintptr_t pcs[WF_DUMP_FRAMES], pc, fp;
+	bool exact;
+	int n = -1;
+	for (int attempt = 0; attempt < 8 && n < 0; attempt++) {
+		if (attempt && (!wf_view_read(v->t, v) ||
+		                (v->state != WF_READY && v->state != WF_BLOCKED) || v->on_cpu))
+			break;
+		/* Only the copy must be consistent: check right after it. */
+		wf_snapshot(p, v->sp);
+		if (wf_view_changed(v))
+			continue;
+		p->raw_reads = 0;
+		if (!wf_start(p, v, &pc, &fp, &exact)) {
+			fputs("    (no saved context readable)\n", out);
+			return;
+		}
+		n = wf_walk(p, pc, fp, v->sp, pcs);
+		if (p->raw_reads && wf_view_changed(v))
+			n = -1;   /* read past the copy while it ran */
+	}
+	if (n < 0) {
+		fputs("    (kept running while being read: no backtrace)\n", out);
 		return;
 	}
+	struct wf_frame f[WF_DUMP_FRAMES];
+	for (int i = 0; i < n; i++) {
+		f[i].pc = pcs[i];
+		wf_frame_name(sc, &f[i], i == 0 && exact);
+	}
+	if (exact)
+		fputs("    preempted at:\n", out);
 	for (int i = 0; i < n; i++) {
 		/* A run of weft's own frames is one line: users want their code. */
 		int j = i;
-		while (j + 1 < n && wf_frame_is_internal(pcs[j]) && wf_frame_is_internal(pcs[j + 1]))
+		while (j + 1 < n && f[j].internal && f[j + 1].internal)
 			j++;
 		if (j > i) {
 			fprintf(out, "    #%-2d [weft internal, %d frames]\n", i, j - i + 1);
 			i = j;
 		} else {
-			wf_print_frame(out, i, pcs[i]);
+			wf_print_frame(out, i, &f[i]);
 		}
 	}
 }
 
 /* --- the dump --------------------------------------------------------------- */
 
-static void wf_print_thread(FILE *out, struct wf_peeker *p, const struct wf_view *v,
-                            uint64_t coarse_now, uint64_t now)
+static void wf_print_thread(FILE *out, struct wf_peeker *p, struct wf_symcache *sc,
+                            struct wf_view *v, uint64_t coarse_now, uint64_t now)
 {
 	fprintf(out, "thread %u", wf_view_id(v->t));
 	if (v->name[0])
@@ -295,7 +398,7 @@ static void wf_print_thread(FILE *out, struct wf_peeker *p, const struct wf_view
 		return;
 	}
 	if (saved)
-		wf_print_backtrace(out, p, v);
+		wf_print_backtrace(out, p, sc, v);
 	else
 		fputs("    (still switching away: no saved context yet)\n", out);
 }
@@ -322,7 +425,14 @@ int weft_dump(FILE *out)
 {
 	if (!out || wf_runtime_ensure())
 		return EINVAL;
-	struct wf_peeker p = { .pipe = { -1, -1 } };
+	/* Big (a stack copy, a module table): on the heap, not on the caller's
+	 * stack, which may be a small green one. */
+	struct wf_dumper { struct wf_peeker p; struct wf_symcache sc; } *d = calloc(1, sizeof *d);
+	if (!d)
+		return ENOMEM;
+	struct wf_peeker *p = &d->p;
+	struct wf_symcache *sc = &d->sc;
+	p->pipe[0] = p->pipe[1] = -1;
 	uint64_t now = wf_clock_ns(), coarse_now = wf_coarse_ns();
 	uint32_t slots = wf_tcb_slots();
 	unsigned shown = 0;
@@ -340,7 +450,7 @@ int weft_dump(FILE *out)
 		struct wf_thread *t = wf_tcb_at(i);
 		struct wf_view v;
 		if (t && wf_view_read(t, &v)) {
-			wf_print_thread(out, &p, &v, coarse_now, now);
+			wf_print_thread(out, p, sc, &v, coarse_now, now);
 			shown++;
 		}
 	}
@@ -349,10 +459,12 @@ int weft_dump(FILE *out)
 	int bad = ferror(out);
 	funlockfile(out);
 
-	if (p.pipe[0] >= 0) {
-		close(p.pipe[0]);
-		close(p.pipe[1]);
+	wf_symcache_release(sc);
+	if (p->pipe[0] >= 0) {
+		close(p->pipe[0]);
+		close(p->pipe[1]);
 	}
+	free(d);
 	errno = err;
 	return bad ? EIO : 0;
 }

@@ -40,7 +40,7 @@ static void wf_report_overflow(struct wf_thread *t)
 	size_t n = 0;
 	size_t kib = (size_t)((char *)t->stack.hi - (char *)t->stack.lo) / 1024;
 	wf_write_str(buf, sizeof buf, &n, "weft: thread ");
-	wf_write_u64(buf, sizeof buf, &n, t->index);
+	wf_write_u64(buf, sizeof buf, &n, (uint64_t)t->index + 1);  /* the id weft_dump shows */
 	wf_write_str(buf, sizeof buf, &n, " \"");
 	wf_write_str(buf, sizeof buf, &n, t->name);
 	wf_write_str(buf, sizeof buf, &n, "\" overflowed its ");

@@ -6,7 +6,8 @@
  * the interrupted green thread, where the kernel has already saved every
  * register.  If the interrupted PC is a safe point, the handler queues the
  * thread at the tail and switches to the next one with an ordinary
- * wf_switch; when the thread is resumed, on this or any worker, the switch
+ * wf_switch; when the thread is resumed (always on this worker: a thread
+ * preempted inside the handler is never stolen, runqueue.c), the switch
  * returns, the handler returns, and rt_sigreturn restores the thread
  * exactly as it was interrupted.
  *
@@ -270,6 +271,7 @@ static void wf_tick(int sig, siginfo_t *si, void *ucv)
 		goto out;
 	}
 	WF_STAT_INC(w, preemptions);
+	cur->sig_ctx = ucv;   /* where it was interrupted, for weft_dump */
 	cur->in_signal = 1;
 	w->sig_blocked = 1;
 	wf_rq_push(w, cur, false);

@@ -51,11 +51,14 @@ struct wf_thread {
 	struct wf_thread *next;         /* run-queue link */
 	struct wf_worker *worker;       /* worker it runs or last ran on */
 	_Atomic uint32_t on_cpu;
+	_Atomic uint32_t runs;          /* times switched to; written by the worker
+	                                   switching to it, one at a time (on_cpu) */
 	uint8_t state;                  /* enum wf_state */
 	uint8_t detached;
 	uint8_t joined;                 /* a joiner is registered */
 	uint8_t kind;                   /* WF_KIND_* */
 	uint8_t in_signal;              /* switched away inside the tick handler */
+	void *sig_ctx;                  /* its ucontext_t then (valid while in_signal) */
 	int saved_errno;
 	uint32_t index;                 /* slot in the TCB table */
 	_Atomic uint32_t gen;           /* handle generation, bumped on reclaim */
