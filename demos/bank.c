@@ -27,6 +27,7 @@
 #include <string.h>
 #include <time.h>
 #include <weft.h>
+#include "demo_common.h"
 
 #define MAX_TELLERS 4096
 #define MAX_ACCOUNTS 100000
@@ -293,15 +294,11 @@ int main(int argc, char **argv)
 	}
 	for (int i = 0; i < ntellers; i++) {
 		tel[i].id = i;
-		if ((e = weft_create(&t[i], NULL, teller, &tel[i]))) {
-			fprintf(stderr, "bank: weft_create: %s\n", strerror(e));
+		if (demo_create("bank", &t[i], teller, &tel[i], "teller %d", i))
 			return 2;
-		}
 	}
-	if ((e = weft_create(&a, NULL, auditor, NULL))) {
-		fprintf(stderr, "bank: weft_create: %s\n", strerror(e));
+	if (demo_create("bank", &a, auditor, NULL, "auditor", 0))
 		return 2;
-	}
 	weft_join(a, NULL);
 	atomic_store(&stop, 1);
 	for (int i = 0; i < ntellers; i++)

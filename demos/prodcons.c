@@ -25,6 +25,7 @@
 #include <string.h>
 #include <time.h>
 #include <weft.h>
+#include "demo_common.h"
 
 #define MAX_THREADS 1024
 
@@ -259,15 +260,11 @@ int main(int argc, char **argv)
 
 	uint64_t t0 = now_ns();
 	for (int i = 0; i < nconsumers; i++)
-		if ((e = weft_create(&tc[i], NULL, consumer, &consumed[i]))) {
-			fprintf(stderr, "prodcons: weft_create: %s\n", strerror(e));
+		if (demo_create("prodcons", &tc[i], consumer, &consumed[i], "consumer %d", i))
 			return 2;
-		}
 	for (int i = 0; i < nproducers; i++)
-		if ((e = weft_create(&tp[i], NULL, producer, (void *)(uintptr_t)i))) {
-			fprintf(stderr, "prodcons: weft_create: %s\n", strerror(e));
+		if (demo_create("prodcons", &tp[i], producer, (void *)(uintptr_t)i, "producer %d", i))
 			return 2;
-		}
 	for (int s = 1; s <= seconds; s++) {
 		uint64_t due = t0 + (uint64_t)s * 1000000000ull, t = now_ns();
 		if (due > t)

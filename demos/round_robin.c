@@ -34,6 +34,7 @@
 #include <string.h>
 #include <time.h>
 #include <weft.h>
+#include "demo_common.h"
 
 #define MAX_THREADS 256
 #define SAMPLE_EVERY 32          /* work blocks between two clock reads */
@@ -295,17 +296,13 @@ int main(int argc, char **argv)
 	for (int i = 0; i < nthreads; i++) {
 		sp[i].id = i;
 		atomic_store(&sp[i].worker, -1);
-		if ((e = weft_create(&t[i], NULL, spin, &sp[i]))) {
-			fprintf(stderr, "round_robin: weft_create: %s\n", strerror(e));
+		if (demo_create("round_robin", &t[i], spin, &sp[i], "spinner %d", i))
 			return 2;
-		}
 	}
 	go_ns = now_ns();
 	end_ns = go_ns + (uint64_t)seconds * 1000000000ull;
-	if ((e = weft_create(&pr, NULL, printer, NULL))) {
-		fprintf(stderr, "round_robin: weft_create: %s\n", strerror(e));
+	if (demo_create("round_robin", &pr, printer, NULL, "printer", 0))
 		return 2;
-	}
 	atomic_store(&go, 1);
 	weft_join(pr, NULL);
 	atomic_store(&stop, 1);

@@ -26,6 +26,7 @@
 #include <string.h>
 #include <time.h>
 #include <weft.h>
+#include "demo_common.h"
 
 #define MAX_SPINNERS 256
 #define MAX_SLEEPS 100000
@@ -230,14 +231,10 @@ int main(int argc, char **argv)
 
 	weft_t t[MAX_SPINNERS], s;
 	for (int i = 0; i < nspinners; i++)
-		if ((e = weft_create(&t[i], NULL, spin, &sp[i]))) {
-			fprintf(stderr, "sleeper: weft_create: %s\n", strerror(e));
+		if (demo_create("sleeper", &t[i], spin, &sp[i], "spinner %d", i))
 			return 2;
-		}
-	if ((e = weft_create(&s, NULL, sleeper, NULL))) {
-		fprintf(stderr, "sleeper: weft_create: %s\n", strerror(e));
+	if (demo_create("sleeper", &s, sleeper, NULL, "sleeper", 0))
 		return 2;
-	}
 	uint64_t t0 = now_ns();
 	go_ns = t0;
 	give_up_ns = t0 + (uint64_t)timeout_s * 1000000000ull;
