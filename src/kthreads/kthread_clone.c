@@ -108,7 +108,6 @@
  *    * dlclose waits for listed threads in the middle of a symbol lookup
  *      (gscope); a worker resolving a lazy binding during a concurrent
  *      dlclose of that library is not waited for.
- *    * gdb (libthread_db) does not list the workers.
  *  - fork() from a worker: the child's glibc makes the forking thread its
  *    only thread (list_del on our self-loop is harmless), but glibc's
  *    at-fork state was never designed for a foreign block: use fork+exec
