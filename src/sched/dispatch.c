@@ -22,6 +22,7 @@
  */
 #include <errno.h>
 #include "sched_internal.h"
+#include "trace.h"
 #include "../kthreads/kthread.h"
 
 #ifdef WF_ASAN
@@ -79,7 +80,11 @@ void wf_after_switch(struct wf_worker *w)
 		break;
 	case WF_PREV_DONE:
 		atomic_store_explicit(&p->on_cpu, 0, memory_order_release);
+		if (wf_tracing())
+			wf_trace_waker(w, p);  /* its joiner is woken on its behalf */
 		wf_thread_finished(w, p);
+		if (wf_tracing())
+			wf_trace_waker(w, NULL);
 		break;
 	default:
 		atomic_store_explicit(&p->on_cpu, 0, memory_order_release);
@@ -109,6 +114,9 @@ struct wf_worker *wf_switch(struct wf_worker *w, struct wf_thread *prev,
 	                      memory_order_relaxed) + 1, memory_order_relaxed);
 	if (next->kind != WF_KIND_IDLE)
 		WF_STAT_INC(w, switches);
+	/* Still on w: the trace record goes to the worker doing the switch. */
+	if (wf_tracing())
+		wf_trace_switch(w, prev, next, action);
 
 	wf_asan_start(prev, next, action);
 	struct wf_worker *nw = wf_ctx_switch(&prev->sp, next->sp, w);

@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include "sched_internal.h"
+#include "trace.h"
 
 void wf_park_prepare(struct wf_thread *self)
 {
@@ -62,6 +63,8 @@ int wf_park(wf_spin_t *held, uint64_t deadline)
 		if (held)
 			wf_spin_unlock(held);
 	} else {
+		if (wf_tracing())
+			wf_trace_block(w, self);
 		w = wf_switch(w, self, next, WF_PREV_SAVED, held);
 	}
 	atomic_store_explicit(&self->block_kind, WF_BLOCK_NONE, memory_order_relaxed);

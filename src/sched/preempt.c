@@ -57,6 +57,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 #include "sched_internal.h"
+#include "trace.h"
 
 #define WF_RETRY_NS   50000ull   /* retry of a deferred tick */
 #define WF_MAX_RANGES 8
@@ -271,6 +272,10 @@ static void wf_tick(int sig, siginfo_t *si, void *ucv)
 		goto out;
 	}
 	WF_STAT_INC(w, preemptions);
+	/* Past the safe-point check: the interrupted code is the program's,
+	 * so no trace append of this worker is half done (trace.c). */
+	if (wf_tracing())
+		wf_trace_preempt(w, cur);
 	cur->sig_ctx = ucv;   /* where it was interrupted, for weft_dump */
 	cur->in_signal = 1;
 	w->sig_blocked = 1;

@@ -26,6 +26,7 @@
  * only changed under rq_lock; readers without the lock use it as a hint.
  */
 #include "sched_internal.h"
+#include "trace.h"
 #include "../kthreads/kthread.h"
 
 /* How far into a victim's queue a thief looks past pinned threads. */
@@ -117,6 +118,8 @@ struct wf_thread *wf_rq_steal(struct wf_worker *thief)
 		t = NULL;
 	}
 	wf_spin_unlock(&victim->rq_lock);
+	if (t && wf_tracing())
+		wf_trace_steal(thief, t, victim);
 	return t;
 }
 
@@ -148,6 +151,9 @@ void wf_kick_idle(void)
 /* Make t runnable on w's queue and make sure some worker will run it. */
 void wf_make_ready(struct wf_worker *w, struct wf_thread *t, bool at_head)
 {
+	/* Before the push: once queued, t may run and park again. */
+	if (wf_tracing())
+		wf_trace_wake(t);
 	wf_rq_push(w, t, at_head);
 	wf_kick_idle();  /* its seq_cst fence orders the push before ... */
 	if (!atomic_load_explicit(&w->timer_armed, memory_order_relaxed))

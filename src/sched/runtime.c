@@ -21,6 +21,7 @@
 #include <sys/mman.h>
 #include <time.h>
 #include "sched_internal.h"
+#include "trace.h"
 #include "../kthreads/kthread.h"
 
 struct wf_runtime wf_rt;
@@ -187,6 +188,8 @@ static int wf_runtime_init(void)
 	if ((e = wf_kt_select(wf_rt.cfg.kthreads_mode, &b)))
 		return e;
 	if ((e = wf_start_workers()))
+		return e;
+	if ((e = wf_trace_init()))
 		return e;
 	return wf_dump_signal_install();
 }
