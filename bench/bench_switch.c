@@ -28,36 +28,14 @@ static struct bench_param params[] = {
 	{ "thn", 100000, "yields per thread on GNU Pth" },
 };
 
-static atomic_int go;
-static long iters;
+#include "yield_pingpong.h"
 
 /* ------------------------------------------------------------------ weft */
 
-static void *weft_pinger(void *arg)
-{
-	(void)arg;
-	while (!atomic_load_explicit(&go, memory_order_acquire))
-		weft_yield();
-	for (long i = 0; i < iters; i++)
-		weft_yield();
-	return NULL;
-}
-
 static double weft_round(long n)
 {
-	weft_t a, b;
-	iters = n;
-	atomic_store(&go, 0);
-	if (weft_create(&a, NULL, weft_pinger, NULL) || weft_create(&b, NULL, weft_pinger, NULL))
-		bench_fail("weft_create failed");
 	weft_stats_t s0, s1;
-	weft_stats_get(-1, &s0);
-	bench_begin();
-	atomic_store_explicit(&go, 1, memory_order_release);
-	weft_join(a, NULL);
-	weft_join(b, NULL);
-	double ns = bench_end(2.0 * (double)n);
-	weft_stats_get(-1, &s1);
+	double ns = yp_weft_round(n, &s0, &s1);
 	if ((double)(s1.yields - s0.yields) < 0.99 * (double)(2 * n))
 		fprintf(stderr, "bench: warning: %llu switching yields for %ld calls\n",
 		        (unsigned long long)(s1.yields - s0.yields), 2 * n);
@@ -66,59 +44,30 @@ static double weft_round(long n)
 	return ns;
 }
 
-/* --------------------------------------------------------------- pthread */
-
-static struct bench_gate gate = BENCH_GATE_INIT;
-
-static void *pthread_pinger(void *arg)
-{
-	(void)arg;
-	bench_gate_arrive(&gate);
-	for (long i = 0; i < iters; i++)
-		sched_yield();
-	return NULL;
-}
-
-static double pthread_round(long n)
-{
-	pthread_t a, b;
-	iters = n;
-	bench_gate_reset(&gate);
-	if (pthread_create(&a, NULL, pthread_pinger, NULL) ||
-	    pthread_create(&b, NULL, pthread_pinger, NULL))
-		bench_fail("pthread_create failed");
-	bench_gate_wait(&gate, 2);
-	bench_begin();
-	bench_gate_open(&gate);
-	pthread_join(a, NULL);
-	pthread_join(b, NULL);
-	return bench_end(2.0 * (double)n);
-}
-
 /* ------------------------------------------------------------------- pth */
 
 #ifdef BENCH_HAVE_PTH
 static void *pth_pinger(void *arg)
 {
 	(void)arg;
-	while (!atomic_load(&go))
+	while (!atomic_load(&yp_go))
 		pth_yield(NULL);
-	for (long i = 0; i < iters; i++)
+	for (long i = 0; i < yp_iters; i++)
 		pth_yield(NULL);
 	return NULL;
 }
 
 static double pth_round(long n)
 {
-	iters = n;
-	atomic_store(&go, 0);
+	yp_iters = n;
+	atomic_store(&yp_go, 0);
 	pth_t a = pth_spawn(PTH_ATTR_DEFAULT, pth_pinger, NULL);
 	pth_t b = pth_spawn(PTH_ATTR_DEFAULT, pth_pinger, NULL);
 	if (!a || !b)
 		bench_fail("pth_spawn failed");
 	pth_yield(NULL);  /* let both reach the gate */
 	bench_begin();
-	atomic_store(&go, 1);
+	atomic_store(&yp_go, 1);
 	pth_join(a, NULL);
 	pth_join(b, NULL);
 	return bench_end(2.0 * (double)n);
@@ -136,8 +85,8 @@ static void run_pingpong(int impl)
 		ns = weft_round(n);
 		break;
 	case BENCH_PTHREAD:
-		pthread_round(pn / 10 + 1);
-		ns = pthread_round(pn);
+		yp_pthread_round(pn / 10 + 1);
+		ns = yp_pthread_round(pn);
 		break;
 #ifdef BENCH_HAVE_PTH
 	case BENCH_PTH:

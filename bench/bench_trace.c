@@ -37,34 +37,9 @@ static struct bench_param params[] = {
 	{ "pn", 200000, "yields per thread on pthreads" },
 };
 
-static atomic_int go;
-static long iters;
+#include "yield_pingpong.h"
 
 /* ------------------------------------------------------------------ weft */
-
-static void *weft_pinger(void *arg)
-{
-	(void)arg;
-	while (!atomic_load_explicit(&go, memory_order_acquire))
-		weft_yield();
-	for (long i = 0; i < iters; i++)
-		weft_yield();
-	return NULL;
-}
-
-static double weft_round(long n)
-{
-	weft_t a, b;
-	iters = n;
-	atomic_store(&go, 0);
-	if (weft_create(&a, NULL, weft_pinger, NULL) || weft_create(&b, NULL, weft_pinger, NULL))
-		bench_fail("weft_create failed");
-	bench_begin();
-	atomic_store_explicit(&go, 1, memory_order_release);
-	weft_join(a, NULL);
-	weft_join(b, NULL);
-	return bench_end(2.0 * (double)n);
-}
 
 /* Exit-time cost: measured from just before exit() to an atexit handler
  * registered before weft's (handlers run in reverse order). */
@@ -96,8 +71,8 @@ static void run_weft(const char *trace)
 		bench_fail("atexit failed");
 	bench_weft_start();
 	long n = bench_param("n");
-	weft_round(n / 10 + 1);
-	double ns = weft_round(n);
+	yp_weft_round(n / 10 + 1, NULL, NULL);
+	double ns = yp_weft_round(n, NULL, NULL);
 	bench_result("switch", BENCH_NS, ns);
 	bench_result("cpu", BENCH_NS, bench_cpu_per_op());
 	fflush(stdout);
@@ -107,38 +82,11 @@ static void run_weft(const char *trace)
 
 /* --------------------------------------------------------------- pthread */
 
-static struct bench_gate gate = BENCH_GATE_INIT;
-
-static void *pthread_pinger(void *arg)
-{
-	(void)arg;
-	bench_gate_arrive(&gate);
-	for (long i = 0; i < iters; i++)
-		sched_yield();
-	return NULL;
-}
-
-static double pthread_round(long n)
-{
-	pthread_t a, b;
-	iters = n;
-	bench_gate_reset(&gate);
-	if (pthread_create(&a, NULL, pthread_pinger, NULL) ||
-	    pthread_create(&b, NULL, pthread_pinger, NULL))
-		bench_fail("pthread_create failed");
-	bench_gate_wait(&gate, 2);
-	bench_begin();
-	bench_gate_open(&gate);
-	pthread_join(a, NULL);
-	pthread_join(b, NULL);
-	return bench_end(2.0 * (double)n);
-}
-
 static void run_pthread(void)
 {
 	long pn = bench_param("pn");
-	pthread_round(pn / 10 + 1);
-	double ns = pthread_round(pn);
+	yp_pthread_round(pn / 10 + 1);
+	double ns = yp_pthread_round(pn);
 	bench_result("switch", BENCH_NS, ns);
 	bench_result("cpu", BENCH_NS, bench_cpu_per_op());
 }
