@@ -48,37 +48,44 @@ struct wf_worker;
  */
 struct wf_thread {
 	void *sp;                       /* saved context, valid when on_cpu == 0 */
-	struct wf_thread *next;         /* run-queue link */
-	struct wf_worker *worker;       /* worker it runs or last ran on */
 	_Atomic uint32_t on_cpu;
 	_Atomic uint32_t runs;          /* times switched to; written by the worker
 	                                   switching to it, one at a time (on_cpu) */
-	uint8_t state;                  /* enum wf_state */
-	uint8_t detached;
-	uint8_t joined;                 /* a joiner is registered */
-	uint8_t kind;                   /* WF_KIND_* */
-	uint8_t in_signal;              /* switched away inside the tick handler */
-	void *sig_ctx;                  /* its ucontext_t then (valid while in_signal) */
 	int saved_errno;
 	uint32_t index;                 /* slot in the TCB table */
 	_Atomic uint32_t gen;           /* handle generation, bumped on reclaim */
 	wf_spin_t lk;                   /* guards state DONE, detached, joiner */
-	uint32_t preempt_off;           /* weft_preempt_disable depth */
-	struct wf_thread *joiner;
 	void *(*start)(void *);
 	void *arg;
 	void *ret;
 	_Atomic uint64_t wait;          /* (seq << 2) | WF_WAIT_* */
-	uint64_t deadline;              /* ns, CLOCK_MONOTONIC; 0 = none */
 	int32_t heap_idx;               /* index in timer heap, -1 = not in it */
+
+	/* From `state` up to `deadline`: zeroed for every new thread, in one go
+	 * (wf_tcb_reset, handle.c).  A field that must start at zero in each
+	 * life belongs here; see wf_tcb_reset for the ones that need not. */
+	uint8_t state                   /* enum wf_state */
+		__attribute__((aligned(16))); /* the block: a few vector stores */
+	uint8_t detached;
+	uint8_t joined;                 /* a joiner is registered */
+	uint8_t kind;                   /* WF_KIND_* */
+	uint8_t in_signal;              /* switched away inside the tick handler */
+	_Atomic uint8_t block_kind;     /* enum wf_block (see block_obj) */
+	uint32_t preempt_off;           /* weft_preempt_disable depth */
+	struct wf_thread *next;         /* run-queue link */
+	struct wf_worker *worker;       /* worker it runs or last ran on */
+	void *sig_ctx;                  /* its ucontext_t then (valid while in_signal) */
+	struct wf_thread *joiner;
 	struct wf_worker *timer_worker; /* whose heap holds it */
 	struct wf_tsd *tsd;             /* thread-specific values, lazily */
 	/* What the thread parks on, for weft_dump and the gdb script: written
 	 * by the thread itself before it parks (and by a cond's signaller that
 	 * moves it onto a mutex), read racily by observers, hence atomic. */
-	_Atomic uint8_t block_kind;     /* enum wf_block */
 	_Atomic(const void *) block_obj;
 	_Atomic uint64_t block_since;   /* coarse CLOCK_MONOTONIC ns of the park */
+	/* End of the zeroed block. */
+	uint64_t deadline;              /* ns, CLOCK_MONOTONIC; 0 = none */
+
 	wf_stack stack;
 	char name[32];
 #ifdef WF_ASAN
@@ -206,10 +213,48 @@ int wf_timer_run(struct wf_worker *w, uint64_t now) WF_HIDDEN; /* threads woken 
 
 /* handle.c */
 struct wf_thread *wf_tcb_alloc(struct wf_worker *w) WF_HIDDEN;
-void wf_tcb_release(struct wf_worker *w, struct wf_thread *t) WF_HIDDEN;
-struct wf_thread *wf_tcb_lookup(weft_t h) WF_HIDDEN; /* NULL if bad/stale */
-weft_t wf_tcb_handle(const struct wf_thread *t) WF_HIDDEN;
+/* Reclaiming a TCB takes two steps: retire (under t->lk: the handle goes
+ * stale), then free (after t->lk is released: the TCB may be reused). */
+void wf_tcb_retire(struct wf_thread *t) WF_HIDDEN;
+void wf_tcb_free(struct wf_worker *w, struct wf_thread *t) WF_HIDDEN;
 uint32_t wf_tcb_slots(void) WF_HIDDEN;       /* slots ever used */
+
+/* The TCB table (handle.c), inline here because every join, detach and
+ * name call looks a handle up.  Chunks are published once and never freed. */
+#define WF_CHUNK_SHIFT 10
+#define WF_CHUNK_SLOTS (1u << WF_CHUNK_SHIFT)
+#define WF_MAX_CHUNKS  (1u << 14)   /* 16 Mi threads alive at once */
+extern struct wf_thread *_Atomic wf_chunks[WF_MAX_CHUNKS] WF_HIDDEN;
+
+static inline struct wf_thread *wf_tcb_slot(uint32_t i)
+{
+	struct wf_thread *c = atomic_load_explicit(&wf_chunks[i >> WF_CHUNK_SHIFT],
+	                                           memory_order_acquire);
+	return c ? &c[i & (WF_CHUNK_SLOTS - 1)] : NULL;
+}
+
+/* A handle is (generation << 32) | (slot + 1). */
+static inline weft_t wf_tcb_handle(const struct wf_thread *t)
+{
+	uint64_t gen = atomic_load_explicit(&((struct wf_thread *)t)->gen, memory_order_relaxed);
+	return (weft_t)((gen << 32) | ((uint64_t)t->index + 1));
+}
+
+/* The TCB a handle names, or NULL if it is bad or stale.  A hint only: the
+ * caller re-checks wf_tcb_handle(t) == h under t->lk. */
+static inline struct wf_thread *wf_tcb_lookup(weft_t h)
+{
+	uint64_t v = (uint64_t)h;
+	uint32_t slot = (uint32_t)v;
+	uint32_t gen = (uint32_t)(v >> 32);
+	if (slot == 0 || slot - 1 >= WF_MAX_CHUNKS * WF_CHUNK_SLOTS)
+		return NULL;
+	struct wf_thread *t = wf_tcb_slot(slot - 1);
+	if (!t || atomic_load_explicit(&t->gen, memory_order_acquire) != gen ||
+	    t->state == WF_FREE || t->kind == WF_KIND_IDLE)
+		return NULL;
+	return t;
+}
 struct wf_thread *wf_tcb_at(uint32_t slot) WF_HIDDEN; /* NULL past the end */
 
 /* thread.c */

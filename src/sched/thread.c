@@ -14,7 +14,11 @@
  *
  * Invariant: t->state == WF_DONE, t->detached and t->joiner change only
  * under t->lk, and a handle is checked against t->gen under t->lk, so join,
- * detach and exit agree on one order.
+ * detach and exit agree on one order.  Whoever sees the pair (DONE, claimed)
+ * complete under t->lk (the joiner, the detacher, or the finisher of a
+ * detached thread) retires the TCB (wf_tcb_retire: bumps gen) before
+ * releasing t->lk and frees it (wf_tcb_free) only after, and touches t no
+ * more: the TCB may be reused at once.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -82,7 +86,8 @@ int weft_create(weft_t *out, const weft_attr_t *a, void *(*start)(void *), void 
 	if (!t)
 		return EAGAIN;
 	if ((e = wf_thread_setup(w, t, a, start, arg))) {
-		wf_tcb_release(w, t);
+		wf_tcb_retire(t);  /* no handle was given out: no lock needed */
+		wf_tcb_free(w, t);
 		return e;
 	}
 	*out = wf_tcb_handle(t);
@@ -107,8 +112,10 @@ int weft_create(weft_t *out, const weft_attr_t *a, void *(*start)(void *), void 
 	wf_rq_push(w, self, !tail);
 	/* The creator can now run in parallel with its child: let an idle
 	 * worker take it (a child that never yields would otherwise keep it
-	 * queued while the other worker sleeps). */
-	wf_kick_idle();
+	 * queued while the other worker sleeps).  With one worker there is
+	 * none: the only worker is this one, and it is awake. */
+	if (wf_rt.nworkers > 1)
+		wf_kick_idle();
 	wf_switch(w, self, t, WF_PREV_SAVED, NULL);
 	return 0;
 }
@@ -129,8 +136,11 @@ void wf_thread_finished(struct wf_worker *w, struct wf_thread *t)
 	struct wf_thread *joiner = t->joiner;
 	bool detached = t->detached;
 	if (detached)
-		wf_tcb_release(w, t);
+		wf_tcb_retire(t);
 	wf_spin_unlock(&t->lk);
+	/* t may be joined and reused from here on: only the copies above. */
+	if (detached)
+		wf_tcb_free(w, t);
 	if (joiner)
 		wf_unpark(joiner);
 	if (atomic_fetch_sub_explicit(&wf_rt.live, 1, memory_order_acq_rel) == 1 &&
@@ -162,12 +172,15 @@ _Noreturn void wf_thread_exit(void *ret)
 		fprintf(stderr, "weft: weft_exit called outside a green thread\n");
 		abort();
 	}
-	wf_tsd_run_destructors(self);
+	if (self->tsd) {
+		/* No value was ever set when there is no tsd: nothing to run. */
+		wf_tsd_run_destructors(self);
+		w = wf_worker_self();   /* destructors may have blocked and migrated */
+	}
 	if (self->kind == WF_KIND_MAIN)
 		wf_main_exit(self);
 	self->ret = ret;
 	self->preempt_off = 1;  /* from here on, only weft code runs */
-	w = wf_worker_self();   /* destructors may have blocked and migrated */
 	wf_switch(w, self, wf_pick_next(w), WF_PREV_DONE, NULL);
 	__builtin_unreachable();
 }
@@ -180,9 +193,14 @@ void weft_exit(void *ret)
 
 int weft_join(weft_t h, void **ret)
 {
-	struct wf_thread *self = wf_self_init();
-	if (!self)
-		return wf_runtime_ensure() ? wf_runtime_ensure() : EPERM;
+	/* On a worker the runtime is up: skip wf_self_init's checks. */
+	struct wf_worker *w = wf_worker_self();
+	struct wf_thread *self = w ? w->current : NULL;
+	if (wf_unlikely(!self || self->kind == WF_KIND_IDLE)) {
+		self = wf_self_init();
+		if (!self)
+			return wf_runtime_ensure() ? wf_runtime_ensure() : EPERM;
+	}
 	struct wf_thread *t = wf_tcb_lookup(h);
 	if (!t)
 		return ESRCH;
@@ -207,8 +225,9 @@ int weft_join(weft_t h, void **ret)
 	}
 	if (ret)
 		*ret = t->ret;
-	wf_tcb_release(wf_worker_self(), t);
+	wf_tcb_retire(t);
 	wf_spin_unlock(&t->lk);
+	wf_tcb_free(wf_worker_self(), t);  /* parking may have migrated us */
 	return 0;
 }
 
@@ -229,9 +248,12 @@ int weft_detach(weft_t h)
 		return EINVAL;
 	}
 	t->detached = 1;
-	if (t->state == WF_DONE)
-		wf_tcb_release(wf_worker_self(), t);
+	bool done = t->state == WF_DONE;
+	if (done)
+		wf_tcb_retire(t);
 	wf_spin_unlock(&t->lk);
+	if (done)
+		wf_tcb_free(wf_worker_self(), t);
 	return 0;
 }
 
