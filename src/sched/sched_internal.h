@@ -168,9 +168,9 @@ struct wf_runtime {
 	struct wf_thread *main;
 	_Atomic int state;              /* 0 none, 1 initializing, 2 ready, 3 failed */
 	int init_error;
-	_Atomic uint32_t live;          /* threads created and not finished, main excluded */
+	_Atomic uint64_t created_foreign; /* threads created from non-worker kernel threads */
 	_Atomic uint32_t nsleeping;     /* workers asleep on their futex */
-	_Atomic uint32_t main_waiting;  /* main is in weft_exit waiting for live == 0 */
+	_Atomic uint32_t main_waiting;  /* main is in weft_exit waiting for no thread alive */
 };
 extern struct wf_runtime wf_rt WF_HIDDEN;
 
@@ -258,6 +258,7 @@ static inline struct wf_thread *wf_tcb_lookup(weft_t h)
 struct wf_thread *wf_tcb_at(uint32_t slot) WF_HIDDEN; /* NULL past the end */
 
 /* thread.c */
+uint64_t wf_live_count(void) WF_HIDDEN;      /* threads alive, main excluded */
 void wf_thread_finished(struct wf_worker *w, struct wf_thread *t) WF_HIDDEN;
 _Noreturn void wf_thread_exit(void *ret) WF_HIDDEN;
 
