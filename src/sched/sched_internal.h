@@ -123,6 +123,13 @@ struct wf_worker {
 	wf_spin_t *prev_unlock;         /* lock to release once prev is saved */
 	unsigned create_streak;         /* run-child-first creates in a row */
 	wf_stack_cache stacks;          /* warm stacks */
+	/* The stack of the thread that last finished here, if it has the
+	 * default size and the slot was empty: the next create with default
+	 * attributes takes it without calling the allocator (a create+join
+	 * loop reuses one stack).  hot_stack.lo == NULL: empty.  hot_size is
+	 * the default size rounded (0 until this worker first allocated one). */
+	wf_stack hot_stack;
+	size_t hot_size;
 	struct wf_thread *tcb_cache;    /* free TCBs, linked through next */
 	unsigned tcb_cached;
 	_Atomic pid_t tid;              /* published by the worker itself */

@@ -9,8 +9,10 @@
  * WF_CREATE_STREAK-th such create sends the creator to the tail instead.
  *
  * A finished thread gives its stack back at once (the worker does it after
- * switching away, wf_thread_finished); its TCB, holding the return value,
- * stays until it is joined, or is freed at once when detached.
+ * switching away, wf_thread_finished): to a one-stack slot of the worker
+ * (hot_stack) that the worker's next create with the default size takes,
+ * else to the allocator.  Its TCB, holding the return value, stays until
+ * it is joined, or is freed at once when detached.
  *
  * Invariant: t->state == WF_DONE, t->detached and t->joiner change only
  * under t->lk, and a handle is checked against t->gen under t->lk, so join,
@@ -98,11 +100,17 @@ static int wf_thread_setup(struct wf_worker *w, struct wf_thread *t, const weft_
 		t->stack.lo = a->_stackaddr;
 		t->stack.hi = (char *)a->_stackaddr + a->_stacksize;
 		t->stack.user = 1;
+	} else if (a && a->_stacksize) {
+		if (wf_stack_alloc(w ? &w->stacks : NULL, a->_stacksize, &t->stack))
+			return EAGAIN;
+	} else if (w && w->hot_stack.lo) {
+		t->stack = w->hot_stack;  /* the default size: see wf_thread_finished */
+		w->hot_stack.lo = NULL;
 	} else {
-		if (a && a->_stacksize)
-			size = a->_stacksize;
 		if (wf_stack_alloc(w ? &w->stacks : NULL, size, &t->stack))
 			return EAGAIN;
+		if (w)
+			w->hot_size = (size_t)((char *)t->stack.hi - (char *)t->stack.lo);
 	}
 	t->start = start;
 	t->arg = arg;
@@ -173,7 +181,14 @@ void wf_thread_finished(struct wf_worker *w, struct wf_thread *t)
 	__asan_unpoison_memory_region(t->stack.lo,
 	                              (size_t)((char *)t->stack.hi - (char *)t->stack.lo));
 #endif
-	wf_stack_free(&w->stacks, &t->stack);
+	/* Keep the stack for the next default create on this worker if the
+	 * slot is free; the allocator still counts it as in use, one per
+	 * worker at most. */
+	size_t bytes = (size_t)((char *)t->stack.hi - (char *)t->stack.lo);
+	if (!w->hot_stack.lo && !t->stack.user && bytes == w->hot_size)
+		w->hot_stack = t->stack;
+	else
+		wf_stack_free(&w->stacks, &t->stack);
 	/* Single writer (w); release: see wf_live_count. */
 	_Atomic uint64_t *fin = &w->stats.v[WF_STAT_IDX(finished)];
 	atomic_store_explicit(fin, atomic_load_explicit(fin, memory_order_relaxed) + 1,
