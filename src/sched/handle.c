@@ -17,7 +17,6 @@
 #include <sys/mman.h>
 #include "sched_internal.h"
 
-#define WF_TCB_CACHE   256          /* free TCBs kept per worker */
 
 struct wf_thread *_Atomic wf_chunks[WF_MAX_CHUNKS];
 static wf_spin_t wf_tcb_lock = WF_SPIN_INIT;   /* guards the two below */
@@ -122,28 +121,10 @@ struct wf_thread *wf_tcb_alloc(struct wf_worker *w)
 	return t;
 }
 
-/* Called with t->lk held, or when no one else can hold t's handle.  Every
- * writer of gen holds t->lk (or owns t outright), so the bump needs no
- * atomic read-modify-write; the release store pairs with the acquire load
- * in wf_tcb_lookup.  From here on every outstanding handle of t is stale. */
-void wf_tcb_retire(struct wf_thread *t)
+/* The global free list, for wf_tcb_free when the worker's cache is full
+ * or there is no worker. */
+void wf_tcb_free_global(struct wf_thread *t)
 {
-	t->state = WF_FREE;
-	atomic_store_explicit(&t->gen, atomic_load_explicit(&t->gen, memory_order_relaxed) + 1,
-	                      memory_order_release);
-}
-
-/* Put a retired TCB up for reuse, after t->lk was released: a TCB on a
- * free list may be handed out at once (from the global list, on another
- * worker), so its old owner must be done with its lock by then. */
-void wf_tcb_free(struct wf_worker *w, struct wf_thread *t)
-{
-	if (w && w->tcb_cached < WF_TCB_CACHE) {
-		t->next = w->tcb_cache;
-		w->tcb_cache = t;
-		w->tcb_cached++;
-		return;
-	}
 	wf_spin_lock(&wf_tcb_lock);
 	t->next = wf_free_list;
 	wf_free_list = t;

@@ -218,12 +218,9 @@ void wf_timer_add(struct wf_worker *w, struct wf_thread *t, uint64_t now) WF_HID
 void wf_timer_cancel(struct wf_thread *t) WF_HIDDEN;
 int wf_timer_run(struct wf_worker *w, uint64_t now) WF_HIDDEN; /* threads woken */
 
-/* handle.c */
+/* handle.c (and the inline functions below) */
 struct wf_thread *wf_tcb_alloc(struct wf_worker *w) WF_HIDDEN;
-/* Reclaiming a TCB takes two steps: retire (under t->lk: the handle goes
- * stale), then free (after t->lk is released: the TCB may be reused). */
-void wf_tcb_retire(struct wf_thread *t) WF_HIDDEN;
-void wf_tcb_free(struct wf_worker *w, struct wf_thread *t) WF_HIDDEN;
+void wf_tcb_free_global(struct wf_thread *t) WF_HIDDEN;
 uint32_t wf_tcb_slots(void) WF_HIDDEN;       /* slots ever used */
 
 /* The TCB table (handle.c), inline here because every join, detach and
@@ -261,6 +258,36 @@ static inline struct wf_thread *wf_tcb_lookup(weft_t h)
 	    t->state == WF_FREE || t->kind == WF_KIND_IDLE)
 		return NULL;
 	return t;
+}
+
+/* Reclaiming a TCB takes two steps: retire, then free. */
+#define WF_TCB_CACHE 256             /* free TCBs kept per worker */
+
+/* Retire t: from here on every outstanding handle of t is stale.  Called
+ * with t->lk held, or when no one else can hold t's handle.  Every writer
+ * of gen holds t->lk (or owns t outright), so the bump needs no atomic
+ * read-modify-write; the release store pairs with the acquire load in
+ * wf_tcb_lookup. */
+static inline void wf_tcb_retire(struct wf_thread *t)
+{
+	t->state = WF_FREE;
+	atomic_store_explicit(&t->gen, atomic_load_explicit(&t->gen, memory_order_relaxed) + 1,
+	                      memory_order_release);
+}
+
+/* Put a retired TCB up for reuse, after t->lk was released: a TCB on a
+ * free list may be handed out at once (from the global list, on another
+ * worker), so its old owner must be done with its lock by then.  w is the
+ * caller's worker or NULL. */
+static inline void wf_tcb_free(struct wf_worker *w, struct wf_thread *t)
+{
+	if (wf_likely(w && w->tcb_cached < WF_TCB_CACHE)) {
+		t->next = w->tcb_cache;
+		w->tcb_cache = t;
+		w->tcb_cached++;
+		return;
+	}
+	wf_tcb_free_global(t);
 }
 struct wf_thread *wf_tcb_at(uint32_t slot) WF_HIDDEN; /* NULL past the end */
 

@@ -129,10 +129,15 @@ int weft_create(weft_t *out, const weft_attr_t *a, void *(*start)(void *), void 
 {
 	if (!out || !start || (a && a->_magic != WF_ATTR_MAGIC))
 		return EINVAL;
-	int e = wf_runtime_ensure();
-	if (e)
-		return e;
+	/* A worker exists only once the runtime is up (its initializer is
+	 * worker 0 and creates no thread before it is). */
 	struct wf_worker *w = wf_worker_self();
+	int e;
+	if (wf_unlikely(!w)) {
+		if ((e = wf_runtime_ensure()))
+			return e;
+		w = wf_worker_self();
+	}
 	struct wf_thread *t = wf_tcb_alloc(w);
 	if (!t)
 		return EAGAIN;
