@@ -96,6 +96,8 @@
  *    (even `slab`, which carving fills in).
  * Lists are singly linked through `next`.  Whoever holds a slot off every
  * list owns its `next` and `state`; the class lock hands them over.
+ * `state` is also read, without the owner's lock, by wf_stack_stats_get
+ * (a count for tests): hence relaxed atomic accesses (plain moves on x86).
  */
 struct wf_stack_slot {
 	struct wf_stack_slot *next;
@@ -133,7 +135,10 @@ static _Atomic size_t wf_map_limit;   /* vm.max_map_count, 0 unknown */
 static _Atomic size_t wf_map_base;    /* mappings when mprotect began */
 static _Atomic bool wf_map_warned;
 
-static _Atomic size_t wf_st_slabs, wf_st_slab_bytes, wf_st_in_use,
+/* No counter of stacks in use: a global one cost a locked instruction on a
+ * shared cache line at every allocation and free; wf_stack_stats_get
+ * counts INUSE slots instead. */
+static _Atomic size_t wf_st_slabs, wf_st_slab_bytes,
 	wf_st_cold, wf_st_guards_mprotect;
 
 static size_t wf_pagesize(void)
@@ -240,6 +245,16 @@ static void wf_stack_fill(wf_stack *out, struct wf_stack_slot *s)
 	out->slot = s;
 }
 
+static uint32_t wf_slot_state(const struct wf_stack_slot *s)
+{
+	return __atomic_load_n(&s->state, __ATOMIC_RELAXED);
+}
+
+static void wf_slot_set_state(struct wf_stack_slot *s, uint32_t v)
+{
+	__atomic_store_n(&s->state, v, __ATOMIC_RELAXED);
+}
+
 /* ---- guards ------------------------------------------------------------ */
 
 static size_t wf_count_maps(void)
@@ -328,7 +343,7 @@ static int wf_guard_install(struct wf_stack_slot *s)
 	if (wf_guard_mprotect(g, len))
 		return EAGAIN;
 done:
-	s->state |= WF_SLOT_GUARDED;
+	wf_slot_set_state(s, wf_slot_state(s) | WF_SLOT_GUARDED);
 	return 0;
 }
 
@@ -483,7 +498,7 @@ static int wf_stack_get(wf_stack_cache *k, size_t size,
 		return ENOMEM;
 	if (!(s = wf_class_take(c)) && (r = wf_class_grow(c, &s)))
 		return r;
-	if (!(s->state & WF_SLOT_GUARDED) && (r = wf_guard_install(s))) {
+	if (!(wf_slot_state(s) & WF_SLOT_GUARDED) && (r = wf_guard_install(s))) {
 		wf_class_put(s);   /* untouched: nothing to release */
 		return r;
 	}
@@ -495,16 +510,24 @@ int wf_stack_alloc(wf_stack_cache *cache, size_t size, wf_stack *out)
 {
 	struct wf_stack_slot *s;
 	size_t r = wf_stack_round(size);
-	int e = errno, err;
+	int e, err;
 
 	if (!r || !out)
 		return EINVAL;
-	err = wf_stack_get(cache, r, &s);
-	errno = e;
-	if (err)
-		return err;
-	s->state |= WF_SLOT_INUSE;
-	wf_stat_add(&wf_st_in_use, 1);
+	/* Fast path: the warmest cached stack has the size wanted (a program
+	 * mostly uses one size).  No syscall, so errno needs no saving. */
+	if (cache && (s = cache->head) && s->slab->cls->size == r) {
+		cache->head = s->next;
+		s->next = NULL;
+		cache->count--;
+	} else {
+		e = errno;
+		err = wf_stack_get(cache, r, &s);
+		errno = e;
+		if (err)
+			return err;
+	}
+	wf_slot_set_state(s, wf_slot_state(s) | WF_SLOT_INUSE);
 	wf_stack_fill(out, s);
 	return 0;
 }
@@ -512,19 +535,20 @@ int wf_stack_alloc(wf_stack_cache *cache, size_t size, wf_stack *out)
 void wf_stack_free(wf_stack_cache *cache, wf_stack *st)
 {
 	struct wf_stack_slot *s;
-	int e = errno;
 
 	if (!st || st->user || !(s = st->slot))
 		return;
-	if (wf_unlikely(!(s->state & WF_SLOT_INUSE))) {
+	uint32_t state = wf_slot_state(s);
+	if (wf_unlikely(!(state & WF_SLOT_INUSE))) {
 		fprintf(stderr, "weft: stack %p freed twice\n", st->lo);
 		abort();
 	}
-	s->state &= ~WF_SLOT_INUSE;
-	wf_stat_sub(&wf_st_in_use, 1);
-	if (!wf_cache_put(cache, s))
+	wf_slot_set_state(s, state & ~WF_SLOT_INUSE);
+	if (!wf_cache_put(cache, s)) {
+		int e = errno;   /* madvise may set it */
 		wf_slot_release(s);
-	errno = e;
+		errno = e;
+	}
 }
 
 int wf_stack_in_guard(const wf_stack *s, const void *addr)
@@ -535,11 +559,34 @@ int wf_stack_in_guard(const wf_stack *s, const void *addr)
 	return !s->user && s->guard && a < lo && lo - a <= s->guard;
 }
 
+/* Stacks handed out: INUSE slots of every carved slab.  Slabs are never
+ * freed and each class's slab chain only grows at its head under the class
+ * lock, so walking it under that lock is safe; every slab but the current
+ * one is carved in full.  O(stacks ever carved): for tests and diagnostics,
+ * not for hot paths. */
+static size_t wf_count_in_use(void)
+{
+	size_t n = 0;
+	for (struct wf_stack_class *c = atomic_load_explicit(&wf_classes, memory_order_acquire);
+	     c; c = c->next) {
+		wf_spin_lock(&c->lock);
+		size_t upto = c->carved;
+		for (struct wf_stack_slab *sl = c->cur; sl; sl = sl->prev) {
+			for (size_t i = 0; i < upto; i++)
+				n += (wf_slot_state(&sl->slots[i]) & WF_SLOT_INUSE) != 0;
+			if (sl->prev)
+				upto = sl->prev->n;
+		}
+		wf_spin_unlock(&c->lock);
+	}
+	return n;
+}
+
 void wf_stack_stats_get(struct wf_stack_stats *st)
 {
 	st->slabs = atomic_load(&wf_st_slabs);
 	st->slab_bytes = atomic_load(&wf_st_slab_bytes);
-	st->in_use = atomic_load(&wf_st_in_use);
+	st->in_use = wf_count_in_use();
 	st->cold = atomic_load(&wf_st_cold);
 	st->guards_mprotect = atomic_load(&wf_st_guards_mprotect);
 }

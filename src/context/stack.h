@@ -40,7 +40,8 @@ void wf_stack_free(wf_stack_cache *cache, wf_stack *s) WF_HIDDEN;
 /* True when addr lies in the guard page(s) just below stack s. */
 int wf_stack_in_guard(const wf_stack *s, const void *addr) WF_HIDDEN;
 
-/* Counters for tests: slabs mapped, stacks handed out, cold stacks. */
+/* Counters for tests: slabs mapped, stacks handed out (counted on each
+ * call by walking the slabs: not for hot paths), cold stacks. */
 struct wf_stack_stats { size_t slabs, slab_bytes, in_use, cold, guards_mprotect; };
 void wf_stack_stats_get(struct wf_stack_stats *st) WF_HIDDEN;
 

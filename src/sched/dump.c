@@ -443,7 +443,7 @@ int weft_dump(FILE *out)
 	        "%u threads alive besides main ===\n",
 	        (unsigned long long)(now / 1000000000ull),
 	        (unsigned long long)(now / 1000ull % 1000000), wf_rt.nworkers,
-	        (unsigned)atomic_load_explicit(&wf_rt.live, memory_order_relaxed));
+	        (unsigned)wf_live_count());
 	for (int i = 0; i < wf_rt.nworkers; i++)
 		wf_print_worker(out, i);
 	for (uint32_t i = 0; i < slots; i++) {

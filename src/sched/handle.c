@@ -11,29 +11,19 @@
  * Rejected: handles that are TCB pointers (a made-up one would fault), and
  * a hash map from id to TCB (a lock or a probe on every lookup).
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include "sched_internal.h"
 
-#define WF_CHUNK_SHIFT 10
-#define WF_CHUNK_SLOTS (1u << WF_CHUNK_SHIFT)
-#define WF_MAX_CHUNKS  (1u << 14)   /* 16 Mi threads alive at once */
-#define WF_TCB_CACHE   256          /* free TCBs kept per worker */
 
-static struct wf_thread *_Atomic wf_chunks[WF_MAX_CHUNKS];
+struct wf_thread *_Atomic wf_chunks[WF_MAX_CHUNKS];
 static wf_spin_t wf_tcb_lock = WF_SPIN_INIT;   /* guards the two below */
 /* High-water mark: written under wf_tcb_lock, read without it by observers
  * (weft_dump), for whom a slightly old value is fine. */
 static _Atomic uint32_t wf_slots_used;
 static struct wf_thread *wf_free_list;
-
-static struct wf_thread *wf_slot(uint32_t i)
-{
-	struct wf_thread *c = atomic_load_explicit(&wf_chunks[i >> WF_CHUNK_SHIFT],
-	                                           memory_order_acquire);
-	return c ? &c[i & (WF_CHUNK_SLOTS - 1)] : NULL;
-}
 
 /* Under wf_tcb_lock. */
 static struct wf_thread *wf_slot_new(void)
@@ -58,18 +48,56 @@ static struct wf_thread *wf_slot_new(void)
 	return t;
 }
 
+/*
+ * Make a free TCB ready for a new thread without clearing all of it (a
+ * memset of the whole block was the largest single cost of a create).
+ * The fields from `state` up to `deadline` are zeroed in one go (so state is
+ * WF_FREE, kind WF_KIND_USER, every pointer NULL, until the creator fills
+ * them in); of the others, each is either set here, or set by the creator
+ * before the TCB is published, or deliberately carried over:
+ *  - index, gen: the slot's identity; gen was bumped when it was retired.
+ *  - wait: its sequence keeps growing across lives, so a stale timer can
+ *    never match a new wait; only the kind is cleared.
+ *  - heap_idx: set to -1 (not in a timer heap).
+ *  - runs: observers only need it to change, so it keeps counting.
+ *  - lk: left alone.  A checker holding a stale handle may still hold it
+ *    (it locks, sees the new generation and unlocks); it is never held
+ *    otherwise, since wf_tcb_free runs only after the last unlock.
+ *  - on_cpu: 0 already: a finished thread's worker cleared it before the
+ *    TCB could be retired, and a TCB that never ran never set it.
+ *  - sp, start, arg, stack, asan_bottom/size: written by the creator
+ *    (wf_thread_setup) before the TCB is published; stack.guard and
+ *    stack.slot are cleared here for user stacks, which set only lo/hi.
+ *  - ret: written by the thread when it exits, read only after.
+ *  - saved_errno: written at the thread's first switch away, read only
+ *    when it is resumed; a new thread starts with errno 0.
+ *  - name: only the first byte (readers stop at the terminator; weft_dump
+ *    copies all 32 bytes and terminates them itself).
+ */
 static void wf_tcb_reset(struct wf_thread *t)
 {
-	uint32_t index = t->index;
-	uint32_t gen = atomic_load_explicit(&t->gen, memory_order_relaxed);
 	uint64_t wait = atomic_load_explicit(&t->wait, memory_order_relaxed);
-	memset(t, 0, sizeof *t);
-	t->index = index;
-	atomic_store_explicit(&t->gen, gen, memory_order_relaxed);
-	/* Keep the wait sequence growing across lives: a stale timer can then
-	 * never match a new wait. */
 	atomic_store_explicit(&t->wait, wait & ~3ull, memory_order_relaxed);
 	t->heap_idx = -1;
+	/* Five 16-byte stores (a memset call, or the `rep stos` the compiler
+	 * turns it into, costs several times as much here). */
+	typedef uint64_t wf_v16 __attribute__((vector_size(16), may_alias));
+	_Static_assert(offsetof(struct wf_thread, state) % 16 == 0 &&
+	               offsetof(struct wf_thread, deadline) -
+	               offsetof(struct wf_thread, state) == 5 * sizeof(wf_v16),
+	               "wf_tcb_reset clears 80 bytes from `state`: update it");
+	wf_v16 *z = (wf_v16 *)(void *)&t->state;
+	z[0] = z[1] = z[2] = z[3] = z[4] = (wf_v16){ 0, 0 };
+	t->deadline = 0;
+	t->stack.guard = 0;
+	t->stack.user = 0;
+	t->stack.slot = NULL;
+	t->name[0] = '\0';
+#ifdef WF_ASAN
+	t->asan_fake = NULL;
+	t->asan_bottom = NULL;
+	t->asan_size = 0;
+#endif
 }
 
 struct wf_thread *wf_tcb_alloc(struct wf_worker *w)
@@ -93,45 +121,17 @@ struct wf_thread *wf_tcb_alloc(struct wf_worker *w)
 	return t;
 }
 
-/* Called with t->lk held or when no one else can hold t's handle: bumping
- * the generation makes every outstanding handle of t stale at once. */
-void wf_tcb_release(struct wf_worker *w, struct wf_thread *t)
+/* The global free list, for wf_tcb_free when the worker's cache is full
+ * or there is no worker. */
+void wf_tcb_free_global(struct wf_thread *t)
 {
-	t->state = WF_FREE;
-	atomic_fetch_add_explicit(&t->gen, 1, memory_order_release);
-	if (w && w->tcb_cached < WF_TCB_CACHE) {
-		t->next = w->tcb_cache;
-		w->tcb_cache = t;
-		w->tcb_cached++;
-		return;
-	}
 	wf_spin_lock(&wf_tcb_lock);
 	t->next = wf_free_list;
 	wf_free_list = t;
 	wf_spin_unlock(&wf_tcb_lock);
 }
 
-weft_t wf_tcb_handle(const struct wf_thread *t)
-{
-	uint64_t gen = atomic_load_explicit(&((struct wf_thread *)t)->gen, memory_order_relaxed);
-	return (weft_t)((gen << 32) | ((uint64_t)t->index + 1));
-}
-
 uintptr_t wf_thread_handle(const struct wf_thread *t) { return wf_tcb_handle(t); }
-
-struct wf_thread *wf_tcb_lookup(weft_t h)
-{
-	uint64_t v = (uint64_t)h;
-	uint32_t slot = (uint32_t)v;
-	uint32_t gen = (uint32_t)(v >> 32);
-	if (slot == 0 || slot - 1 >= WF_MAX_CHUNKS * WF_CHUNK_SLOTS)
-		return NULL;
-	struct wf_thread *t = wf_slot(slot - 1);
-	if (!t || atomic_load_explicit(&t->gen, memory_order_acquire) != gen ||
-	    t->state == WF_FREE || t->kind == WF_KIND_IDLE)
-		return NULL;
-	return t;
-}
 
 uint32_t wf_tcb_slots(void)
 {
@@ -141,5 +141,5 @@ uint32_t wf_tcb_slots(void)
 /* Any slot below wf_tcb_slots(): its chunk is published before the mark. */
 struct wf_thread *wf_tcb_at(uint32_t slot)
 {
-	return slot < wf_tcb_slots() ? wf_slot(slot) : NULL;
+	return slot < wf_tcb_slots() ? wf_tcb_slot(slot) : NULL;
 }

@@ -48,37 +48,44 @@ struct wf_worker;
  */
 struct wf_thread {
 	void *sp;                       /* saved context, valid when on_cpu == 0 */
-	struct wf_thread *next;         /* run-queue link */
-	struct wf_worker *worker;       /* worker it runs or last ran on */
 	_Atomic uint32_t on_cpu;
 	_Atomic uint32_t runs;          /* times switched to; written by the worker
 	                                   switching to it, one at a time (on_cpu) */
-	uint8_t state;                  /* enum wf_state */
-	uint8_t detached;
-	uint8_t joined;                 /* a joiner is registered */
-	uint8_t kind;                   /* WF_KIND_* */
-	uint8_t in_signal;              /* switched away inside the tick handler */
-	void *sig_ctx;                  /* its ucontext_t then (valid while in_signal) */
 	int saved_errno;
 	uint32_t index;                 /* slot in the TCB table */
 	_Atomic uint32_t gen;           /* handle generation, bumped on reclaim */
 	wf_spin_t lk;                   /* guards state DONE, detached, joiner */
-	uint32_t preempt_off;           /* weft_preempt_disable depth */
-	struct wf_thread *joiner;
 	void *(*start)(void *);
 	void *arg;
 	void *ret;
 	_Atomic uint64_t wait;          /* (seq << 2) | WF_WAIT_* */
-	uint64_t deadline;              /* ns, CLOCK_MONOTONIC; 0 = none */
 	int32_t heap_idx;               /* index in timer heap, -1 = not in it */
+
+	/* From `state` up to `deadline`: zeroed for every new thread, in one go
+	 * (wf_tcb_reset, handle.c).  A field that must start at zero in each
+	 * life belongs here; see wf_tcb_reset for the ones that need not. */
+	uint8_t state                   /* enum wf_state */
+		__attribute__((aligned(16))); /* the block: a few vector stores */
+	uint8_t detached;
+	uint8_t joined;                 /* a joiner is registered */
+	uint8_t kind;                   /* WF_KIND_* */
+	uint8_t in_signal;              /* switched away inside the tick handler */
+	_Atomic uint8_t block_kind;     /* enum wf_block (see block_obj) */
+	uint32_t preempt_off;           /* weft_preempt_disable depth */
+	struct wf_thread *next;         /* run-queue link */
+	struct wf_worker *worker;       /* worker it runs or last ran on */
+	void *sig_ctx;                  /* its ucontext_t then (valid while in_signal) */
+	struct wf_thread *joiner;
 	struct wf_worker *timer_worker; /* whose heap holds it */
 	struct wf_tsd *tsd;             /* thread-specific values, lazily */
 	/* What the thread parks on, for weft_dump and the gdb script: written
 	 * by the thread itself before it parks (and by a cond's signaller that
 	 * moves it onto a mutex), read racily by observers, hence atomic. */
-	_Atomic uint8_t block_kind;     /* enum wf_block */
 	_Atomic(const void *) block_obj;
 	_Atomic uint64_t block_since;   /* coarse CLOCK_MONOTONIC ns of the park */
+	/* End of the zeroed block. */
+	uint64_t deadline;              /* ns, CLOCK_MONOTONIC; 0 = none */
+
 	wf_stack stack;
 	char name[32];
 #ifdef WF_ASAN
@@ -116,6 +123,13 @@ struct wf_worker {
 	wf_spin_t *prev_unlock;         /* lock to release once prev is saved */
 	unsigned create_streak;         /* run-child-first creates in a row */
 	wf_stack_cache stacks;          /* warm stacks */
+	/* The stack of the thread that last finished here, if it has the
+	 * default size and the slot was empty: the next create with default
+	 * attributes takes it without calling the allocator (a create+join
+	 * loop reuses one stack).  hot_stack.lo == NULL: empty.  hot_size is
+	 * the default size rounded (0 until this worker first allocated one). */
+	wf_stack hot_stack;
+	size_t hot_size;
 	struct wf_thread *tcb_cache;    /* free TCBs, linked through next */
 	unsigned tcb_cached;
 	_Atomic pid_t tid;              /* published by the worker itself */
@@ -161,9 +175,9 @@ struct wf_runtime {
 	struct wf_thread *main;
 	_Atomic int state;              /* 0 none, 1 initializing, 2 ready, 3 failed */
 	int init_error;
-	_Atomic uint32_t live;          /* threads created and not finished, main excluded */
+	_Atomic uint64_t created_foreign; /* threads created from non-worker kernel threads */
 	_Atomic uint32_t nsleeping;     /* workers asleep on their futex */
-	_Atomic uint32_t main_waiting;  /* main is in weft_exit waiting for live == 0 */
+	_Atomic uint32_t main_waiting;  /* main is in weft_exit waiting for no thread alive */
 };
 extern struct wf_runtime wf_rt WF_HIDDEN;
 
@@ -204,15 +218,81 @@ void wf_timer_add(struct wf_worker *w, struct wf_thread *t, uint64_t now) WF_HID
 void wf_timer_cancel(struct wf_thread *t) WF_HIDDEN;
 int wf_timer_run(struct wf_worker *w, uint64_t now) WF_HIDDEN; /* threads woken */
 
-/* handle.c */
+/* handle.c (and the inline functions below) */
 struct wf_thread *wf_tcb_alloc(struct wf_worker *w) WF_HIDDEN;
-void wf_tcb_release(struct wf_worker *w, struct wf_thread *t) WF_HIDDEN;
-struct wf_thread *wf_tcb_lookup(weft_t h) WF_HIDDEN; /* NULL if bad/stale */
-weft_t wf_tcb_handle(const struct wf_thread *t) WF_HIDDEN;
+void wf_tcb_free_global(struct wf_thread *t) WF_HIDDEN;
 uint32_t wf_tcb_slots(void) WF_HIDDEN;       /* slots ever used */
+
+/* The TCB table (handle.c), inline here because every join, detach and
+ * name call looks a handle up.  Chunks are published once and never freed. */
+#define WF_CHUNK_SHIFT 10
+#define WF_CHUNK_SLOTS (1u << WF_CHUNK_SHIFT)
+#define WF_MAX_CHUNKS  (1u << 14)   /* 16 Mi threads alive at once */
+extern struct wf_thread *_Atomic wf_chunks[WF_MAX_CHUNKS] WF_HIDDEN;
+
+static inline struct wf_thread *wf_tcb_slot(uint32_t i)
+{
+	struct wf_thread *c = atomic_load_explicit(&wf_chunks[i >> WF_CHUNK_SHIFT],
+	                                           memory_order_acquire);
+	return c ? &c[i & (WF_CHUNK_SLOTS - 1)] : NULL;
+}
+
+/* A handle is (generation << 32) | (slot + 1). */
+static inline weft_t wf_tcb_handle(const struct wf_thread *t)
+{
+	uint64_t gen = atomic_load_explicit(&((struct wf_thread *)t)->gen, memory_order_relaxed);
+	return (weft_t)((gen << 32) | ((uint64_t)t->index + 1));
+}
+
+/* The TCB a handle names, or NULL if it is bad or stale.  A hint only: the
+ * caller re-checks wf_tcb_handle(t) == h under t->lk. */
+static inline struct wf_thread *wf_tcb_lookup(weft_t h)
+{
+	uint64_t v = (uint64_t)h;
+	uint32_t slot = (uint32_t)v;
+	uint32_t gen = (uint32_t)(v >> 32);
+	if (slot == 0 || slot - 1 >= WF_MAX_CHUNKS * WF_CHUNK_SLOTS)
+		return NULL;
+	struct wf_thread *t = wf_tcb_slot(slot - 1);
+	if (!t || atomic_load_explicit(&t->gen, memory_order_acquire) != gen ||
+	    t->state == WF_FREE || t->kind == WF_KIND_IDLE)
+		return NULL;
+	return t;
+}
+
+/* Reclaiming a TCB takes two steps: retire, then free. */
+#define WF_TCB_CACHE 256             /* free TCBs kept per worker */
+
+/* Retire t: from here on every outstanding handle of t is stale.  Called
+ * with t->lk held, or when no one else can hold t's handle.  Every writer
+ * of gen holds t->lk (or owns t outright), so the bump needs no atomic
+ * read-modify-write; the release store pairs with the acquire load in
+ * wf_tcb_lookup. */
+static inline void wf_tcb_retire(struct wf_thread *t)
+{
+	t->state = WF_FREE;
+	atomic_store_explicit(&t->gen, atomic_load_explicit(&t->gen, memory_order_relaxed) + 1,
+	                      memory_order_release);
+}
+
+/* Put a retired TCB up for reuse, after t->lk was released: a TCB on a
+ * free list may be handed out at once (from the global list, on another
+ * worker), so its old owner must be done with its lock by then.  w is the
+ * caller's worker or NULL. */
+static inline void wf_tcb_free(struct wf_worker *w, struct wf_thread *t)
+{
+	if (wf_likely(w && w->tcb_cached < WF_TCB_CACHE)) {
+		t->next = w->tcb_cache;
+		w->tcb_cache = t;
+		w->tcb_cached++;
+		return;
+	}
+	wf_tcb_free_global(t);
+}
 struct wf_thread *wf_tcb_at(uint32_t slot) WF_HIDDEN; /* NULL past the end */
 
 /* thread.c */
+uint64_t wf_live_count(void) WF_HIDDEN;      /* threads alive, main excluded */
 void wf_thread_finished(struct wf_worker *w, struct wf_thread *t) WF_HIDDEN;
 _Noreturn void wf_thread_exit(void *ret) WF_HIDDEN;
 

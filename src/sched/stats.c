@@ -1,7 +1,9 @@
 /*
  * stats.c — reading the per-worker counters.  Each counter has a single
  * writer (its worker); readers sum relaxed loads, so a total is a snapshot
- * up to increments happening meanwhile.
+ * up to increments happening meanwhile.  `alive` is itself such a sum
+ * (created minus finished, wf_live_count in thread.c): exact when no
+ * thread is being created or finishing, never below the true count.
  */
 #include <errno.h>
 #include <string.h>
@@ -27,7 +29,7 @@ int weft_stats_get(int worker, weft_stats_t *out)
 	}
 	memset(out, 0, sizeof *out);
 	memcpy(out, sum, sizeof sum);
-	out->alive = atomic_load_explicit(&wf_rt.live, memory_order_relaxed);
+	out->alive = wf_live_count();
 	out->queued = queued;
 	return 0;
 }

@@ -9,24 +9,73 @@
  * WF_CREATE_STREAK-th such create sends the creator to the tail instead.
  *
  * A finished thread gives its stack back at once (the worker does it after
- * switching away, wf_thread_finished); its TCB, holding the return value,
- * stays until it is joined, or is freed at once when detached.
+ * switching away, wf_thread_finished): to a one-stack slot of the worker
+ * (hot_stack) that the worker's next create with the default size takes,
+ * else to the allocator.  Its TCB, holding the return value, stays until
+ * it is joined, or is freed at once when detached.
  *
  * Invariant: t->state == WF_DONE, t->detached and t->joiner change only
  * under t->lk, and a handle is checked against t->gen under t->lk, so join,
- * detach and exit agree on one order.
+ * detach and exit agree on one order.  Whoever sees the pair (DONE, claimed)
+ * complete under t->lk (the joiner, the detacher, or the finisher of a
+ * detached thread) retires the TCB (wf_tcb_retire: bumps gen) before
+ * releasing t->lk and frees it (wf_tcb_free) only after, and touches t no
+ * more: the TCB may be reused at once.
+ *
+ * Counting live threads.  There is no global counter: each worker counts
+ * the threads it created and the threads that finished on it (its
+ * `created` and `finished` statistics, single writer, no locked
+ * instruction), and creates from kernel threads that are not workers count
+ * in wf_rt.created_foreign.  wf_live_count sums them; see there why a sum
+ * is never below the true count.  Main, waiting in weft_exit for the last
+ * thread, and the finisher of that thread meet Dekker-style: main publishes
+ * main_waiting and then sums; a finisher counts itself, then reads
+ * main_waiting.  One of the two must see the other, which needs a full
+ * barrier on both sides; the finisher's would be a locked instruction per
+ * thread, so main pays for both instead, with membarrier(2) (as userspace
+ * RCU does): it makes every thread of the process that is running execute
+ * a full barrier, and one that is not running has passed through the
+ * kernel's scheduler, itself a barrier.  A finisher's load of main_waiting
+ * that came before that barrier on its CPU comes after its count there, so
+ * main's sum sees the count; one that came after sees main_waiting.  The
+ * finisher needs only to keep the compiler from moving the load above the
+ * store.  Where membarrier is refused (old kernel, seccomp, valgrind),
+ * main re-counts every WF_EXIT_POLL_NS instead of relying on a wake-up.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include "sched_internal.h"
 #ifdef WF_ASAN
 #include <sanitizer/asan_interface.h>
 #endif
 
 #define WF_CREATE_STREAK 64
+#define WF_EXIT_POLL_NS 1000000ull  /* main's re-count without membarrier */
 #define WF_ATTR_MAGIC 0x77617474u
+
+/* Threads created and not finished, main excluded: exact when nothing is
+ * created or finishing meanwhile, otherwise at least the number of threads
+ * alive at the end of the call (never less).  Every finished count is read
+ * first, with acquire: a thread counted there was created before it
+ * finished, and its creator counted it before making it runnable, so that
+ * creation is visible to the created reads that follow.  */
+uint64_t wf_live_count(void)
+{
+	uint64_t fin = 0, cre = 0;
+	for (int i = 0; i < wf_rt.nworkers; i++)
+		fin += atomic_load_explicit(&wf_rt.workers[i].stats.v[WF_STAT_IDX(finished)],
+		                            memory_order_acquire);
+	cre = atomic_load_explicit(&wf_rt.created_foreign, memory_order_acquire);
+	for (int i = 0; i < wf_rt.nworkers; i++)
+		cre += atomic_load_explicit(&wf_rt.workers[i].stats.v[WF_STAT_IDX(created)],
+		                            memory_order_acquire);
+	return cre > fin ? cre - fin : 0;
+}
 
 struct wf_thread *wf_current(void)
 {
@@ -51,11 +100,17 @@ static int wf_thread_setup(struct wf_worker *w, struct wf_thread *t, const weft_
 		t->stack.lo = a->_stackaddr;
 		t->stack.hi = (char *)a->_stackaddr + a->_stacksize;
 		t->stack.user = 1;
+	} else if (a && a->_stacksize) {
+		if (wf_stack_alloc(w ? &w->stacks : NULL, a->_stacksize, &t->stack))
+			return EAGAIN;
+	} else if (w && w->hot_stack.lo) {
+		t->stack = w->hot_stack;  /* the default size: see wf_thread_finished */
+		w->hot_stack.lo = NULL;
 	} else {
-		if (a && a->_stacksize)
-			size = a->_stacksize;
 		if (wf_stack_alloc(w ? &w->stacks : NULL, size, &t->stack))
 			return EAGAIN;
+		if (w)
+			w->hot_size = (size_t)((char *)t->stack.hi - (char *)t->stack.lo);
 	}
 	t->start = start;
 	t->arg = arg;
@@ -74,23 +129,30 @@ int weft_create(weft_t *out, const weft_attr_t *a, void *(*start)(void *), void 
 {
 	if (!out || !start || (a && a->_magic != WF_ATTR_MAGIC))
 		return EINVAL;
-	int e = wf_runtime_ensure();
-	if (e)
-		return e;
+	/* A worker exists only once the runtime is up (its initializer is
+	 * worker 0 and creates no thread before it is). */
 	struct wf_worker *w = wf_worker_self();
+	int e;
+	if (wf_unlikely(!w)) {
+		if ((e = wf_runtime_ensure()))
+			return e;
+		w = wf_worker_self();
+	}
 	struct wf_thread *t = wf_tcb_alloc(w);
 	if (!t)
 		return EAGAIN;
 	if ((e = wf_thread_setup(w, t, a, start, arg))) {
-		wf_tcb_release(w, t);
+		wf_tcb_retire(t);  /* no handle was given out: no lock needed */
+		wf_tcb_free(w, t);
 		return e;
 	}
 	*out = wf_tcb_handle(t);
-	atomic_fetch_add_explicit(&wf_rt.live, 1, memory_order_relaxed);
 
+	/* Counted before t becomes runnable (wf_live_count relies on it). */
 	struct wf_thread *self = w ? w->current : NULL;
 	if (!self) {
 		/* A kernel thread that is not a worker: hand it to worker 0. */
+		atomic_fetch_add_explicit(&wf_rt.created_foreign, 1, memory_order_relaxed);
 		wf_make_ready(&wf_rt.workers[0], t, false);
 		return 0;
 	}
@@ -107,8 +169,10 @@ int weft_create(weft_t *out, const weft_attr_t *a, void *(*start)(void *), void 
 	wf_rq_push(w, self, !tail);
 	/* The creator can now run in parallel with its child: let an idle
 	 * worker take it (a child that never yields would otherwise keep it
-	 * queued while the other worker sleeps). */
-	wf_kick_idle();
+	 * queued while the other worker sleeps).  With one worker there is
+	 * none: the only worker is this one, and it is awake. */
+	if (wf_rt.nworkers > 1)
+		wf_kick_idle();
 	wf_switch(w, self, t, WF_PREV_SAVED, NULL);
 	return 0;
 }
@@ -122,34 +186,71 @@ void wf_thread_finished(struct wf_worker *w, struct wf_thread *t)
 	__asan_unpoison_memory_region(t->stack.lo,
 	                              (size_t)((char *)t->stack.hi - (char *)t->stack.lo));
 #endif
-	wf_stack_free(&w->stacks, &t->stack);
-	WF_STAT_INC(w, finished);
+	/* Keep the stack for the next default create on this worker if the
+	 * slot is free; the allocator still counts it as in use, one per
+	 * worker at most. */
+	size_t bytes = (size_t)((char *)t->stack.hi - (char *)t->stack.lo);
+	if (!w->hot_stack.lo && !t->stack.user && bytes == w->hot_size)
+		w->hot_stack = t->stack;
+	else
+		wf_stack_free(&w->stacks, &t->stack);
+	/* Single writer (w); release: see wf_live_count. */
+	_Atomic uint64_t *fin = &w->stats.v[WF_STAT_IDX(finished)];
+	atomic_store_explicit(fin, atomic_load_explicit(fin, memory_order_relaxed) + 1,
+	                      memory_order_release);
 	wf_spin_lock(&t->lk);
 	t->state = WF_DONE;
 	struct wf_thread *joiner = t->joiner;
 	bool detached = t->detached;
 	if (detached)
-		wf_tcb_release(w, t);
+		wf_tcb_retire(t);
 	wf_spin_unlock(&t->lk);
+	/* t may be joined and reused from here on: only the copies above. */
+	if (detached)
+		wf_tcb_free(w, t);
 	if (joiner)
 		wf_unpark(joiner);
-	if (atomic_fetch_sub_explicit(&wf_rt.live, 1, memory_order_acq_rel) == 1 &&
-	    atomic_load(&wf_rt.main_waiting))
-		wf_unpark(wf_rt.main);
+	/* Dekker with wf_main_exit, whose membarrier stands for our fence
+	 * (header essay): only the compiler must keep the order. */
+	atomic_signal_fence(memory_order_seq_cst);
+	if (wf_unlikely(atomic_load_explicit(&wf_rt.main_waiting, memory_order_relaxed))) {
+		atomic_thread_fence(memory_order_seq_cst);
+		if (wf_live_count() == 0)
+			wf_unpark(wf_rt.main);  /* more than one finisher may: main re-checks */
+	}
+}
+
+/* A full barrier on every running thread of the process (see the header
+ * essay).  False if the kernel refuses it.  Called by main only. */
+static bool wf_exit_barrier(void)
+{
+	static int registered;  /* 0 not tried, 1 yes, -1 refused */
+	int e = errno;
+	if (!registered)
+		registered = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED,
+		                     0, 0) == 0 ? 1 : -1;
+	bool ok = registered > 0 &&
+	          syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0;
+	errno = e;
+	return ok;
 }
 
 static _Noreturn void wf_main_exit(struct wf_thread *self)
 {
 	/* Wait for every other thread.  main_waiting is set before the final
-	 * check of `live`, and a finisher reads it after its decrement: one of
-	 * the two sees the other (both seq_cst). */
+	 * count, and a finisher reads it after counting itself: one of the two
+	 * sees the other (membarrier, header essay).  A wake-up that finds
+	 * threads still alive (a finisher's sum that raced a create) parks
+	 * again. */
 	for (;;) {
 		wf_park_prepare(self);
 		wf_park_reason(self, WF_BLOCK_EXIT, NULL);
 		atomic_store(&wf_rt.main_waiting, 1);
-		if (atomic_load(&wf_rt.live) == 0)
+		bool exact = wf_exit_barrier();
+		atomic_thread_fence(memory_order_seq_cst);
+		if (wf_live_count() == 0)
 			break;
-		wf_park(NULL, 0);
+		wf_park(NULL, exact ? 0 : wf_clock_ns() + WF_EXIT_POLL_NS);
 	}
 	exit(0);
 }
@@ -162,12 +263,15 @@ _Noreturn void wf_thread_exit(void *ret)
 		fprintf(stderr, "weft: weft_exit called outside a green thread\n");
 		abort();
 	}
-	wf_tsd_run_destructors(self);
+	if (self->tsd) {
+		/* No value was ever set when there is no tsd: nothing to run. */
+		wf_tsd_run_destructors(self);
+		w = wf_worker_self();   /* destructors may have blocked and migrated */
+	}
 	if (self->kind == WF_KIND_MAIN)
 		wf_main_exit(self);
 	self->ret = ret;
 	self->preempt_off = 1;  /* from here on, only weft code runs */
-	w = wf_worker_self();   /* destructors may have blocked and migrated */
 	wf_switch(w, self, wf_pick_next(w), WF_PREV_DONE, NULL);
 	__builtin_unreachable();
 }
@@ -180,9 +284,14 @@ void weft_exit(void *ret)
 
 int weft_join(weft_t h, void **ret)
 {
-	struct wf_thread *self = wf_self_init();
-	if (!self)
-		return wf_runtime_ensure() ? wf_runtime_ensure() : EPERM;
+	/* On a worker the runtime is up: skip wf_self_init's checks. */
+	struct wf_worker *w = wf_worker_self();
+	struct wf_thread *self = w ? w->current : NULL;
+	if (wf_unlikely(!self || self->kind == WF_KIND_IDLE)) {
+		self = wf_self_init();
+		if (!self)
+			return wf_runtime_ensure() ? wf_runtime_ensure() : EPERM;
+	}
 	struct wf_thread *t = wf_tcb_lookup(h);
 	if (!t)
 		return ESRCH;
@@ -207,8 +316,9 @@ int weft_join(weft_t h, void **ret)
 	}
 	if (ret)
 		*ret = t->ret;
-	wf_tcb_release(wf_worker_self(), t);
+	wf_tcb_retire(t);
 	wf_spin_unlock(&t->lk);
+	wf_tcb_free(wf_worker_self(), t);  /* parking may have migrated us */
 	return 0;
 }
 
@@ -229,9 +339,12 @@ int weft_detach(weft_t h)
 		return EINVAL;
 	}
 	t->detached = 1;
-	if (t->state == WF_DONE)
-		wf_tcb_release(wf_worker_self(), t);
+	bool done = t->state == WF_DONE;
+	if (done)
+		wf_tcb_retire(t);
 	wf_spin_unlock(&t->lk);
+	if (done)
+		wf_tcb_free(wf_worker_self(), t);
 	return 0;
 }
 

@@ -206,6 +206,18 @@ class _Runtime(object):
         except (gdb.error, UnicodeError):
             return ""
 
+    def live_count(self):
+        """Threads alive besides main, as wf_live_count (src/sched/thread.c)
+        sums them: each worker's created minus finished statistics, plus the
+        creates from kernel threads that are not workers."""
+        stats = gdb.lookup_type("weft_stats_t").strip_typedefs()
+        idx = {f.name: i for i, f in enumerate(stats.fields())}
+        n = int(self.rt["created_foreign"])
+        for i in range(self.nworkers):
+            v = self.workers[i]["stats"]["v"]
+            n += int(v[idx["created"]]) - int(v[idx["finished"]])
+        return max(n, 0)
+
     def worker_of(self, t):
         w = t["worker"]
         return int(w["index"]) if int(w) != 0 else -1
@@ -532,7 +544,7 @@ or timed wait and how long it has been blocked (live processes only)."""
             raise gdb.GdbError("weft threads takes no arguments.")
         rt = _Runtime()
         gdb.write("weft: %d workers, %d threads alive besides main\n"
-                  % (rt.nworkers, int(rt.rt["live"])))
+                  % (rt.nworkers, rt.live_count()))
         for i in range(rt.nworkers):
             gdb.write(rt.describe_worker(i) + "\n")
         shown = 0
