@@ -33,10 +33,22 @@
  * worker (until preempted, a quantum later).  Hence the yields (Go's
  * semrelease with handoff does the same): an unlock that hands off yields
  * to the new owner, and an unlock that finds the woken waiter still
- * pending after 1 ms (_woken_ns) yields so that it can run.  Woken waiters
- * go to the head of the waker's run queue (Go's runnext).  So no waiter
- * waits much longer than 1 ms plus the time the queue ahead of it takes to
- * be served.
+ * pending 1 ms after an unlock first found it so (_woken_ns) yields so
+ * that it can run.  Woken waiters go to the head of the waker's run queue
+ * (Go's runnext).  So no waiter waits much longer than 1 ms plus the time
+ * the queue ahead of it takes to be served.
+ *
+ * Clock.  A clock read costs more than the whole uncontended lock (about
+ * 23 ns through the vDSO on the VM of docs/benchmarks.md), so the unlock
+ * paths read it only where an age is really compared.  A waiter is stamped
+ * when it first parks (since: its time in the queue must count, or every
+ * head of a long queue would have to lose for 1 ms of its own before
+ * handoff, and the queue's service time with it).  _woken_ns, the age of
+ * the pending woken waiter, is 0 when an unlock sets WOKEN and is stamped
+ * by the first later release that asks whether that waiter is overdue; a
+ * release for a condition wait never asks (it parks next, it does not
+ * yield), and one whose woken waiter ran first (the common case) never
+ * reads the clock.
  *
  * Invariants (I1, I2 hold whenever the queue lock is free):
  *   I1  WAITERS <=> the queue is not empty.  WAITERS is set and cleared only
@@ -374,11 +386,23 @@ int weft_mutex_trylock(weft_mutex_t *m)
 /* ---- releasing ----------------------------------------------------------- */
 
 /* Has the pending woken waiter (WOKEN) been kept from running for 1 ms?
- * _woken_ns is written before the CAS that sets WOKEN and read without
- * synchronization: a stale read only costs one needless yield. */
-static bool wf_mutex_woken_stale(const weft_mutex_t *m, uint64_t now)
+ * Called only by the holder, before it releases m.  _woken_ns is 0 when
+ * an unlock sets WOKEN (stored before that CAS); the first release that
+ * asks stamps it with the clock, later ones compare.  So the 1 ms counts
+ * from the first release that found the waiter still pending, and a
+ * hand-off whose woken waiter runs before anyone asks (the common case)
+ * reads no clock.  Only holders write _woken_ns, so the writes are ordered
+ * by m itself; the reads are relaxed and a stale one (a stamp meant for an
+ * earlier woken waiter) only costs one needless yield or delays one. */
+static bool wf_mutex_woken_stale(weft_mutex_t *m)
 {
-	return now - __atomic_load_n(&m->_woken_ns, __ATOMIC_RELAXED) >= WF_M_STARVE_NS;
+	uint64_t t0 = __atomic_load_n(&m->_woken_ns, __ATOMIC_RELAXED);
+	uint64_t now = wf_clock_ns();
+	if (!t0) {
+		__atomic_store_n(&m->_woken_ns, now, __ATOMIC_RELAXED);
+		return false;
+	}
+	return now - t0 >= WF_M_STARVE_NS;
 }
 
 /*
@@ -438,9 +462,15 @@ static bool wf_mutex_pass_locked(weft_mutex_t *m, bool handoff)
 /* The caller held the mutex and has cleared _owner; the CAS LOCKED -> 0
  * failed because other bits are set (or the mutex is not locked).  *yield
  * is set when the caller, if it may, should yield its worker: it handed m
- * off, or the woken waiter it leaves m to has not run for 1 ms. */
+ * off, or the woken waiter it leaves m to has not run for 1 ms.  yield is
+ * NULL for a caller that will not yield (it parks next): then the pending
+ * waiter's age is not looked at at all. */
 static int wf_mutex_unlock_slow(weft_mutex_t *m, bool *yield)
 {
+	bool dummy;
+	bool ask = yield != NULL;
+	if (!ask)
+		yield = &dummy;
 	uint32_t s = wf_m_load(m);
 	for (;;) {
 		if (wf_unlikely(s & WF_M_DEAD_BIT))
@@ -453,7 +483,7 @@ static int wf_mutex_unlock_slow(weft_mutex_t *m, bool *yield)
 		 * retry: release without touching the queue.  (Everything we
 		 * read from m is read before the release: after it, m may be
 		 * locked, unlocked and destroyed by others.) */
-		bool stale = (s & WF_M_WOKEN) && wf_mutex_woken_stale(m, wf_clock_ns());
+		bool stale = ask && (s & WF_M_WOKEN) && wf_mutex_woken_stale(m);
 		if (wf_m_cas(m, &s, s & ~WF_M_LOCKED, __ATOMIC_RELEASE)) {
 			*yield = stale;
 			return 0;
@@ -461,17 +491,20 @@ static int wf_mutex_unlock_slow(weft_mutex_t *m, bool *yield)
 	}
 	weft_waitq_ *q = &m->_wq;
 	wf_waitq_lock(q);
-	uint64_t now = wf_clock_ns();
 	/* Under the queue lock WAITERS and HANDOFF are stable; only LOCKED
 	 * (not ours to lose: we hold it) and WOKEN may change under us. */
 	s = wf_m_load(m);
+	bool stale = false, asked = false;
 	for (;;) {
 		if (s & WF_M_HANDOFF) {
 			*yield = wf_mutex_pass_locked(m, true);
 			return 0;
 		}
 		if (!(s & WF_M_WAITERS) || (s & WF_M_WOKEN)) {
-			bool stale = (s & WF_M_WOKEN) && wf_mutex_woken_stale(m, now);
+			if (ask && (s & WF_M_WOKEN) && !asked) {
+				stale = wf_mutex_woken_stale(m);   /* once: it stamps */
+				asked = true;
+			}
 			if (wf_m_cas(m, &s, s & ~WF_M_LOCKED, __ATOMIC_RELEASE)) {
 				wf_waitq_unlock(q);   /* our last access to m */
 				*yield = stale;
@@ -479,14 +512,14 @@ static int wf_mutex_unlock_slow(weft_mutex_t *m, bool *yield)
 			}
 			continue;
 		}
-		if (now - wf_waitq_head(q)->since >= WF_M_STARVE_NS) {
+		if (wf_clock_ns() - wf_waitq_head(q)->since >= WF_M_STARVE_NS) {
 			/* The oldest waiter has waited 1 ms: starvation mode
 			 * (s has LOCKED, ours, and WAITERS: I2 holds). */
 			if (wf_m_cas(m, &s, s | WF_M_HANDOFF, __ATOMIC_RELAXED))
 				s |= WF_M_HANDOFF;   /* next round: the handoff branch */
 			continue;
 		}
-		__atomic_store_n(&m->_woken_ns, now, __ATOMIC_RELAXED);
+		__atomic_store_n(&m->_woken_ns, 0, __ATOMIC_RELAXED);   /* unstamped */
 		if (wf_m_cas(m, &s, (s & ~WF_M_LOCKED) | WF_M_WOKEN, __ATOMIC_RELEASE)) {
 			(void)wf_mutex_pass_locked(m, false);
 			return 0;
@@ -553,9 +586,9 @@ unsigned wf_mutex_release_all(weft_mutex_t *m)
 	m->_depth = 0;
 	wf_m_set_owner(m, 0);
 	uint32_t s = WF_M_LOCKED;
-	bool yield = false;   /* ignored: the caller parks right after */
+	/* No yield: the caller parks right after. */
 	if (!wf_m_cas(m, &s, 0, __ATOMIC_RELEASE))
-		(void)wf_mutex_unlock_slow(m, &yield);   /* cannot fail: the caller holds m */
+		(void)wf_mutex_unlock_slow(m, NULL);   /* cannot fail: the caller holds m */
 	return depth;
 }
 
