@@ -155,6 +155,13 @@ void wf_make_ready(struct wf_worker *w, struct wf_thread *t, bool at_head)
 	if (wf_tracing())
 		wf_trace_wake(t);
 	wf_rq_push(w, t, at_head);
+	/* The caller is the only worker and pushed on its own queue: no other
+	 * worker can be asleep, and rq_push has already noted the competitor
+	 * (a push by w itself cannot race w's tick handler), so neither the
+	 * fence nor the kick has anything to do.  A push from another kernel
+	 * thread (not a worker) still takes the full path. */
+	if (wf_rt.nworkers == 1 && w == wf_worker_self())
+		return;
 	wf_kick_idle();  /* its seq_cst fence orders the push before ... */
 	if (!atomic_load_explicit(&w->timer_armed, memory_order_relaxed))
 		wf_preempt_note_ready(w);  /* ... this re-check (see preempt.c) */
