@@ -11,9 +11,10 @@
  *
  * Uncontended, lock is one compare-and-swap 0 -> LOCKED and unlock one
  * compare-and-swap LOCKED -> 0; neither calls into the scheduler nor takes
- * the queue lock.  Contended, a locker spins briefly (4 x 30 pauses, only
- * with more than one worker: with one, the holder cannot run while we
- * spin), then takes the queue lock, sets WAITERS and parks in FIFO order.
+ * the queue lock.  Contended, a locker spins briefly (at most 120 pauses,
+ * only with more than one worker — with one, the holder cannot run while
+ * we spin — and only while the holder is on a CPU), then takes the queue
+ * lock, sets WAITERS and parks in FIFO order.
  * An unlock that finds WAITERS (and no WOKEN) releases the mutex, sets
  * WOKEN and wakes the oldest waiter, which then competes with newcomers:
  * a thread that arrives while the lock is free may take it first
@@ -104,8 +105,8 @@
 #define WF_M_DEAD     (WF_M_DEAD_BIT | WF_M_LOCKED)
 
 #define WF_M_STARVE_NS   1000000ull   /* 1 ms: wait before handoff mode */
-#define WF_M_SPIN_ROUNDS 4
-#define WF_M_SPIN_PAUSES 30
+/* At most this many pauses per spin (about 3 µs at 25 ns a pause). */
+#define WF_M_SPIN_PAUSES 120
 
 #define WF_MUTEXATTR_MAGIC 0x776d7478u
 
@@ -203,14 +204,21 @@ int weft_mutex_destroy(weft_mutex_t *m)
 /* ---- acquiring ----------------------------------------------------------- */
 
 /* Spin a little for a holder running on another worker.  True if we took
- * the mutex.  Never takes it in handoff mode (it is reserved there). */
+ * the mutex.  Never takes it in handoff mode (it is reserved there).
+ *
+ * The lock word is looked at after every pause, so a release is noticed
+ * within one pause; and the spin stops as soon as the holder is not on a
+ * CPU (preempted, parked, or queued, possibly behind us on our own worker):
+ * it cannot release m until it runs again, and parking lets it.  _owner
+ * and the holder's on_cpu are read without synchronization: a wrong answer
+ * costs one needless park or at most the spin bound.  _owner is 0 in the
+ * few instructions between a lock's CAS and its owner store, and between
+ * an unlock's owner clear and its release: the holder is running then. */
 static bool wf_mutex_spin(weft_mutex_t *m)
 {
 	if (wf_sync_nworkers() < 2)
 		return false;
-	for (int i = 0; i < WF_M_SPIN_ROUNDS; i++) {
-		for (int k = 0; k < WF_M_SPIN_PAUSES; k++)
-			wf_cpu_relax();
+	for (int i = 0; i < WF_M_SPIN_PAUSES; i++) {
 		uint32_t s = wf_m_load(m);
 		if (s & WF_M_HANDOFF)
 			return false;
@@ -218,6 +226,12 @@ static bool wf_mutex_spin(weft_mutex_t *m)
 		while (!(s & WF_M_LOCKED))
 			if (wf_m_cas(m, &s, s | WF_M_LOCKED, __ATOMIC_ACQUIRE))
 				return true;
+		if (s & WF_M_DEAD_BIT)
+			return false;
+		uintptr_t h = wf_mutex_owner(m);
+		if (h && !wf_handle_on_cpu(h))
+			return false;
+		wf_cpu_relax();
 	}
 	return false;
 }
