@@ -594,6 +594,16 @@ int weft_mutex_unlock(weft_mutex_t *m)
 
 /* ---- for condition variables --------------------------------------------- */
 
+bool wf_mutex_held_by_caller_alone(const weft_mutex_t *m)
+{
+	struct wf_thread *self = wf_current();
+	/* Exact for the holder (I4), and the holder's LOCKED cannot go away
+	 * under it; WAITERS may appear right after (see mutex.h). */
+	return self && wf_mutex_owner(m) == wf_thread_handle(self) &&
+	       (wf_m_load(m) & (WF_M_LOCKED | WF_M_WAITERS | WF_M_HANDOFF | WF_M_DEAD_BIT)) ==
+	       WF_M_LOCKED;
+}
+
 unsigned wf_mutex_release_all(weft_mutex_t *m)
 {
 	unsigned depth = m->_depth;
