@@ -392,7 +392,7 @@ typedef struct weft_mutex {
 	int _type;           /* WEFT_MUTEX_* */
 	uintptr_t _owner;    /* weft_t of the holder; 0 when free */
 	unsigned _depth;     /* recursive: locks beyond the first */
-	uint64_t _woken_ns;  /* when the pending woken waiter was woken */
+	uint64_t _woken_ns;  /* when a release first found the woken waiter pending; 0 = not yet */
 	weft_waitq_ _wq;     /* parked waiters, FIFO */
 } weft_mutex_t;
 /** Static initializer of an unlocked normal mutex. */

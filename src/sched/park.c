@@ -89,6 +89,15 @@ static bool wf_unpark_at(struct wf_thread *t, bool at_head)
 bool wf_unpark(struct wf_thread *t) { return wf_unpark_at(t, false); }
 bool wf_unpark_first(struct wf_thread *t) { return wf_unpark_at(t, true); }
 
+/* The TCB table is never freed (handle.c), so a handle that went stale
+ * after the caller read it still names readable memory: the lookup says
+ * NULL, or names a reused TCB whose on_cpu is merely a wrong hint. */
+bool wf_handle_on_cpu(uintptr_t h)
+{
+	struct wf_thread *t = wf_tcb_lookup((weft_t)h);
+	return t && atomic_load_explicit(&t->on_cpu, memory_order_relaxed);
+}
+
 void wf_preempt_off(void)
 {
 	struct wf_thread *t = wf_current();

@@ -87,6 +87,11 @@ void wf_preempt_on(void) WF_HIDDEN;
 uint64_t wf_clock_ns(void) WF_HIDDEN;
 int wf_timespec_to_ns(const struct timespec *ts, uint64_t *ns) WF_HIDDEN;
 
+/* Is the thread with handle h running on a worker right now (or switching
+ * away from one)?  A hint for spinners: false for a stale or unknown
+ * handle, and the answer may change as soon as it is returned. */
+bool wf_handle_on_cpu(uintptr_t h) WF_HIDDEN;
+
 /* Yield the worker to another ready thread (for bounded spin loops). */
 void wf_yield_internal(void) WF_HIDDEN;
 

@@ -6,7 +6,9 @@
  * (new, yielding, preempted and woken threads) and pops at the head; a
  * creator that lets its new child run first goes back to the head so it
  * continues right after.  An idle worker steals from the head of the
- * longest other queue: the oldest, i.e. the next due, thread.
+ * longest other queue: the oldest, i.e. the next due, thread — except
+ * that the lone thread of a busy worker is left to that worker for a few
+ * microseconds (wf_steal_hold_off: it is usually a hand-off in progress).
  *
  * A thread preempted by the timer is never stolen: it resumes on the worker
  * it was interrupted on.  The compiler keeps TLS addresses — &errno above
@@ -31,6 +33,68 @@
 
 /* How far into a victim's queue a thief looks past pinned threads. */
 #define WF_STEAL_SCAN 16
+
+/* Polls (one pause each, about 25 ns here) a thief waits before it takes
+ * the lone thread of a busy worker: a few microseconds, see wf_rq_steal. */
+#define WF_STEAL_GRACE 120
+
+/* The thief's view of the victim it is waiting on (per worker: only a
+ * worker's idle context steals, on that worker's kernel thread). */
+static __thread struct {
+	const struct wf_worker *victim;
+	const struct wf_thread *idle;   /* victim->idle, read once */
+	uint64_t switches;              /* victim's switch count when first seen */
+	unsigned polls;
+} wf_steal_wait __attribute__((tls_model("initial-exec")));
+
+static uint64_t wf_switch_count(const struct wf_worker *v)
+{
+	return atomic_load_explicit(&v->stats.v[WF_STAT_IDX(switches)], memory_order_relaxed);
+}
+
+/* Should the thief leave victim's queue (n threads) alone for now?  A lone
+ * thread in the queue of a worker that is running another green thread was
+ * usually just woken by it, and the waker is about to block (unlock then
+ * wait, signal then wait): its own worker then runs the woken thread next,
+ * on a warm cache, and stealing it would move the pair across CPUs at every
+ * hand-off (a cross-CPU wake-up costs far more than the hand-off itself).
+ * So such a thread is taken only once the victim has not switched during
+ * WF_STEAL_GRACE polls: a waker that keeps running delays it by a few
+ * microseconds, once (Go's runqgrab sleeps 3 us before it steals runnext,
+ * for the same reason).  The victim's switch counter shares a cache line
+ * with what the victim writes at every switch, so it is read only at the
+ * start and at the end of the grace, not at every poll.  Everything read
+ * here is a hint: rq_len, the idle context's on_cpu and the counter are
+ * single-writer atomics, and a stale value only makes the thief steal a
+ * few polls early or late. */
+static bool wf_steal_hold_off(const struct wf_worker *victim, uint32_t n)
+{
+	if (n != 1) {
+		wf_steal_wait.victim = NULL;   /* a backlog: steal */
+		return false;
+	}
+	if (wf_steal_wait.victim != victim) {
+		wf_steal_wait.victim = victim;
+		wf_steal_wait.idle = victim->idle;
+		wf_steal_wait.switches = wf_switch_count(victim);
+		wf_steal_wait.polls = 0;
+	}
+	if (atomic_load_explicit(&wf_steal_wait.idle->on_cpu, memory_order_relaxed)) {
+		wf_steal_wait.victim = NULL;   /* an idle victim: steal */
+		return false;
+	}
+	if (++wf_steal_wait.polls < WF_STEAL_GRACE)
+		return true;
+	uint64_t sw = wf_switch_count(victim);
+	if (sw != wf_steal_wait.switches) {
+		/* It switched meanwhile: this lone thread may be a new one. */
+		wf_steal_wait.switches = sw;
+		wf_steal_wait.polls = 0;
+		return true;
+	}
+	wf_steal_wait.victim = NULL;
+	return false;
+}
 
 void wf_rq_push(struct wf_worker *w, struct wf_thread *t, bool at_head)
 {
@@ -96,7 +160,7 @@ struct wf_thread *wf_rq_steal(struct wf_worker *thief)
 			victim = v;
 		}
 	}
-	if (!victim || !wf_spin_trylock(&victim->rq_lock))
+	if (!victim || wf_steal_hold_off(victim, best) || !wf_spin_trylock(&victim->rq_lock))
 		return NULL;
 	/* The oldest thread that is not pinned by a preemption (in_signal is
 	 * set before its push, both under rq_lock). */
@@ -155,6 +219,13 @@ void wf_make_ready(struct wf_worker *w, struct wf_thread *t, bool at_head)
 	if (wf_tracing())
 		wf_trace_wake(t);
 	wf_rq_push(w, t, at_head);
+	/* The caller is the only worker and pushed on its own queue: no other
+	 * worker can be asleep, and rq_push has already noted the competitor
+	 * (a push by w itself cannot race w's tick handler), so neither the
+	 * fence nor the kick has anything to do.  A push from another kernel
+	 * thread (not a worker) still takes the full path. */
+	if (wf_rt.nworkers == 1 && w == wf_worker_self())
+		return;
 	wf_kick_idle();  /* its seq_cst fence orders the push before ... */
 	if (!atomic_load_explicit(&w->timer_armed, memory_order_relaxed))
 		wf_preempt_note_ready(w);  /* ... this re-check (see preempt.c) */

@@ -15,16 +15,32 @@
  * finds itself unlinked and returns with the signal.  Otherwise it
  * publishes the wait and parks under the cond's lock as park.h prescribes.
  *
- * Signal and broadcast do not simply wake: a woken waiter's first act is
- * to lock the mutex, which the signaller usually still holds, so it would
- * run only to park again (and after a broadcast, N waiters would do so at
- * once: the thundering herd).  Instead, while the mutex is held, waiters
- * are moved from the cond's queue to the tail of the mutex's queue, still
- * parked, and are woken by the mutex's unlock like any mutex waiter ("wait
- * morphing", Linux's FUTEX_CMP_REQUEUE).  When the mutex is free at that
- * instant nobody would unlock it, so signal wakes its waiter directly and
+ * Broadcast does not simply wake: a woken waiter's first act is to lock
+ * the mutex, which the broadcaster usually still holds, so N waiters would
+ * run only to park again at once (the thundering herd).  Instead, while
+ * the mutex is held, waiters are moved from the cond's queue to the tail
+ * of the mutex's queue, still parked, and are woken by the mutex's unlock
+ * like any mutex waiter ("wait morphing", Linux's FUTEX_CMP_REQUEUE).
+ * When the mutex is free at that instant nobody would unlock it, so
  * broadcast wakes the oldest and moves the rest: the woken one is bound to
  * lock the mutex and its unlock then wakes the next (mutex.c, I3).
+ *
+ * Signal moves its waiter the same way when the mutex is held by another
+ * thread or has waiters queued (the signalled thread then takes its turn
+ * behind them).  In the common case, the signaller itself holding the
+ * mutex and nobody queued on it, signal wakes the waiter directly, as it
+ * does when the mutex is free.  The woken thread goes to the signaller's
+ * own run queue, so it runs once the signaller leaves its CPU, which in
+ * the usual signal-then-unlock or signal-then-wait is after the mutex was
+ * released; its relock is then one compare-and-swap.  Moving it instead
+ * would send both sides of every hand-off down the mutex's slow paths
+ * (the unlock wakes it with WOKEN set, and the signaller's next lock and
+ * release find that bit): about 780 more instructions per ping-pong round
+ * trip (docs/benchmarks.md).  A signaller that is preempted, or keeps the
+ * mutex past a thief's grace (runqueue.c), leaves the woken thread to find
+ * the mutex held and queue on it like any locker: a wasted wake-up, never
+ * a lost or a double one (the claim and the timeout rules below are those
+ * of any direct wake).
  *
  * Lock order: cond queue, then mutex queue (signal and broadcast requeue
  * under both; wait parks and the timeout path looks for its node under
@@ -214,9 +230,13 @@ int weft_cond_signal(weft_cond_t *c)
 			break;
 		}
 		weft_mutex_t *m = n->obj;
-		wf_waitq_lock(&m->_wq);
-		bool moved = wf_mutex_requeue_locked(m, n, true, wf_clock_ns());
-		wf_waitq_unlock(&m->_wq);
+		/* Held by us with nobody queued: wake directly (see the essay). */
+		bool moved = false;
+		if (!wf_mutex_held_by_caller_alone(m)) {
+			wf_waitq_lock(&m->_wq);
+			moved = wf_mutex_requeue_locked(m, n, true, wf_clock_ns());
+			wf_waitq_unlock(&m->_wq);
+		}
 		if (moved) {
 			wf_waitq_unlock(cq);
 			break;   /* still parked; the holder's unlock will wake it */

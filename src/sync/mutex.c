@@ -11,9 +11,10 @@
  *
  * Uncontended, lock is one compare-and-swap 0 -> LOCKED and unlock one
  * compare-and-swap LOCKED -> 0; neither calls into the scheduler nor takes
- * the queue lock.  Contended, a locker spins briefly (4 x 30 pauses, only
- * with more than one worker: with one, the holder cannot run while we
- * spin), then takes the queue lock, sets WAITERS and parks in FIFO order.
+ * the queue lock.  Contended, a locker spins briefly (at most 120 pauses,
+ * only with more than one worker — with one, the holder cannot run while
+ * we spin — and only while the holder is on a CPU), then takes the queue
+ * lock, sets WAITERS and parks in FIFO order.
  * An unlock that finds WAITERS (and no WOKEN) releases the mutex, sets
  * WOKEN and wakes the oldest waiter, which then competes with newcomers:
  * a thread that arrives while the lock is free may take it first
@@ -33,10 +34,22 @@
  * worker (until preempted, a quantum later).  Hence the yields (Go's
  * semrelease with handoff does the same): an unlock that hands off yields
  * to the new owner, and an unlock that finds the woken waiter still
- * pending after 1 ms (_woken_ns) yields so that it can run.  Woken waiters
- * go to the head of the waker's run queue (Go's runnext).  So no waiter
- * waits much longer than 1 ms plus the time the queue ahead of it takes to
- * be served.
+ * pending 1 ms after an unlock first found it so (_woken_ns) yields so
+ * that it can run.  Woken waiters go to the head of the waker's run queue
+ * (Go's runnext).  So no waiter waits much longer than 1 ms plus the time
+ * the queue ahead of it takes to be served.
+ *
+ * Clock.  A clock read costs more than the whole uncontended lock (about
+ * 23 ns through the vDSO on the VM of docs/benchmarks.md), so the unlock
+ * paths read it only where an age is really compared.  A waiter is stamped
+ * when it first parks (since: its time in the queue must count, or every
+ * head of a long queue would have to lose for 1 ms of its own before
+ * handoff, and the queue's service time with it).  _woken_ns, the age of
+ * the pending woken waiter, is 0 when an unlock sets WOKEN and is stamped
+ * by the first later release that asks whether that waiter is overdue; a
+ * release for a condition wait never asks (it parks next, it does not
+ * yield), and one whose woken waiter ran first (the common case) never
+ * reads the clock.
  *
  * Invariants (I1, I2 hold whenever the queue lock is free):
  *   I1  WAITERS <=> the queue is not empty.  WAITERS is set and cleared only
@@ -92,8 +105,8 @@
 #define WF_M_DEAD     (WF_M_DEAD_BIT | WF_M_LOCKED)
 
 #define WF_M_STARVE_NS   1000000ull   /* 1 ms: wait before handoff mode */
-#define WF_M_SPIN_ROUNDS 4
-#define WF_M_SPIN_PAUSES 30
+/* At most this many pauses per spin (about 3 µs at 25 ns a pause). */
+#define WF_M_SPIN_PAUSES 120
 
 #define WF_MUTEXATTR_MAGIC 0x776d7478u
 
@@ -191,14 +204,21 @@ int weft_mutex_destroy(weft_mutex_t *m)
 /* ---- acquiring ----------------------------------------------------------- */
 
 /* Spin a little for a holder running on another worker.  True if we took
- * the mutex.  Never takes it in handoff mode (it is reserved there). */
+ * the mutex.  Never takes it in handoff mode (it is reserved there).
+ *
+ * The lock word is looked at after every pause, so a release is noticed
+ * within one pause; and the spin stops as soon as the holder is not on a
+ * CPU (preempted, parked, or queued, possibly behind us on our own worker):
+ * it cannot release m until it runs again, and parking lets it.  _owner
+ * and the holder's on_cpu are read without synchronization: a wrong answer
+ * costs one needless park or at most the spin bound.  _owner is 0 in the
+ * few instructions between a lock's CAS and its owner store, and between
+ * an unlock's owner clear and its release: the holder is running then. */
 static bool wf_mutex_spin(weft_mutex_t *m)
 {
 	if (wf_sync_nworkers() < 2)
 		return false;
-	for (int i = 0; i < WF_M_SPIN_ROUNDS; i++) {
-		for (int k = 0; k < WF_M_SPIN_PAUSES; k++)
-			wf_cpu_relax();
+	for (int i = 0; i < WF_M_SPIN_PAUSES; i++) {
 		uint32_t s = wf_m_load(m);
 		if (s & WF_M_HANDOFF)
 			return false;
@@ -206,6 +226,12 @@ static bool wf_mutex_spin(weft_mutex_t *m)
 		while (!(s & WF_M_LOCKED))
 			if (wf_m_cas(m, &s, s | WF_M_LOCKED, __ATOMIC_ACQUIRE))
 				return true;
+		if (s & WF_M_DEAD_BIT)
+			return false;
+		uintptr_t h = wf_mutex_owner(m);
+		if (h && !wf_handle_on_cpu(h))
+			return false;
+		wf_cpu_relax();
 	}
 	return false;
 }
@@ -374,11 +400,23 @@ int weft_mutex_trylock(weft_mutex_t *m)
 /* ---- releasing ----------------------------------------------------------- */
 
 /* Has the pending woken waiter (WOKEN) been kept from running for 1 ms?
- * _woken_ns is written before the CAS that sets WOKEN and read without
- * synchronization: a stale read only costs one needless yield. */
-static bool wf_mutex_woken_stale(const weft_mutex_t *m, uint64_t now)
+ * Called only by the holder, before it releases m.  _woken_ns is 0 when
+ * an unlock sets WOKEN (stored before that CAS); the first release that
+ * asks stamps it with the clock, later ones compare.  So the 1 ms counts
+ * from the first release that found the waiter still pending, and a
+ * hand-off whose woken waiter runs before anyone asks (the common case)
+ * reads no clock.  Only holders write _woken_ns, so the writes are ordered
+ * by m itself; the reads are relaxed and a stale one (a stamp meant for an
+ * earlier woken waiter) only costs one needless yield or delays one. */
+static bool wf_mutex_woken_stale(weft_mutex_t *m)
 {
-	return now - __atomic_load_n(&m->_woken_ns, __ATOMIC_RELAXED) >= WF_M_STARVE_NS;
+	uint64_t t0 = __atomic_load_n(&m->_woken_ns, __ATOMIC_RELAXED);
+	uint64_t now = wf_clock_ns();
+	if (!t0) {
+		__atomic_store_n(&m->_woken_ns, now, __ATOMIC_RELAXED);
+		return false;
+	}
+	return now - t0 >= WF_M_STARVE_NS;
 }
 
 /*
@@ -438,9 +476,15 @@ static bool wf_mutex_pass_locked(weft_mutex_t *m, bool handoff)
 /* The caller held the mutex and has cleared _owner; the CAS LOCKED -> 0
  * failed because other bits are set (or the mutex is not locked).  *yield
  * is set when the caller, if it may, should yield its worker: it handed m
- * off, or the woken waiter it leaves m to has not run for 1 ms. */
+ * off, or the woken waiter it leaves m to has not run for 1 ms.  yield is
+ * NULL for a caller that will not yield (it parks next): then the pending
+ * waiter's age is not looked at at all. */
 static int wf_mutex_unlock_slow(weft_mutex_t *m, bool *yield)
 {
+	bool dummy;
+	bool ask = yield != NULL;
+	if (!ask)
+		yield = &dummy;
 	uint32_t s = wf_m_load(m);
 	for (;;) {
 		if (wf_unlikely(s & WF_M_DEAD_BIT))
@@ -453,7 +497,7 @@ static int wf_mutex_unlock_slow(weft_mutex_t *m, bool *yield)
 		 * retry: release without touching the queue.  (Everything we
 		 * read from m is read before the release: after it, m may be
 		 * locked, unlocked and destroyed by others.) */
-		bool stale = (s & WF_M_WOKEN) && wf_mutex_woken_stale(m, wf_clock_ns());
+		bool stale = ask && (s & WF_M_WOKEN) && wf_mutex_woken_stale(m);
 		if (wf_m_cas(m, &s, s & ~WF_M_LOCKED, __ATOMIC_RELEASE)) {
 			*yield = stale;
 			return 0;
@@ -461,17 +505,20 @@ static int wf_mutex_unlock_slow(weft_mutex_t *m, bool *yield)
 	}
 	weft_waitq_ *q = &m->_wq;
 	wf_waitq_lock(q);
-	uint64_t now = wf_clock_ns();
 	/* Under the queue lock WAITERS and HANDOFF are stable; only LOCKED
 	 * (not ours to lose: we hold it) and WOKEN may change under us. */
 	s = wf_m_load(m);
+	bool stale = false, asked = false;
 	for (;;) {
 		if (s & WF_M_HANDOFF) {
 			*yield = wf_mutex_pass_locked(m, true);
 			return 0;
 		}
 		if (!(s & WF_M_WAITERS) || (s & WF_M_WOKEN)) {
-			bool stale = (s & WF_M_WOKEN) && wf_mutex_woken_stale(m, now);
+			if (ask && (s & WF_M_WOKEN) && !asked) {
+				stale = wf_mutex_woken_stale(m);   /* once: it stamps */
+				asked = true;
+			}
 			if (wf_m_cas(m, &s, s & ~WF_M_LOCKED, __ATOMIC_RELEASE)) {
 				wf_waitq_unlock(q);   /* our last access to m */
 				*yield = stale;
@@ -479,14 +526,14 @@ static int wf_mutex_unlock_slow(weft_mutex_t *m, bool *yield)
 			}
 			continue;
 		}
-		if (now - wf_waitq_head(q)->since >= WF_M_STARVE_NS) {
+		if (wf_clock_ns() - wf_waitq_head(q)->since >= WF_M_STARVE_NS) {
 			/* The oldest waiter has waited 1 ms: starvation mode
 			 * (s has LOCKED, ours, and WAITERS: I2 holds). */
 			if (wf_m_cas(m, &s, s | WF_M_HANDOFF, __ATOMIC_RELAXED))
 				s |= WF_M_HANDOFF;   /* next round: the handoff branch */
 			continue;
 		}
-		__atomic_store_n(&m->_woken_ns, now, __ATOMIC_RELAXED);
+		__atomic_store_n(&m->_woken_ns, 0, __ATOMIC_RELAXED);   /* unstamped */
 		if (wf_m_cas(m, &s, (s & ~WF_M_LOCKED) | WF_M_WOKEN, __ATOMIC_RELEASE)) {
 			(void)wf_mutex_pass_locked(m, false);
 			return 0;
@@ -547,15 +594,25 @@ int weft_mutex_unlock(weft_mutex_t *m)
 
 /* ---- for condition variables --------------------------------------------- */
 
+bool wf_mutex_held_by_caller_alone(const weft_mutex_t *m)
+{
+	struct wf_thread *self = wf_current();
+	/* Exact for the holder (I4), and the holder's LOCKED cannot go away
+	 * under it; WAITERS may appear right after (see mutex.h). */
+	return self && wf_mutex_owner(m) == wf_thread_handle(self) &&
+	       (wf_m_load(m) & (WF_M_LOCKED | WF_M_WAITERS | WF_M_HANDOFF | WF_M_DEAD_BIT)) ==
+	       WF_M_LOCKED;
+}
+
 unsigned wf_mutex_release_all(weft_mutex_t *m)
 {
 	unsigned depth = m->_depth;
 	m->_depth = 0;
 	wf_m_set_owner(m, 0);
 	uint32_t s = WF_M_LOCKED;
-	bool yield = false;   /* ignored: the caller parks right after */
+	/* No yield: the caller parks right after. */
 	if (!wf_m_cas(m, &s, 0, __ATOMIC_RELEASE))
-		(void)wf_mutex_unlock_slow(m, &yield);   /* cannot fail: the caller holds m */
+		(void)wf_mutex_unlock_slow(m, NULL);   /* cannot fail: the caller holds m */
 	return depth;
 }
 

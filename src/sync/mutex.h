@@ -24,6 +24,11 @@ unsigned wf_mutex_release_all(weft_mutex_t *m) WF_HIDDEN;
 void wf_mutex_relock(weft_mutex_t *m, struct wf_wnode *n, uint32_t how,
                      unsigned depth) WF_HIDDEN;
 
+/* Does the calling thread hold m, with nobody queued on m (a hint: a waiter
+ * may queue right after, it then merely finds a woken condition waiter
+ * competing with it like any newcomer)?  Exact about the holding. */
+bool wf_mutex_held_by_caller_alone(const weft_mutex_t *m) WF_HIDDEN;
+
 /* Under m's queue lock: link n, a parked condition waiter, at the tail of
  * m's queue so that an unlock of m wakes it.  With only_if_held, does so
  * only when m is held at that instant (its holder's unlock is then sure to
