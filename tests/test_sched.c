@@ -1273,6 +1273,54 @@ START_TEST(t_sleep_does_not_block_worker)
 END_TEST
 
 /* ------------------------------------------------------------------------ */
+/* Two threads that only yield spread over two workers                      */
+/* ------------------------------------------------------------------------ */
+
+/* Each yields in a loop with a little work between yields, so the queue of
+ * the worker running one of them always holds the other: an idle worker
+ * must steal it (neither was woken by a thread about to block, so the
+ * hand-off grace of runqueue.c does not apply, however often the worker
+ * switches). */
+static atomic_int spread_stop;
+static atomic_int spread_worker[2];
+
+static weft_t spread_second;
+
+static void *spread_yielder(void *a)
+{
+	int i = (int)(long)a;
+	/* The first creates the second: the queue never holds both at once,
+	 * so the thief always meets a lone thread. */
+	if (i == 0)
+		ck_assert_int_eq(weft_create(&spread_second, NULL, spread_yielder, (void *)1L), 0);
+	while (!atomic_load_explicit(&spread_stop, memory_order_relaxed)) {
+		for (volatile int k = 0; k < 100; k++)   /* well under a microsecond */
+			;
+		atomic_store(&spread_worker[i], weft_worker_self());
+		weft_yield();
+	}
+	return NULL;
+}
+
+START_TEST(t_yielders_spread_over_workers)
+{
+	ck_assert_int_eq(setenv("WEFT_QUANTUM_US", "0", 1), 0);
+	set_workers("2");
+	weft_t first;
+	ck_assert_int_eq(weft_create(&first, NULL, spread_yielder, (void *)0L), 0);
+	ck_assert_int_eq(weft_sleep_ns(300 * MS), 0);
+	int w0 = atomic_load(&spread_worker[0]), w1 = atomic_load(&spread_worker[1]);
+	atomic_store(&spread_stop, 1);
+	ck_assert_int_eq(weft_join(first, NULL), 0);
+	ck_assert_int_eq(weft_join(spread_second, NULL), 0);
+	ck_assert_msg(w0 != w1, "both yielders on worker %d after 300 ms", w0);
+	weft_stats_t st;
+	ck_assert_int_eq(weft_stats_get(-1, &st), 0);
+	ck_assert_uint_ge(st.steals, 1);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
 /* An idle process uses no CPU                                              */
 /* ------------------------------------------------------------------------ */
 
@@ -1646,6 +1694,7 @@ static Suite *sched_suite(void)
 	tcase_add_test(tc, t_sleep_wakes_in_deadline_order);
 	tcase_add_test(tc, t_sleepers_expired_together_wake_in_order);
 	tcase_add_test(tc, t_sleep_does_not_block_worker);
+	tcase_add_test(tc, t_yielders_spread_over_workers);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -82,7 +82,7 @@ static bool wf_unpark_at(struct wf_thread *t, bool at_head)
 	if (!w)
 		w = t->worker;
 	WF_STAT_INC(w, wakeups);
-	wf_make_ready(w, t, at_head);
+	wf_make_woken(w, t, at_head);
 	return true;
 }
 

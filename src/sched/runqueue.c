@@ -7,8 +7,9 @@
  * creator that lets its new child run first goes back to the head so it
  * continues right after.  An idle worker steals from the head of the
  * longest other queue: the oldest, i.e. the next due, thread — except
- * that the lone thread of a busy worker is left to that worker for a few
- * microseconds (wf_steal_hold_off: it is usually a hand-off in progress).
+ * that a lone thread just woken by a busy worker's thread is left to that
+ * worker for a few microseconds (wf_steal_hold_off: it is usually a
+ * hand-off in progress).
  *
  * A thread preempted by the timer is never stolen: it resumes on the worker
  * it was interrupted on.  The compiler keeps TLS addresses — &errno above
@@ -53,8 +54,8 @@ static uint64_t wf_switch_count(const struct wf_worker *v)
 }
 
 /* Should the thief leave victim's queue (n threads) alone for now?  A lone
- * thread in the queue of a worker that is running another green thread was
- * usually just woken by it, and the waker is about to block (unlock then
+ * thread that a worker's running thread has just woken (rq_head_woken)
+ * usually belongs to a hand-off whose waker is about to block (unlock then
  * wait, signal then wait): its own worker then runs the woken thread next,
  * on a warm cache, and stealing it would move the pair across CPUs at every
  * hand-off (a cross-CPU wake-up costs far more than the hand-off itself).
@@ -63,14 +64,18 @@ static uint64_t wf_switch_count(const struct wf_worker *v)
  * microseconds, once (Go's runqgrab sleeps 3 us before it steals runnext,
  * for the same reason).  The victim's switch counter shares a cache line
  * with what the victim writes at every switch, so it is read only at the
- * start and at the end of the grace, not at every poll.  Everything read
- * here is a hint: rq_len, the idle context's on_cpu and the counter are
- * single-writer atomics, and a stale value only makes the thief steal a
- * few polls early or late. */
+ * start and at the end of the grace, not at every poll.  Only woken
+ * threads are held back: a lone thread that yielded, was preempted or is
+ * new has no waker about to give it the CPU, and holding it while its
+ * worker keeps switching (two threads yielding in turns) would keep them
+ * on one worker while this one sleeps.  Everything read here is a hint:
+ * rq_len, rq_head_woken, the idle context's on_cpu and the counter are
+ * atomics, and a stale value only makes the thief steal a few polls early
+ * or late. */
 static bool wf_steal_hold_off(const struct wf_worker *victim, uint32_t n)
 {
-	if (n != 1) {
-		wf_steal_wait.victim = NULL;   /* a backlog: steal */
+	if (n != 1 || !atomic_load_explicit(&victim->rq_head_woken, memory_order_relaxed)) {
+		wf_steal_wait.victim = NULL;   /* a backlog, or nobody's hand-off: steal */
 		return false;
 	}
 	if (wf_steal_wait.victim != victim) {
@@ -96,10 +101,13 @@ static bool wf_steal_hold_off(const struct wf_worker *victim, uint32_t n)
 	return false;
 }
 
-void wf_rq_push(struct wf_worker *w, struct wf_thread *t, bool at_head)
+static void wf_rq_push_hinted(struct wf_worker *w, struct wf_thread *t, bool at_head,
+                              bool woken)
 {
 	t->state = WF_READY;
 	wf_spin_lock(&w->rq_lock);
+	if (at_head || !w->rq_head)
+		atomic_store_explicit(&w->rq_head_woken, woken, memory_order_relaxed);
 	if (at_head) {
 		t->next = w->rq_head;
 		w->rq_head = t;
@@ -124,6 +132,11 @@ void wf_rq_push(struct wf_worker *w, struct wf_thread *t, bool at_head)
 		wf_preempt_note_ready(w);
 }
 
+void wf_rq_push(struct wf_worker *w, struct wf_thread *t, bool at_head)
+{
+	wf_rq_push_hinted(w, t, at_head, false);
+}
+
 static struct wf_thread *wf_rq_pop_locked(struct wf_worker *w)
 {
 	struct wf_thread *t = w->rq_head;
@@ -134,6 +147,8 @@ static struct wf_thread *wf_rq_pop_locked(struct wf_worker *w)
 		t->next = NULL;
 		atomic_store_explicit(&w->rq_len, atomic_load_explicit(&w->rq_len,
 		                      memory_order_relaxed) - 1, memory_order_relaxed);
+		/* The new head, if any, was queued behind: not a fresh wake-up. */
+		atomic_store_explicit(&w->rq_head_woken, false, memory_order_relaxed);
 	}
 	return t;
 }
@@ -213,12 +228,12 @@ void wf_kick_idle(void)
 }
 
 /* Make t runnable on w's queue and make sure some worker will run it. */
-void wf_make_ready(struct wf_worker *w, struct wf_thread *t, bool at_head)
+static void wf_ready(struct wf_worker *w, struct wf_thread *t, bool at_head, bool woken)
 {
 	/* Before the push: once queued, t may run and park again. */
 	if (wf_tracing())
 		wf_trace_wake(t);
-	wf_rq_push(w, t, at_head);
+	wf_rq_push_hinted(w, t, at_head, woken);
 	/* The caller is the only worker and pushed on its own queue: no other
 	 * worker can be asleep, and rq_push has already noted the competitor
 	 * (a push by w itself cannot race w's tick handler), so neither the
@@ -229,4 +244,14 @@ void wf_make_ready(struct wf_worker *w, struct wf_thread *t, bool at_head)
 	wf_kick_idle();  /* its seq_cst fence orders the push before ... */
 	if (!atomic_load_explicit(&w->timer_armed, memory_order_relaxed))
 		wf_preempt_note_ready(w);  /* ... this re-check (see preempt.c) */
+}
+
+void wf_make_ready(struct wf_worker *w, struct wf_thread *t, bool at_head)
+{
+	wf_ready(w, t, at_head, false);
+}
+
+void wf_make_woken(struct wf_worker *w, struct wf_thread *t, bool at_head)
+{
+	wf_ready(w, t, at_head, true);
 }

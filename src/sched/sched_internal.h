@@ -139,6 +139,9 @@ struct wf_worker {
 	wf_spin_t rq_lock __attribute__((aligned(WF_CACHELINE)));
 	struct wf_thread *rq_head, *rq_tail;
 	_Atomic uint32_t rq_len;
+	/* The head was pushed by a wake-up (wf_make_woken) and has not been
+	 * popped since; written under rq_lock, read by thieves as a hint. */
+	_Atomic bool rq_head_woken;
 
 	/* --- idle sleep --- */
 	_Atomic uint32_t futex_word __attribute__((aligned(WF_CACHELINE)));
@@ -210,6 +213,9 @@ void wf_rq_push(struct wf_worker *w, struct wf_thread *t, bool at_head) WF_HIDDE
 struct wf_thread *wf_rq_pop(struct wf_worker *w) WF_HIDDEN;
 struct wf_thread *wf_rq_steal(struct wf_worker *thief) WF_HIDDEN;
 void wf_make_ready(struct wf_worker *w, struct wf_thread *t, bool at_head) WF_HIDDEN;
+/* wf_make_ready for a thread woken from a park by another thread: a lone
+ * such thread is left to w for a few microseconds (wf_rq_steal). */
+void wf_make_woken(struct wf_worker *w, struct wf_thread *t, bool at_head) WF_HIDDEN;
 void wf_kick_idle(void) WF_HIDDEN;
 bool wf_any_ready(void) WF_HIDDEN;
 
