@@ -97,9 +97,14 @@ struct wf_worker *wf_switch(struct wf_worker *w, struct wf_thread *prev,
 {
 	/* next may have been queued or woken while still switching away on
 	 * another worker: wait until its context is saved.  The wait is short:
-	 * that worker is inside weft, between two instructions of a switch. */
-	while (wf_unlikely(atomic_load_explicit(&next->on_cpu, memory_order_acquire)))
-		wf_cpu_relax();
+	 * that worker is inside weft, between two instructions of a switch —
+	 * unless the kernel preempted that worker there, hence the backoff
+	 * (cpu.h). */
+	if (wf_unlikely(atomic_load_explicit(&next->on_cpu, memory_order_acquire))) {
+		unsigned spins = 0;
+		while (atomic_load_explicit(&next->on_cpu, memory_order_acquire))
+			wf_spin_backoff(&spins);
+	}
 	atomic_store_explicit(&next->on_cpu, 1, memory_order_relaxed);
 	prev->saved_errno = *wf_errno_ptr();
 	w->prev = prev;

@@ -173,9 +173,11 @@ static int wf_start_workers(void)
 	}
 	/* Timers are aimed at kernel thread ids: wait until every worker is up
 	 * and has published its own. */
-	for (int i = 1; i < n; i++)
+	for (int i = 1; i < n; i++) {
+		unsigned spins = 0;
 		while (!atomic_load_explicit(&ws[i].tid, memory_order_acquire))
-			wf_cpu_relax();
+			wf_spin_backoff(&spins);
+	}
 	return wf_preempt_init() ? EAGAIN : 0;
 }
 
@@ -209,8 +211,9 @@ int wf_runtime_ensure(void)
 		return e;
 	}
 	/* Another kernel thread is initializing: wait for it. */
+	unsigned spins = 0;
 	while ((s = atomic_load_explicit(&wf_rt.state, memory_order_acquire)) == 1)
-		wf_cpu_relax();
+		wf_spin_backoff(&spins);
 	return s == 2 ? 0 : wf_rt.init_error;
 }
 

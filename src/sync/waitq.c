@@ -32,11 +32,9 @@ void wf_waitq_timeout_unlock(weft_waitq_ *q, struct wf_wnode *n)
 	 * object.  It runs on another worker inside weft (it cannot be
 	 * switched out there), so this is short unless the kernel deschedules
 	 * it: then give the CPU away rather than spin through our time slice. */
-	for (unsigned spins = 1; !__atomic_load_n(&n->done, __ATOMIC_ACQUIRE); spins++) {
-		wf_cpu_relax();
-		if (spins % 1024 == 0)
-			sched_yield();
-	}
+	unsigned spins = 0;
+	while (!__atomic_load_n(&n->done, __ATOMIC_ACQUIRE))
+		wf_spin_backoff(&spins);
 }
 
 struct wf_thread *wf_sync_self_slow(int *err)
