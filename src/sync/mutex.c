@@ -12,9 +12,10 @@
  * Uncontended, lock is one compare-and-swap 0 -> LOCKED and unlock one
  * compare-and-swap LOCKED -> 0; neither calls into the scheduler nor takes
  * the queue lock.  Contended, a locker spins briefly (at most 120 pauses,
- * only with more than one worker — with one, the holder cannot run while
- * we spin — and only while the holder is on a CPU), then takes the queue
- * lock, sets WAITERS and parks in FIFO order.
+ * looking at the lock word every 30; only with more than one worker — with
+ * one, the holder cannot run while we spin — and only while the holder is
+ * on a CPU), then takes the queue lock, sets WAITERS and parks in FIFO
+ * order.
  * An unlock that finds WAITERS (and no WOKEN) releases the mutex, sets
  * WOKEN and wakes the oldest waiter, which then competes with newcomers:
  * a thread that arrives while the lock is free may take it first
@@ -107,6 +108,12 @@
 #define WF_M_STARVE_NS   1000000ull   /* 1 ms: wait before handoff mode */
 /* At most this many pauses per spin (about 3 µs at 25 ns a pause). */
 #define WF_M_SPIN_PAUSES 120
+/* Pauses between two looks at the lock word.  Looking after every pause
+ * pulls the word's cache line away from the holder's CPU 30 times as often
+ * and made the 64-thread contended benchmark twice as slow (140 against
+ * 51 ns per operation, docs/benchmarks.md); the condition-variable
+ * hand-off did not gain from it either. */
+#define WF_M_SPIN_EVERY  30
 
 #define WF_MUTEXATTR_MAGIC 0x776d7478u
 
@@ -206,9 +213,11 @@ int weft_mutex_destroy(weft_mutex_t *m)
 /* Spin a little for a holder running on another worker.  True if we took
  * the mutex.  Never takes it in handoff mode (it is reserved there).
  *
- * The lock word is looked at after every pause, so a release is noticed
- * within one pause; and the spin stops as soon as the holder is not on a
- * CPU (preempted, parked, or queued, possibly behind us on our own worker):
+ * The lock word is looked at every WF_M_SPIN_EVERY pauses (less often
+ * would notice a release late, more often slows the holder down by taking
+ * the word's cache line from it); and the spin stops as soon as the holder
+ * is not on a CPU (preempted, parked, or queued, possibly behind us on our
+ * own worker):
  * it cannot release m until it runs again, and parking lets it.  _owner
  * and the holder's on_cpu are read without synchronization: a wrong answer
  * costs one needless park or at most the spin bound.  _owner is 0 in the
@@ -218,7 +227,7 @@ static bool wf_mutex_spin(weft_mutex_t *m)
 {
 	if (wf_sync_nworkers() < 2)
 		return false;
-	for (int i = 0; i < WF_M_SPIN_PAUSES; i++) {
+	for (int i = 0; i < WF_M_SPIN_PAUSES; i += WF_M_SPIN_EVERY) {
 		uint32_t s = wf_m_load(m);
 		if (s & WF_M_HANDOFF)
 			return false;
@@ -231,7 +240,8 @@ static bool wf_mutex_spin(weft_mutex_t *m)
 		uintptr_t h = wf_mutex_owner(m);
 		if (h && !wf_handle_on_cpu(h))
 			return false;
-		wf_cpu_relax();
+		for (int k = 0; k < WF_M_SPIN_EVERY; k++)
+			wf_cpu_relax();
 	}
 	return false;
 }
