@@ -14,6 +14,7 @@
  * first frame staying inside [lo, hi); an entry function that returns traps.
  */
 #include <check.h>
+#include "check_main.h"
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -645,10 +646,5 @@ static Suite *context_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(context_suite());
-	srunner_set_fork_status(sr, CK_FORK);
-	srunner_run_all(sr, CK_ENV);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return weft_check_run(context_suite());
 }

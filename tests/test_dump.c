@@ -479,9 +479,5 @@ static Suite *dump_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(dump_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return weft_check_run(dump_suite());
 }

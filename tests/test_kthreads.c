@@ -5,6 +5,7 @@
  * tests that spawn workers use that backend.  Every test runs forked.
  */
 #include <check.h>
+#include "check_main.h"
 #include <ctype.h>
 #include <dlfcn.h>
 #include <errno.h>
@@ -724,11 +725,5 @@ static Suite *kthreads_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(kthreads_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return weft_check_run(kthreads_suite());
 }

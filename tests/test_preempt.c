@@ -36,6 +36,7 @@
  * from under the runtime): they record what they saw and "main" asserts.
  */
 #include <check.h>
+#include "check_main.h"
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -957,10 +958,5 @@ static Suite *preempt_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(preempt_suite());
-	srunner_set_fork_status(sr, CK_FORK);
-	srunner_run_all(sr, CK_ENV);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return weft_check_run(preempt_suite());
 }

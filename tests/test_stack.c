@@ -4,6 +4,7 @@
  * 100,000 stacks, the mprotect fallback, and concurrent use.
  */
 #include <check.h>
+#include "check_main.h"
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -656,11 +657,5 @@ static Suite *stack_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(stack_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_ENV);   /* CK_VERBOSITY, default normal */
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return weft_check_run(stack_suite());
 }

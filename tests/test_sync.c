@@ -1744,9 +1744,5 @@ static Suite *sync_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(sync_suite());
-	srunner_run_all(sr, CK_ENV);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return weft_check_run(sync_suite());
 }

@@ -16,6 +16,7 @@
 
 #include <check.h>
 #include <weft.h>
+#include "check_main.h"
 
 #undef ck_assert_msg
 #define ck_assert_msg(expr, ...) \
