@@ -1280,7 +1280,9 @@ END_TEST
  * the worker running one of them always holds the other: an idle worker
  * must steal it (neither was woken by a thread about to block, so the
  * hand-off grace of runqueue.c does not apply, however often the worker
- * switches). */
+ * switches).  It also catches a queue that reads empty while its worker
+ * switches between the two (a yield as pop-then-push): the thief's last
+ * look before sleeping could land there, and nothing woke it again. */
 static atomic_int spread_stop;
 static atomic_int spread_worker[2];
 

@@ -266,8 +266,13 @@ static void wf_tick(int sig, siginfo_t *si, void *ucv)
 	w->timer_due = 0;
 	if (atomic_load_explicit(&w->next_deadline, memory_order_relaxed) != UINT64_MAX)
 		wf_preempt_deadlines(w);
-	struct wf_thread *next = wf_rq_pop(w);
+	/* Pinned (in_signal) before it is queued: thieves test it under
+	 * rq_lock, which wf_rq_rotate takes. */
+	cur->sig_ctx = ucv;   /* where it was interrupted, for weft_dump */
+	cur->in_signal = 1;
+	struct wf_thread *next = wf_rq_rotate(w, cur);
 	if (!next) {
+		cur->in_signal = 0;
 		wf_preempt_quiet(w);
 		goto out;
 	}
@@ -276,10 +281,7 @@ static void wf_tick(int sig, siginfo_t *si, void *ucv)
 	 * so no trace append of this worker is half done (trace.c). */
 	if (wf_tracing())
 		wf_trace_preempt(w, cur);
-	cur->sig_ctx = ucv;   /* where it was interrupted, for weft_dump */
-	cur->in_signal = 1;
 	w->sig_blocked = 1;
-	wf_rq_push(w, cur, false);
 	w = wf_switch(w, cur, next, WF_PREV_SAVED, NULL);
 	cur->in_signal = 0;
 out:

@@ -3,7 +3,8 @@
  * workers.
  *
  * Each worker has one FIFO under a spinlock.  The owner pushes at the tail
- * (new, yielding, preempted and woken threads) and pops at the head; a
+ * (new and woken threads) and pops at the head, and a yielding or preempted
+ * thread swaps itself for the head in one step (wf_rq_rotate); a
  * creator that lets its new child run first goes back to the head so it
  * continues right after.  An idle worker steals from the head of the
  * longest other queue: the oldest, i.e. the next due, thread — except
@@ -161,6 +162,38 @@ struct wf_thread *wf_rq_pop(struct wf_worker *w)
 	struct wf_thread *t = wf_rq_pop_locked(w);
 	wf_spin_unlock(&w->rq_lock);
 	return t;
+}
+
+/* Take the head for the running thread t and queue t at the tail, in one
+ * critical section; NULL (and t not queued) when the queue is empty.  This
+ * is how a yield and a preemption give up the CPU.  Invariant: rq_len
+ * never reads 0 on the way, so a thief's last look before it sleeps
+ * (wf_idle_sleep) cannot fall between the two halves.  As a pop followed by
+ * a push it could: the thief saw an empty queue, went to sleep, and nothing
+ * woke it again, because a push by the queue's own worker into a queue it
+ * has just emptied does not kick (a yield must stay cheap) — two threads
+ * yielding in turns then shared one worker while the other slept. */
+struct wf_thread *wf_rq_rotate(struct wf_worker *w, struct wf_thread *t)
+{
+	if (!atomic_load_explicit(&w->rq_len, memory_order_relaxed))
+		return NULL;
+	wf_spin_lock(&w->rq_lock);
+	struct wf_thread *next = w->rq_head;
+	if (next) {
+		t->state = WF_READY;
+		t->next = NULL;
+		w->rq_tail->next = t;
+		w->rq_tail = t;
+		w->rq_head = next->next;
+		next->next = NULL;
+		/* The new head was queued behind: not a fresh wake-up. */
+		atomic_store_explicit(&w->rq_head_woken, false, memory_order_relaxed);
+	}
+	wf_spin_unlock(&w->rq_lock);
+	/* As after a push (wf_rq_push_hinted): t is now a competitor. */
+	if (next && !atomic_load_explicit(&w->timer_armed, memory_order_relaxed))
+		wf_preempt_note_ready(w);
+	return next;
 }
 
 struct wf_thread *wf_rq_steal(struct wf_worker *thief)

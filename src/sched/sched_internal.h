@@ -211,6 +211,7 @@ void wf_context_entered(struct wf_worker *w, struct wf_thread *self) WF_HIDDEN;
 /* runqueue.c */
 void wf_rq_push(struct wf_worker *w, struct wf_thread *t, bool at_head) WF_HIDDEN;
 struct wf_thread *wf_rq_pop(struct wf_worker *w) WF_HIDDEN;
+struct wf_thread *wf_rq_rotate(struct wf_worker *w, struct wf_thread *t) WF_HIDDEN;
 struct wf_thread *wf_rq_steal(struct wf_worker *thief) WF_HIDDEN;
 void wf_make_ready(struct wf_worker *w, struct wf_thread *t, bool at_head) WF_HIDDEN;
 /* wf_make_ready for a thread woken from a park by another thread: a lone

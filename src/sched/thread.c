@@ -362,12 +362,11 @@ void wf_yield_internal(void)
 	struct wf_thread *self = w->current;
 	if (atomic_load_explicit(&w->next_deadline, memory_order_relaxed) != UINT64_MAX)
 		wf_timer_run(w, wf_clock_ns());
-	struct wf_thread *next = wf_rq_pop(w);
+	/* Queued before it is saved: whoever picks it waits for on_cpu == 0. */
+	struct wf_thread *next = wf_rq_rotate(w, self);
 	if (!next)
 		return;
 	WF_STAT_INC(w, yields);
-	/* Queued before it is saved: whoever picks it waits for on_cpu == 0. */
-	wf_rq_push(w, self, false);
 	wf_switch(w, self, next, WF_PREV_SAVED, NULL);
 }
 
