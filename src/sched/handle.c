@@ -17,6 +17,10 @@
 #include <sys/mman.h>
 #include "sched_internal.h"
 
+#ifdef WF_ASAN
+#include <sanitizer/lsan_interface.h>
+#endif
+
 
 struct wf_thread *_Atomic wf_chunks[WF_MAX_CHUNKS];
 static wf_spin_t wf_tcb_lock = WF_SPIN_INIT;   /* guards the two below */
@@ -39,6 +43,12 @@ static struct wf_thread *wf_slot_new(void)
 		if (m == MAP_FAILED)
 			return NULL;
 		c = m;
+#ifdef WF_ASAN
+		/* TCBs hold the only pointers to what threads own (key tables,
+		 * names): LeakSanitizer scans the heap, globals and kernel
+		 * threads' stacks, not anonymous mappings, so tell it. */
+		__lsan_register_root_region(m, WF_CHUNK_SLOTS * sizeof(struct wf_thread));
+#endif
 		atomic_store_explicit(&wf_chunks[ci], c, memory_order_release);
 	}
 	struct wf_thread *t = &c[i & (WF_CHUNK_SLOTS - 1)];
