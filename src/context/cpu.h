@@ -64,12 +64,14 @@ static inline bool wf_spin_trylock(wf_spin_t *l)
 	       atomic_exchange_explicit(&l->v, 1, memory_order_acquire) == 0;
 }
 
+void wf_spin_lock_slow(wf_spin_t *l) WF_HIDDEN __attribute__((noinline));
+
 static inline void wf_spin_lock(wf_spin_t *l)
 {
-	unsigned spins = 0;
-	while (!wf_spin_trylock(l))
-		while (atomic_load_explicit(&l->v, memory_order_relaxed))
-			wf_spin_backoff(&spins);
+	/* Uncontended: one exchange.  Otherwise test-and-test-and-set with
+	 * backoff (spin.c). */
+	if (wf_unlikely(atomic_exchange_explicit(&l->v, 1, memory_order_acquire)))
+		wf_spin_lock_slow(l);
 }
 
 static inline void wf_spin_unlock(wf_spin_t *l)
