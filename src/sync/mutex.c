@@ -318,8 +318,11 @@ static int wf_mutex_wait(weft_mutex_t *m, struct wf_wnode *n, uint64_t deadline,
 	}
 }
 
-static int wf_mutex_lock_common(weft_mutex_t *m, struct wf_thread *self, uintptr_t h,
-                                uint64_t deadline)
+/* Not inlined into weft_mutex_lock: its frame would be set up on the
+ * uncontended path too. */
+static __attribute__((noinline))
+int wf_mutex_lock_common(weft_mutex_t *m, struct wf_thread *self, uintptr_t h,
+                         uint64_t deadline)
 {
 	int type = m->_type;
 	if (type != WEFT_MUTEX_NORMAL) {
@@ -347,23 +350,31 @@ static int wf_mutex_lock_common(weft_mutex_t *m, struct wf_thread *self, uintptr
 	return 0;
 }
 
-int weft_mutex_lock(weft_mutex_t *m)
+/* Everything but an uncontended lock of a normal mutex by a green thread. */
+static __attribute__((noinline)) int wf_mutex_lock_slow(weft_mutex_t *m)
 {
-	if (wf_unlikely(!m))
+	if (!m)
 		return EINVAL;
 	int err;
 	struct wf_thread *self = wf_sync_self(&err);
-	if (wf_unlikely(!self))
+	if (!self)
 		return err;
-	uintptr_t h = wf_thread_handle(self);
-	if (wf_likely(m->_type == WEFT_MUTEX_NORMAL)) {
+	return wf_mutex_lock_common(m, self, wf_thread_handle(self), 0);
+}
+
+int weft_mutex_lock(weft_mutex_t *m)
+{
+	/* The fast path keeps nothing on the stack: no frame beyond the
+	 * frame pointer's. */
+	struct wf_thread *self = wf_current();
+	if (wf_likely(self && m && m->_type == WEFT_MUTEX_NORMAL)) {
 		uint32_t s = 0;
 		if (wf_likely(wf_m_cas(m, &s, WF_M_LOCKED, __ATOMIC_ACQUIRE))) {
-			wf_m_set_owner(m, h);
+			wf_m_set_owner(m, wf_thread_handle(self));
 			return 0;
 		}
 	}
-	return wf_mutex_lock_common(m, self, h, 0);
+	return wf_mutex_lock_slow(m);
 }
 
 int weft_mutex_timedlock(weft_mutex_t *m, const struct timespec *abs_monotonic)
@@ -595,24 +606,32 @@ static int wf_mutex_unlock_checked(weft_mutex_t *m)
 	return e;
 }
 
+/* weft_mutex_unlock past its fast path: a normal mutex whose _owner is
+ * already cleared and whose word was not plain LOCKED, or another type. */
+static __attribute__((noinline)) int wf_mutex_unlock_rest(weft_mutex_t *m)
+{
+	if (!m)
+		return EINVAL;
+	if (m->_type != WEFT_MUTEX_NORMAL)
+		return wf_mutex_unlock_checked(m);
+	bool yield = false;
+	int e = wf_mutex_unlock_slow(m, &yield);
+	if (yield)
+		wf_mutex_unlock_yield();
+	return e;
+}
+
 int weft_mutex_unlock(weft_mutex_t *m)
 {
-	if (wf_unlikely(!m))
-		return EINVAL;
-	if (wf_likely(m->_type == WEFT_MUTEX_NORMAL)) {
+	if (wf_likely(m && m->_type == WEFT_MUTEX_NORMAL)) {
 		/* No owner check for normal mutexes; clearing _owner first is
 		 * harmless if m turns out not to be locked. */
 		wf_m_set_owner(m, 0);
 		uint32_t s = WF_M_LOCKED;
 		if (wf_likely(wf_m_cas(m, &s, 0, __ATOMIC_RELEASE)))
 			return 0;
-		bool yield = false;
-		int e = wf_mutex_unlock_slow(m, &yield);
-		if (yield)
-			wf_mutex_unlock_yield();
-		return e;
 	}
-	return wf_mutex_unlock_checked(m);
+	return wf_mutex_unlock_rest(m);
 }
 
 /* ---- for condition variables --------------------------------------------- */
