@@ -106,7 +106,7 @@ struct wf_worker *wf_switch(struct wf_worker *w, struct wf_thread *prev,
 			wf_spin_backoff(&spins);
 	}
 	atomic_store_explicit(&next->on_cpu, 1, memory_order_relaxed);
-	prev->saved_errno = *wf_errno_ptr();
+	prev->saved_errno = *w->errno_loc;
 	w->prev = prev;
 	w->prev_action = (uint8_t)action;
 	w->prev_unlock = unlock_after;
@@ -129,7 +129,7 @@ struct wf_worker *wf_switch(struct wf_worker *w, struct wf_thread *prev,
 	wf_asan_finish(prev, nw);
 	wf_after_switch(nw);
 	wf_preempt_resumed(nw, prev);
-	*wf_errno_ptr() = prev->saved_errno;
+	*nw->errno_loc = prev->saved_errno;
 	return nw;
 }
 
@@ -148,7 +148,7 @@ void wf_thread_entry(void *transfer, void *arg)
 	struct wf_worker *w = transfer;
 	struct wf_thread *t = arg;
 	wf_context_entered(w, t);
-	*wf_errno_ptr() = 0;
+	*w->errno_loc = 0;
 	wf_thread_exit(t->start(t->arg));
 }
 

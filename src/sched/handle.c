@@ -141,8 +141,6 @@ void wf_tcb_free_global(struct wf_thread *t)
 	wf_spin_unlock(&wf_tcb_lock);
 }
 
-uintptr_t wf_thread_handle(const struct wf_thread *t) { return wf_tcb_handle(t); }
-
 uint32_t wf_tcb_slots(void)
 {
 	return atomic_load_explicit(&wf_slots_used, memory_order_acquire);

@@ -247,7 +247,7 @@ static void wf_tick(int sig, siginfo_t *si, void *ucv)
 		wf_chain(sig, si, ucv);
 		return;
 	}
-	int saved_errno = *wf_errno_ptr();
+	int saved_errno = *w->errno_loc;
 	struct wf_thread *cur = w->current;
 	WF_STAT_INC(w, ticks);
 	if (cur->kind == WF_KIND_IDLE) {
@@ -285,7 +285,7 @@ static void wf_tick(int sig, siginfo_t *si, void *ucv)
 	w = wf_switch(w, cur, next, WF_PREV_SAVED, NULL);
 	cur->in_signal = 0;
 out:
-	*wf_errno_ptr() = saved_errno;
+	*w->errno_loc = saved_errno;
 }
 
 void wf_preempt_pending(struct wf_thread *self)

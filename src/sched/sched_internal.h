@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include "weft.h"
@@ -47,13 +48,14 @@ struct wf_worker;
  * still switching away is never resumed on two workers at once.
  */
 struct wf_thread {
+	/* First, as struct wf_thread_head (park.h) has them: */
+	uint32_t index;                 /* slot in the TCB table */
+	_Atomic uint32_t gen;           /* handle generation, bumped on reclaim */
 	void *sp;                       /* saved context, valid when on_cpu == 0 */
 	_Atomic uint32_t on_cpu;
 	_Atomic uint32_t runs;          /* times switched to; written by the worker
 	                                   switching to it, one at a time (on_cpu) */
 	int saved_errno;
-	uint32_t index;                 /* slot in the TCB table */
-	_Atomic uint32_t gen;           /* handle generation, bumped on reclaim */
 	wf_spin_t lk;                   /* guards state DONE, detached, joiner */
 	void *(*start)(void *);
 	void *arg;
@@ -115,8 +117,12 @@ struct wf_wstats {
 
 struct wf_worker {
 	/* --- owned by the worker itself --- */
+	struct wf_thread *current;      /* thread running on this worker; first,
+	                                   as struct wf_worker_head (park.h) */
 	int index;
-	struct wf_thread *current;      /* thread running on this worker */
+	int *errno_loc;                 /* errno of this kernel thread (fixed for
+	                                   its life), saved and restored at
+	                                   every switch */
 	struct wf_thread *idle;         /* the worker's scheduler context */
 	struct wf_thread *prev;         /* thread just switched away from */
 	uint8_t prev_action;            /* enum wf_prev_action */
@@ -188,9 +194,14 @@ extern struct wf_runtime wf_rt WF_HIDDEN;
  * initial-exec TLS load that the compiler re-does at every use (the thread
  * pointer is never cached in a register for such loads), so it stays right
  * after a green thread migrates.  Never take its address. */
-extern __thread struct wf_worker *wf_tls_worker
-	__attribute__((tls_model("initial-exec"))) WF_HIDDEN;
 static inline struct wf_worker *wf_worker_self(void) { return wf_tls_worker; }
+
+/* The views park.h gives src/sync. */
+_Static_assert(offsetof(struct wf_worker, current) == offsetof(struct wf_worker_head, current),
+               "struct wf_worker must begin as struct wf_worker_head");
+_Static_assert(offsetof(struct wf_thread, index) == offsetof(struct wf_thread_head, index) &&
+               offsetof(struct wf_thread, gen) == offsetof(struct wf_thread_head, gen),
+               "struct wf_thread must begin as struct wf_thread_head");
 
 /* runtime.c */
 int wf_runtime_ensure(void) WF_HIDDEN;       /* lazy init: 0 or errno */
@@ -247,8 +258,7 @@ static inline struct wf_thread *wf_tcb_slot(uint32_t i)
 /* A handle is (generation << 32) | (slot + 1). */
 static inline weft_t wf_tcb_handle(const struct wf_thread *t)
 {
-	uint64_t gen = atomic_load_explicit(&((struct wf_thread *)t)->gen, memory_order_relaxed);
-	return (weft_t)((gen << 32) | ((uint64_t)t->index + 1));
+	return (weft_t)wf_thread_handle(t);
 }
 
 /* The TCB a handle names, or NULL if it is bad or stale.  A hint only: the

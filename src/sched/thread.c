@@ -77,12 +77,6 @@ uint64_t wf_live_count(void)
 	return cre > fin ? cre - fin : 0;
 }
 
-struct wf_thread *wf_current(void)
-{
-	struct wf_worker *w = wf_worker_self();
-	return w ? w->current : NULL;
-}
-
 /* The calling green thread, initializing weft on first use. */
 static struct wf_thread *wf_self_init(void)
 {
