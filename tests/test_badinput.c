@@ -33,6 +33,7 @@
 #include <weft.h>
 
 #include "weft_check.h"
+#include "child_capture.h"
 
 
 #define MS 1000000ull
@@ -618,29 +619,17 @@ static void *foreign_exit(void *a)
 }
 
 /* Run fn in a forked child with stderr captured; return its status. */
+struct plain_fn { void (*fn)(void); };
+
+static void run_plain(void *arg)
+{
+	((struct plain_fn *)arg)->fn();
+}
+
 static int run_captured(void (*fn)(void), char *err, size_t errlen)
 {
-	int fds[2];
-	ck_assert_int_eq(pipe(fds), 0);
-	pid_t pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		close(fds[0]);
-		dup2(fds[1], STDERR_FILENO);
-		close(fds[1]);
-		fn();
-		_exit(0);
-	}
-	close(fds[1]);
-	size_t n = 0;
-	ssize_t r;
-	while ((r = read(fds[0], err + n, errlen - 1 - n)) > 0)
-		n += (size_t)r;
-	err[n] = '\0';
-	close(fds[0]);
-	int st;
-	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
-	return st;
+	struct plain_fn p = { fn };
+	return weft_test_run_captured(run_plain, &p, err, errlen);
 }
 
 static void foreign_exit_child(void)

@@ -43,6 +43,7 @@
 #include <weft.h>
 
 #include "weft_check.h"
+#include "child_capture.h"
 
 
 /* ------------------------------------------------------------------------ */
@@ -1484,44 +1485,41 @@ static void *overflower(void *a)
 	return NULL;
 }
 
-/* Fork a child that overflows a thread named `name`; return its stderr and
- * wait status. */
+struct overflow_setup {
+	const char *workers, *env_stack;
+	size_t attr_stack;
+	int other_worker;
+};
+
+/* In the child: create the thread named "deep-diver" that overflows. */
+static void overflow_child(void *arg)
+{
+	const struct overflow_setup *o = arg;
+	setenv("WEFT_WORKERS", o->workers, 1);
+	if (o->env_stack)
+		setenv("WEFT_STACK_SIZE", o->env_stack, 1);
+	else
+		unsetenv("WEFT_STACK_SIZE");
+	weft_attr_t a;
+	if (weft_attr_init(&a) || weft_attr_setname(&a, "deep-diver"))
+		_exit(40);
+	if (o->attr_stack && weft_attr_setstacksize(&a, o->attr_stack))
+		_exit(41);
+	weft_t t[4];
+	for (int i = 0; i < (o->other_worker ? 4 : 1); i++)
+		if (weft_create(&t[i], &a, overflower, (void *)(intptr_t)o->other_worker))
+			_exit(43);
+	weft_join(t[0], NULL);
+	_exit(44);  /* the overflow must have ended the process */
+}
+
+/* Fork a child that overflows a thread named "deep-diver"; return its
+ * stderr and wait status. */
 static void run_overflow(const char *workers, const char *env_stack, size_t attr_stack,
                          int other_worker, char *err, size_t errlen, int *status)
 {
-	int fds[2];
-	ck_assert_int_eq(pipe(fds), 0);
-	pid_t pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		close(fds[0]);
-		dup2(fds[1], STDERR_FILENO);
-		close(fds[1]);
-		setenv("WEFT_WORKERS", workers, 1);
-		if (env_stack)
-			setenv("WEFT_STACK_SIZE", env_stack, 1);
-		else
-			unsetenv("WEFT_STACK_SIZE");
-		weft_attr_t a;
-		if (weft_attr_init(&a) || weft_attr_setname(&a, "deep-diver"))
-			_exit(40);
-		if (attr_stack && weft_attr_setstacksize(&a, attr_stack))
-			_exit(41);
-		weft_t t[4];
-		for (int i = 0; i < (other_worker ? 4 : 1); i++)
-			if (weft_create(&t[i], &a, overflower, (void *)(intptr_t)other_worker))
-				_exit(43);
-		weft_join(t[0], NULL);
-		_exit(44);  /* the overflow must have ended the process */
-	}
-	close(fds[1]);
-	size_t n = 0;
-	ssize_t r;
-	while ((r = read(fds[0], err + n, errlen - 1 - n)) > 0)
-		n += (size_t)r;
-	err[n] = '\0';
-	close(fds[0]);
-	ck_assert_int_eq(waitpid(pid, status, 0), pid);
+	struct overflow_setup o = { workers, env_stack, attr_stack, other_worker };
+	*status = weft_test_run_captured(overflow_child, &o, err, errlen);
 }
 
 static void check_overflow_report(const char *err, int st, const char *kib)

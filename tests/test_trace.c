@@ -37,6 +37,7 @@
 #include <weft.h>
 
 #include "weft_check.h"
+#include "child_capture.h"
 
 #define MS 1000000ull
 
@@ -237,44 +238,40 @@ static void temp_path(struct child *c)
 	close(fd);
 }
 
+struct child_setup {
+	const struct child *c;
+	const char *workers, *env;
+	void (*body)(void);
+};
+
+/* In the child: WEFT_TRACE, WEFT_WORKERS and `env`, then body. */
+static void child_main(void *arg)
+{
+	const struct child_setup *cs = arg;
+	setenv("WEFT_TRACE", cs->c->path, 1);
+	setenv("WEFT_WORKERS", cs->workers, 1);
+	unsetenv("WEFT_TRACE_MAX_EVENTS");
+	char kv[256];
+	snprintf(kv, sizeof kv, "%s", cs->env ? cs->env : "");
+	char *save = NULL;
+	for (char *p = strtok_r(kv, " ", &save); p; p = strtok_r(NULL, " ", &save)) {
+		char *eq = strchr(p, '=');
+		if (eq) {
+			*eq = '\0';
+			setenv(p, eq + 1, 1);
+		}
+	}
+	cs->body();
+	_exit(99);  /* body must not return */
+}
+
 /* Fork; the child sets WEFT_TRACE (and `env`, "NAME=VALUE" pairs separated
  * by spaces), runs body (which ends the process) with stderr captured. */
 static void run_child(struct child *c, const char *workers, const char *env, void (*body)(void))
 {
 	temp_path(c);
-	int fds[2];
-	ck_assert_int_eq(pipe(fds), 0);
-	fflush(NULL);
-	pid_t pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		close(fds[0]);
-		dup2(fds[1], STDERR_FILENO);
-		close(fds[1]);
-		setenv("WEFT_TRACE", c->path, 1);
-		setenv("WEFT_WORKERS", workers, 1);
-		unsetenv("WEFT_TRACE_MAX_EVENTS");
-		char kv[256];
-		snprintf(kv, sizeof kv, "%s", env ? env : "");
-		char *save = NULL;
-		for (char *p = strtok_r(kv, " ", &save); p; p = strtok_r(NULL, " ", &save)) {
-			char *eq = strchr(p, '=');
-			if (eq) {
-				*eq = '\0';
-				setenv(p, eq + 1, 1);
-			}
-		}
-		body();
-		_exit(99);  /* body must not return */
-	}
-	close(fds[1]);
-	size_t n = 0;
-	ssize_t r;
-	while (n < sizeof c->err - 1 && (r = read(fds[0], c->err + n, sizeof c->err - 1 - n)) > 0)
-		n += (size_t)r;
-	c->err[n] = '\0';
-	close(fds[0]);
-	ck_assert_int_eq(waitpid(pid, &c->status, 0), pid);
+	struct child_setup cs = { c, workers, env, body };
+	c->status = weft_test_run_captured(child_main, &cs, c->err, sizeof c->err);
 	ck_assert_msg(WIFEXITED(c->status) && WEXITSTATUS(c->status) == 0,
 	              "traced child failed (status %#x); stderr: %s", c->status, c->err);
 }
