@@ -75,8 +75,6 @@ int wf_timespec_to_ns(const struct timespec *ts, uint64_t *ns)
 	return 0;
 }
 
-__attribute__((noipa)) int *wf_errno_ptr(void) { return __errno_location(); }
-
 static void wf_worker_init(struct wf_worker *w, int index)
 {
 	memset(w, 0, sizeof *w);
@@ -101,7 +99,7 @@ static void wf_worker_kthread_main(void *arg)
 {
 	struct wf_worker *w = arg;
 	wf_tls_worker = w;
-	w->errno_loc = wf_errno_ptr();   /* before any switch or tick */
+	w->errno_loc = &errno;   /* on w's own kernel thread, before any switch or tick */
 	wf_kt_worker_setup();
 	atomic_store_explicit(&w->tid, wf_kt_gettid(), memory_order_release);
 	w->current = w->idle;
@@ -159,7 +157,7 @@ static int wf_start_workers(void)
 
 	struct wf_worker *w0 = &ws[0];
 	wf_tls_worker = w0;
-	w0->errno_loc = wf_errno_ptr();   /* before any switch or tick */
+	w0->errno_loc = &errno;   /* on w0's own kernel thread, before any switch or tick */
 	w0->tid = wf_kt_gettid();
 	int e = wf_make_main(w0);
 	if (e)

@@ -122,7 +122,11 @@ struct wf_worker {
 	int index;
 	int *errno_loc;                 /* errno of this kernel thread (fixed for
 	                                   its life), saved and restored at
-	                                   every switch */
+	                                   every switch.  Through this pointer,
+	                                   not &errno: __errno_location is const,
+	                                   so the compiler may reuse an address
+	                                   computed before a switch, which after
+	                                   a migration is another worker's. */
 	struct wf_thread *idle;         /* the worker's scheduler context */
 	struct wf_thread *prev;         /* thread just switched away from */
 	uint8_t prev_action;            /* enum wf_prev_action */
@@ -329,10 +333,5 @@ int wf_dump_signal_install(void) WF_HIDDEN;
 
 /* overflow.c */
 int wf_overflow_install(void) WF_HIDDEN;
-
-/* errno of the running kernel thread, looked up afresh: __errno_location is
- * declared const, so the compiler may reuse an address computed before a
- * switch, which after a migration is another worker's errno. */
-int *wf_errno_ptr(void) WF_HIDDEN;
 
 #endif
