@@ -1,6 +1,10 @@
 /*
- * park.h — the one interface between blocking objects (src/sync) and the
- * scheduler: park the caller, wake a parked thread.
+ * park.h — the whole interface of the scheduler (src/sched) to the layers
+ * above it (src/sync): who is calling, park the caller, wake a parked
+ * thread, preemption off and on, yield, the clock, and bringing weft up.
+ * Those layers include nothing else of src/sched and call nothing else of
+ * it; park.c implements every function declared here.  docs/design.md
+ * ("Layers") lists what it offers.
  *
  * Protocol (DESIGN §3.1, no lost wake-up):
  *   waiter:  lock(q); wf_park_prepare(); enqueue self; wf_park(&q.lock, dl);
@@ -107,17 +111,29 @@ bool wf_unpark_first(struct wf_thread *t) WF_HIDDEN;
 void wf_preempt_off(void) WF_HIDDEN;
 void wf_preempt_on(void) WF_HIDDEN;
 
-/* Monotonic clock in ns, and conversion of an absolute timespec (EINVAL for
- * tv_nsec out of range or negative tv_sec). */
-uint64_t wf_clock_ns(void) WF_HIDDEN;
-int wf_timespec_to_ns(const struct timespec *ts, uint64_t *ns) WF_HIDDEN;
+/* Yield the worker to another ready thread (for bounded spin loops).  The
+ * caller must be a green thread. */
+void wf_yield_internal(void) WF_HIDDEN;
 
 /* Is the thread with handle h running on a worker right now (or switching
  * away from one)?  A hint for spinners: false for a stale or unknown
  * handle, and the answer may change as soon as it is returned. */
 bool wf_handle_on_cpu(uintptr_t h) WF_HIDDEN;
 
-/* Yield the worker to another ready thread (for bounded spin loops). */
-void wf_yield_internal(void) WF_HIDDEN;
+/* Initialize weft if nobody has yet (what the first weft call does): 0, or
+ * the error initialization failed with, every time after. */
+int wf_ensure_init(void) WF_HIDDEN;
+
+/* How many threads can run at once: the number of workers, initializing
+ * weft if needed; 1 if initialization failed. */
+int wf_parallel(void) WF_HIDDEN;
+
+/* Monotonic clock in ns (CLOCK_MONOTONIC), the clock of park deadlines. */
+uint64_t wf_clock_ns(void) WF_HIDDEN;
+
+/* An absolute CLOCK_MONOTONIC timespec as a park deadline: EINVAL for NULL,
+ * or tv_nsec out of range; a negative tv_sec is long past (1).  Never 0,
+ * which means "no deadline". */
+int wf_timespec_to_ns(const struct timespec *ts, uint64_t *ns) WF_HIDDEN;
 
 #endif

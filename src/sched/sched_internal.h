@@ -171,6 +171,9 @@ struct wf_worker {
 	_Atomic uint64_t next_deadline; /* heap[0]->deadline, or UINT64_MAX */
 } __attribute__((aligned(WF_CACHELINE)));
 
+/* wf_rt.state (the gdb script reads WF_RT_READY by name). */
+enum wf_rt_state { WF_RT_NONE = 0, WF_RT_INITIALIZING, WF_RT_READY, WF_RT_FAILED };
+
 /* Runtime-wide state, fixed after init. */
 struct wf_config {
 	int workers;
@@ -186,7 +189,7 @@ struct wf_runtime {
 	struct wf_worker *workers;      /* array of cfg.workers */
 	int nworkers;
 	struct wf_thread *main;
-	_Atomic int state;              /* 0 none, 1 initializing, 2 ready, 3 failed */
+	_Atomic int state;              /* enum wf_rt_state */
 	int init_error;
 	_Atomic uint64_t created_foreign; /* threads created from non-worker kernel threads */
 	_Atomic uint32_t nsleeping;     /* workers asleep on their futex */
@@ -210,7 +213,8 @@ _Static_assert(offsetof(struct wf_thread, index) == offsetof(struct wf_thread_he
 /* runtime.c */
 int wf_runtime_ensure(void) WF_HIDDEN;       /* lazy init: 0 or errno */
 int wf_config_read(struct wf_config *cfg) WF_HIDDEN;
-uint64_t wf_now_ns(void) WF_HIDDEN;
+
+/* park.c (besides park.h) */
 uint64_t wf_coarse_ns(void) WF_HIDDEN;       /* CLOCK_MONOTONIC_COARSE: ~5 ns, tick resolution */
 
 /* dispatch.c */

@@ -350,20 +350,6 @@ weft_t weft_self(void)
 
 int weft_equal(weft_t a, weft_t b) { return a == b; }
 
-void wf_yield_internal(void)
-{
-	struct wf_worker *w = wf_worker_self();
-	struct wf_thread *self = w->current;
-	if (atomic_load_explicit(&w->next_deadline, memory_order_relaxed) != UINT64_MAX)
-		wf_timer_run(w, wf_clock_ns());
-	/* Queued before it is saved: whoever picks it waits for on_cpu == 0. */
-	struct wf_thread *next = wf_rq_rotate(w, self);
-	if (!next)
-		return;
-	WF_STAT_INC(w, yields);
-	wf_switch(w, self, next, WF_PREV_SAVED, NULL);
-}
-
 int weft_yield(void)
 {
 	if (!wf_self_init())

@@ -200,7 +200,7 @@ int weft_cond_wait(weft_cond_t *c, weft_mutex_t *m)
 int weft_cond_timedwait(weft_cond_t *c, weft_mutex_t *m, const struct timespec *abs_monotonic)
 {
 	uint64_t dl;
-	int e = wf_sync_deadline(abs_monotonic, &dl);
+	int e = wf_timespec_to_ns(abs_monotonic, &dl);
 	return e ? e : wf_cond_wait(c, m, dl);
 }
 

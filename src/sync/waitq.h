@@ -297,11 +297,4 @@ static inline struct wf_thread *wf_sync_self(int *err)
 	return wf_likely(t) ? t : wf_sync_self_slow(err);
 }
 
-/* Absolute CLOCK_MONOTONIC timespec to a park deadline; EINVAL if NULL or
- * malformed. */
-int wf_sync_deadline(const struct timespec *ts, uint64_t *ns) WF_HIDDEN;
-
-/* Number of workers (cached); 1 before the runtime is up. */
-int wf_sync_nworkers(void) WF_HIDDEN;
-
 #endif
