@@ -6,7 +6,9 @@
 #     layers, src/kthreads nothing of src/sched or src/sync, src/sched
 #     nothing of src/sync, and src/sync of src/sched only park.h;
 #  2. every symbol an object of src/sync takes from an object of src/sched
-#     is defined in park.c (which implements park.h, and only park.h).
+#     is defined in park.c (which implements park.h, and only park.h), and
+#     the one table src/sched takes from src/sync (wf_block_owner_at, for
+#     the thread dump) is declared in park.h too.
 # Exit status 0 when both hold; otherwise each breach is named on stderr.
 set -u
 if [ $# -lt 2 ]; then
@@ -60,5 +62,12 @@ outside=$(comm -23 <(echo "$taken") <(defined "$park_obj"))
 # What it takes from park.c must be declared in park.h.
 for sym in $taken; do
   grep -qE "\\b$sym\\b" "$src/src/sched/park.h" || fail "$sym is not declared in park.h"
+done
+# And the other way: only what park.h declares for the observers.
+up=$(comm -12 <(defined "${sync_objs[@]}") \
+              <(nm -u "${sched_objs[@]}" | awk 'NF == 2 { print $2 }' | sort -u))
+for sym in $up; do
+  grep -qE "\\b$sym\\b" "$src/src/sched/park.h" ||
+    fail "src/sched uses $sym of src/sync, which park.h does not declare"
 done
 exit $failed

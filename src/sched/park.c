@@ -29,6 +29,11 @@ void wf_park_prepare(struct wf_thread *self)
 	self->deadline = 0;
 }
 
+#define WF_BLOCK_ROW_(name, tag, words, show, held, owner) \
+	[WF_BLOCK_##name] = { tag, words, held, show },
+const struct wf_block_kind wf_block_kinds[WF_BLOCK_COUNT] = { WF_BLOCK_KINDS(WF_BLOCK_ROW_) };
+#undef WF_BLOCK_ROW_
+
 void wf_park_reason(struct wf_thread *t, int kind, const void *obj)
 {
 	atomic_store_explicit(&t->block_obj, obj, memory_order_relaxed);

@@ -68,21 +68,66 @@ static inline uintptr_t wf_thread_handle(const struct wf_thread *t)
 	return (uintptr_t)((gen << 32) | ((uint64_t)h->index + 1));
 }
 
-/* What a parked thread waits for, shown by weft_dump and the gdb script.
- * The values are part of the gdb script's contract (share/weft/weft-gdb.py). */
-enum wf_block {
-	WF_BLOCK_NONE = 0,
-	WF_BLOCK_JOIN,         /* obj: the wf_thread joined */
-	WF_BLOCK_SLEEP,        /* obj: NULL; the TCB's deadline says until when */
-	WF_BLOCK_MUTEX,        /* obj: weft_mutex_t */
-	WF_BLOCK_COND,         /* obj: weft_cond_t */
-	WF_BLOCK_SEM,          /* obj: weft_sem_t */
-	WF_BLOCK_RWLOCK_READ,  /* obj: weft_rwlock_t */
-	WF_BLOCK_RWLOCK_WRITE, /* obj: weft_rwlock_t */
-	WF_BLOCK_BARRIER,      /* obj: weft_barrier_t */
-	WF_BLOCK_ONCE,         /* obj: weft_once_t */
-	WF_BLOCK_EXIT,         /* main in weft_exit, waiting for all threads */
+/*
+ * What a parked thread waits for: the one list of block kinds.  weft_dump
+ * (dump.c), the trace timeline (trace.c) and the gdb script describe a
+ * parked thread from it, through the tables built from it: wf_block_kinds
+ * (park.c) and wf_block_owner_at (src/sync).  The gdb script reads both
+ * tables from the program's debug info, so it holds no copy.  Adding a
+ * kind is adding a row; docs/design.md ("Observability") says why the list
+ * is here rather than with the objects.
+ *
+ * X(NAME, tag, words, show, held, owner):
+ *   NAME   WF_BLOCK_<NAME>, the number wf_park_reason records (in order);
+ *   tag    the trace's "reason" (one word);
+ *   words  weft_dump's and the gdb script's wording;
+ *   show   how the object is shown: WF_SHOW_NOTHING, WF_SHOW_THREAD (obj
+ *          is the wf_thread waited for), WF_SHOW_ADDRESS;
+ *   held   how the object's owner holds it ("held by thread 3"), or NULL
+ *          when the object has no owner to show;
+ *   owner  WF_OWNER(type): the object is a `type` whose `_owner` holds its
+ *          owner's weft_t; WF_NO_OWNER.  Only src/sync expands this
+ *          column (into wf_block_owner_at): the scheduler never reads a
+ *          field of a sync object itself.
+ */
+#define WF_BLOCK_KINDS(X) \
+	X(NONE, "other", "parked", WF_SHOW_ADDRESS, NULL, WF_NO_OWNER) \
+	X(JOIN, "join", "joining", WF_SHOW_THREAD, NULL, WF_NO_OWNER) \
+	X(SLEEP, "sleep", "sleeping", WF_SHOW_NOTHING, NULL, WF_NO_OWNER) \
+	X(MUTEX, "mutex", "waiting for mutex", WF_SHOW_ADDRESS, "held", \
+	  WF_OWNER(weft_mutex_t)) \
+	X(COND, "cond", "waiting on cond", WF_SHOW_ADDRESS, NULL, WF_NO_OWNER) \
+	X(SEM, "sem", "waiting on semaphore", WF_SHOW_ADDRESS, NULL, WF_NO_OWNER) \
+	X(RWLOCK_READ, "rwlock-read", "waiting to read-lock rwlock", WF_SHOW_ADDRESS, \
+	  "write-locked", WF_OWNER(weft_rwlock_t)) \
+	X(RWLOCK_WRITE, "rwlock-write", "waiting to write-lock rwlock", WF_SHOW_ADDRESS, \
+	  "write-locked", WF_OWNER(weft_rwlock_t)) \
+	X(BARRIER, "barrier", "waiting at barrier", WF_SHOW_ADDRESS, NULL, WF_NO_OWNER) \
+	X(ONCE, "once", "waiting for once", WF_SHOW_ADDRESS, NULL, WF_NO_OWNER) \
+	X(EXIT, "exit", "in weft_exit, waiting for all threads to finish", WF_SHOW_NOTHING, \
+	  NULL, WF_NO_OWNER)
+
+#define WF_BLOCK_ENUM_(name, tag, words, show, held, owner) WF_BLOCK_##name,
+enum wf_block { WF_BLOCK_KINDS(WF_BLOCK_ENUM_) WF_BLOCK_COUNT };
+#undef WF_BLOCK_ENUM_
+
+enum wf_block_show { WF_SHOW_NOTHING = 0, WF_SHOW_THREAD, WF_SHOW_ADDRESS };
+
+/* A row of the list, for the observers (park.c builds wf_block_kinds). */
+struct wf_block_kind {
+	const char *tag;
+	const char *words;
+	const char *held;
+	enum wf_block_show show;
 };
+extern const struct wf_block_kind wf_block_kinds[WF_BLOCK_COUNT] WF_HIDDEN;
+
+/* Where each kind's object keeps its owner's weft_t (offset in the object,
+ * for a kind whose `held` is not NULL), built by src/sync from the owner
+ * column: the one thing the scheduler takes from the layer above, and only
+ * to describe a thread (weft_dump), never to schedule one.  The object may
+ * be gone by the time it is read: read it as weft_dump does. */
+extern const uint16_t wf_block_owner_at[WF_BLOCK_COUNT] WF_HIDDEN;
 
 /* Record what t is about to park on (t itself, before wf_park; or whoever
  * moves a parked t onto another object's queue, under that queue's lock). */

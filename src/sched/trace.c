@@ -607,17 +607,7 @@ static void wf_out_slice(struct wf_out *o, const struct wf_tr_names *m, int w,
 
 static const char *wf_tr_reason(unsigned kind)
 {
-	static const char *const reasons[] = {
-		[WF_BLOCK_NONE] = "other",          [WF_BLOCK_JOIN] = "join",
-		[WF_BLOCK_SLEEP] = "sleep",         [WF_BLOCK_MUTEX] = "mutex",
-		[WF_BLOCK_COND] = "cond",           [WF_BLOCK_SEM] = "sem",
-		[WF_BLOCK_RWLOCK_READ] = "rwlock-read",
-		[WF_BLOCK_RWLOCK_WRITE] = "rwlock-write",
-		[WF_BLOCK_BARRIER] = "barrier",     [WF_BLOCK_ONCE] = "once",
-		[WF_BLOCK_EXIT] = "exit",
-	};
-	return kind < sizeof reasons / sizeof reasons[0] && reasons[kind] ? reasons[kind]
-	                                                                 : "other";
+	return wf_block_kinds[kind < WF_BLOCK_COUNT ? kind : WF_BLOCK_NONE].tag;
 }
 
 static void wf_out_instant(struct wf_out *o, int w, const struct wf_tr_rec *r)
