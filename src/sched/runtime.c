@@ -98,11 +98,7 @@ static int wf_make_main(struct wf_worker *w0)
 	struct wf_thread *idle = w0->idle;
 	if (wf_stack_alloc(NULL, WF_IDLE_STACK, &idle->stack))
 		return EAGAIN;
-	idle->sp = wf_ctx_make(idle->stack.lo, idle->stack.hi, wf_worker0_idle_entry, NULL);
-#ifdef WF_ASAN
-	idle->asan_bottom = idle->stack.lo;
-	idle->asan_size = (size_t)((char *)idle->stack.hi - (char *)idle->stack.lo);
-#endif
+	wf_tcb_first_context(idle, wf_worker0_idle_entry, NULL);
 	return 0;
 }
 

@@ -316,6 +316,48 @@ static inline void wf_tcb_free(struct wf_worker *w, struct wf_thread *t)
 }
 struct wf_thread *wf_tcb_at(uint32_t slot) WF_HIDDEN; /* NULL past the end */
 
+/* Lay out t's first context on its stack (t->stack): switching to t calls
+ * entry(transfer, arg) there.  Under ASan, also records the stack that the
+ * switch announces. */
+static inline void wf_tcb_first_context(struct wf_thread *t,
+                                        void (*entry)(void *transfer, void *arg), void *arg)
+{
+	t->sp = wf_ctx_make(t->stack.lo, t->stack.hi, entry, arg);
+#ifdef WF_ASAN
+	t->asan_bottom = t->stack.lo;
+	t->asan_size = (size_t)((char *)t->stack.hi - (char *)t->stack.lo);
+#endif
+}
+
+/* The live TCB handle h names, with t->lk held, initializing weft on first
+ * use; NULL (ESRCH) for a bad or stale handle, or if initialization failed.
+ * The handle is checked again under the lock: t may have been reclaimed
+ * since the lookup. */
+static inline struct wf_thread *wf_tcb_lock_handle(weft_t h)
+{
+	if (wf_runtime_ensure())
+		return NULL;
+	struct wf_thread *t = wf_tcb_lookup(h);
+	if (!t)
+		return NULL;
+	wf_spin_lock(&t->lk);
+	if (wf_tcb_handle(t) == h && t->state != WF_FREE)
+		return t;
+	wf_spin_unlock(&t->lk);
+	return NULL;
+}
+
+/* The calling green thread (not a worker's scheduler context), initializing
+ * weft on first use; NULL on a kernel thread that is not a worker or if
+ * initialization failed. */
+static inline struct wf_thread *wf_self_init(void)
+{
+	if (wf_runtime_ensure())
+		return NULL;
+	struct wf_thread *t = wf_current();
+	return t && t->kind != WF_KIND_IDLE ? t : NULL;
+}
+
 /* thread.c */
 uint64_t wf_live_count(void) WF_HIDDEN;      /* threads alive, main excluded */
 void wf_thread_finished(struct wf_worker *w, struct wf_thread *t) WF_HIDDEN;
