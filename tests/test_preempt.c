@@ -48,15 +48,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "weft.h"
-
-#define MS 1000000ull
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
+#include "helpers.h"
 
 static void set_env(const char *name, const char *value)
 {
