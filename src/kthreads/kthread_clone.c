@@ -180,7 +180,7 @@ static wf_spin_t wf_ktw_lock = WF_SPIN_INIT;
 
 static int wf_ktw_map_stack(struct wf_ktw *w, size_t stack_size)
 {
-	size_t page = wf_kt_page_size();
+	size_t page = wf_pagesize();
 	size_t size = stack_size < WF_KT_RECORDED_STACK ? WF_KT_RECORDED_STACK
 	                                                : stack_size;
 	char *m;

@@ -47,7 +47,7 @@ static size_t wf_ktp_stack_size(size_t stack_size)
 {
 	long min = sysconf(_SC_THREAD_STACK_MIN);
 	size_t lo = min > 0 ? (size_t)min : PTHREAD_STACK_MIN;
-	size_t page = wf_kt_page_size();
+	size_t page = wf_pagesize();
 
 	if (stack_size < lo)
 		stack_size = lo;
@@ -70,7 +70,7 @@ int wf_kt_pthread_spawn(void (*fn)(void *), void *arg, size_t stack_size,
 		return EAGAIN;
 	e = pthread_attr_setstacksize(&a, wf_ktp_stack_size(stack_size));
 	if (!e)
-		e = pthread_attr_setguardsize(&a, wf_kt_page_size());
+		e = pthread_attr_setguardsize(&a, wf_pagesize());
 	if (!e)
 		e = pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
 	if (!e)

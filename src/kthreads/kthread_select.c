@@ -110,16 +110,3 @@ int wf_kt_spawn(void (*fn)(void *), void *arg, size_t stack_size, pid_t *tid)
 		return wf_kt_clone_spawn(fn, arg, stack_size, tid);
 	return wf_kt_pthread_spawn(fn, arg, stack_size, tid);
 }
-
-size_t wf_kt_page_size(void)
-{
-	static _Atomic size_t page;
-	size_t p = page;
-
-	if (!p) {
-		long v = sysconf(_SC_PAGESIZE);
-		p = v > 0 ? (size_t)v : 4096;
-		page = p;
-	}
-	return p;
-}

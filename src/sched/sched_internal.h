@@ -171,6 +171,13 @@ struct wf_worker {
 	_Atomic uint64_t next_deadline; /* heap[0]->deadline, or UINT64_MAX */
 } __attribute__((aligned(WF_CACHELINE)));
 
+/* weft_attr_t._magic of an initialized attribute object (attr.c; weft_create
+ * checks it too). */
+#define WF_ATTR_MAGIC 0x77617474u
+
+/* Stack size of a thread created without one (WEFT_STACK_SIZE overrides). */
+#define WF_STACK_SIZE_DEFAULT ((size_t)64 << 10)
+
 /* wf_rt.state (the gdb script reads WF_RT_READY by name). */
 enum wf_rt_state { WF_RT_NONE = 0, WF_RT_INITIALIZING, WF_RT_READY, WF_RT_FAILED };
 

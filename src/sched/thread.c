@@ -56,7 +56,6 @@
 
 #define WF_CREATE_STREAK 64
 #define WF_EXIT_POLL_NS 1000000ull  /* main's re-count without membarrier */
-#define WF_ATTR_MAGIC 0x77617474u
 
 /* Threads created and not finished, main excluded: exact when nothing is
  * created or finishing meanwhile, otherwise at least the number of threads
