@@ -1,5 +1,5 @@
 /*
- * test_attr.c — the Attributes section of the API (API.md, weft.h).
+ * test_attr.c — the Attributes section of the API (weft.h).
  *
  * Covered: defaults and round trips, WEFT_STACK_SIZE as the default, a
  * stack size honoured, a caller-owned stack really used.

@@ -1,7 +1,7 @@
 /*
  * test_badinput.c — every documented error of the Runtime, Threads,
- * Attributes and Thread-specific data sections (API.md, weft.h), and bad
- * handles that must never crash (DESIGN §3.6).
+ * Attributes and Thread-specific data sections (weft.h), and bad handles
+ * that must never crash (docs/design.md, "Threads and their control blocks").
  *
  * Covered: NULL pointers (EINVAL); WEFT_NULL, made-up, random 64-bit and
  * stale handles (after join, after a detached thread finished, with the

@@ -1,5 +1,5 @@
 /*
- * test_errno.c — errno belongs to the green thread (API.md, weft.h).
+ * test_errno.c — errno belongs to the green thread (weft.h).
  *
  * Covered: errno per thread, kept across switches and across a migration
  * between workers (with keys), and never changed by weft calls.
@@ -29,7 +29,8 @@
 
 /* errno through calls the compiler cannot see into: __errno_location is
  * declared const, so gcc may keep &errno of the worker a thread started on
- * across a switch (notes/glibc-clone-workers.md §4). */
+ * across a switch (docs/design.md, "glibc and clone workers: what was
+ * measured"). */
 static __attribute__((noinline, noipa)) int get_errno(void) { return errno; }
 static __attribute__((noinline, noipa)) void set_errno(int v) { errno = v; }
 

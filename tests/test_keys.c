@@ -1,6 +1,5 @@
 /*
- * test_keys.c — the Thread-specific data section of the API (API.md,
- * weft.h).
+ * test_keys.c — the Thread-specific data section of the API (weft.h).
  *
  * Covered: per-thread values, destructors with the right value at return
  * and at weft_exit, delete, recreate, every slot.

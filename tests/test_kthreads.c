@@ -476,7 +476,8 @@ START_TEST(test_workers_hammer)
 		ck_assert(!pthread_equal(h[i].self, pthread_self()));
 		ck_assert_uint_ge(h[i].altstack, 64 * 1024);
 		if (b == WF_KT_CLONE) {
-			/* the recorded stack of DESIGN §6: libc allocas <= 4 KiB */
+			/* the recorded stack (docs/design.md, "Stacks and
+			 * overflow"): libc allocas <= 4 KiB */
 			ck_assert_uint_eq(h[i].recorded_stack, WF_KT_RECORDED_STACK);
 			if (alloca_cutoff()) {
 				ck_assert_int_eq(h[i].cutoff_small, 1);

@@ -1,6 +1,6 @@
 /*
- * test_preempt.c — timer preemption (DESIGN §5, invariant §3.4), through the
- * public API only.
+ * test_preempt.c — timer preemption (docs/design.md, "Preemption"),
+ * through the public API only.
  *
  * Each test runs in its own forked child (Check's default), so each one sets
  * WEFT_WORKERS / WEFT_QUANTUM_US / WEFT_PREEMPT_SIGNAL before its first weft

@@ -1,5 +1,5 @@
 /*
- * test_runtime.c — the Runtime section of the API (API.md, weft.h), as a
+ * test_runtime.c — the Runtime section of the API (weft.h), as a
  * program sees it.
  *
  * Covered: init (idempotent, lazy, caller becomes "main" on worker 0),
@@ -138,7 +138,8 @@ START_TEST(t_workers_default)
 	unsetenv("WEFT_WORKERS");
 	cpu_set_t set;
 	ck_assert_int_eq(sched_getaffinity(0, sizeof set, &set), 0);
-	/* DESIGN §7: default is the number of CPUs in the affinity mask. */
+	/* The default is the number of CPUs in the affinity mask
+	 * (docs/design.md, "Configuration and errors"). */
 	ck_assert_int_eq(weft_workers(), CPU_COUNT(&set));
 }
 END_TEST

@@ -1,5 +1,5 @@
 /*
- * test_threads.c — the Threads section of the API (API.md, weft.h): the
+ * test_threads.c — the Threads section of the API (weft.h): the
  * life of a green thread.
  *
  * Covered: create/join with return values from `return` and weft_exit,

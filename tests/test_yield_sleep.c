@@ -1,6 +1,6 @@
 /*
  * test_yield_sleep.c — weft_yield and weft_sleep_ns (the Threads section of
- * the API, API.md, weft.h).
+ * the API, weft.h).
  *
  * Covered: yield round-robin on one worker, and alone; sleep (at least the
  * time, in deadline order also when several expired together, without

@@ -3,14 +3,14 @@
  *
  * Everything glibc needs per thread is built by pthread_create itself, so
  * this backend works on any libc; what it cannot do is record a stack size
- * different from the stack it allocates.  glibc bounds its internal alloca
- * by min(64 KiB, recorded size / 4) (DESIGN §6), and the recorded size of a
- * pthread is its stack attribute plus the guard: a worker asked for a
- * 64 KiB scheduler stack lets libc alloca about 17 KiB on whatever green
- * stack is running when it calls libc.  Callers that want the clone
- * backend's 4 KiB bound should therefore ask for a small worker stack here
- * (PTHREAD_STACK_MIN, 16 KiB, gives 5 KiB) and keep green stacks above the
- * resulting bound.  The main thread (worker 0) keeps glibc's 64 KiB bound
+ * different from the stack it allocates.  glibc bounds its internal alloca by
+ * min(64 KiB, recorded size / 4) (docs/design.md, "Stacks and overflow"), and
+ * the recorded size of a pthread is its stack attribute plus the guard: a
+ * worker asked for a 64 KiB scheduler stack lets libc alloca about 17 KiB on
+ * whatever green stack is running when it calls libc.  Callers that want the
+ * clone backend's 4 KiB bound should therefore ask for a small worker stack
+ * here (PTHREAD_STACK_MIN, 16 KiB, gives 5 KiB) and keep green stacks above
+ * the resulting bound.  The main thread (worker 0) keeps glibc's 64 KiB bound
  * in this backend; see wf_kt_worker_setup.
  */
 #include <errno.h>

@@ -1,7 +1,8 @@
 /*
  * kthread_select.c — which backend makes the workers, decided once
- * (DESIGN §4): clone when its gate passes, pthread otherwise, unless
- * WEFT_KTHREADS (read by the caller, passed as the mode) says which.
+ * (docs/design.md, "Kernel workers"): clone when its gate passes, pthread
+ * otherwise, unless WEFT_KTHREADS (read by the caller, passed as the mode)
+ * says which.
  */
 #include <errno.h>
 #include <pthread.h>

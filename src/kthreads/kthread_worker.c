@@ -65,7 +65,8 @@ static int wf_kt_altstack(void)
 }
 
 /*
- * The recorded stack size (DESIGN §6).  Clone workers got
+ * The recorded stack size (docs/design.md, "Stacks and overflow").  Clone
+ * workers got
  * WF_KT_RECORDED_STACK in their block when they were built; what is left is
  * worker 0.  On the clone backend, when worker 0 is the process's initial
  * thread, its block's layout was validated by the gate and its recorded

@@ -1,5 +1,6 @@
 /*
- * config.c — the environment, read once at init (DESIGN §7).  A bad value
+ * config.c — the environment, read once at init (docs/design.md,
+ * "Configuration and errors").  A bad value
  * is refused with EINVAL and one stderr line naming the variable and what it
  * accepts; nothing is guessed.
  */

@@ -6,7 +6,7 @@
  * it; park.c implements every function declared here.  docs/design.md
  * ("Layers") lists what it offers.
  *
- * Protocol (DESIGN §3.1, no lost wake-up):
+ * Protocol (no lost wake-up; docs/design.md, "Parking and the sync objects"):
  *   waiter:  lock(q); wf_park_prepare(); enqueue self; wf_park(&q.lock, dl);
  *            wf_park releases q.lock only after the waiter's registers are
  *            saved, so a waker that finds it in q can never resume a thread

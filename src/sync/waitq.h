@@ -9,7 +9,7 @@
  * the queue.  Nothing is allocated: a wait can never fail for want of
  * memory, and a node's lifetime is exactly the wait's.
  *
- * Blocking follows park.h (DESIGN §3.1):
+ * Blocking follows park.h (docs/design.md, "Parking and the sync objects"):
  *   lock(q); wf_waitq_enqueue(q, n)   -- wf_park_prepare, then link n
  *   ...object-specific work under q's lock...
  *   wf_waitq_park(q, deadline)        -- wf_park releases q's lock only once
