@@ -3,8 +3,10 @@
  * above it (src/sync): who is calling, park the caller, wake a parked
  * thread, preemption off and on, yield, the clock, and bringing weft up.
  * Those layers include nothing else of src/sched and call nothing else of
- * it; park.c implements every function declared here.  docs/design.md
- * ("Layers") lists what it offers.
+ * it.  park.c defines everything declared here but one table, which
+ * src/sync provides for the thread dump (wf_block_owner_at, below);
+ * docs/design.md ("What park.h offers") lists it all, and the layers test
+ * (tests/check_layers.sh) checks it.
  *
  * Protocol (no lost wake-up; docs/design.md, "Parking and the sync objects"):
  *   waiter:  lock(q); wf_park_prepare(); enqueue self; wf_park(&q.lock, dl);
