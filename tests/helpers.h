@@ -14,13 +14,19 @@
 
 #define MS 1000000ull   /* ns in a millisecond */
 
-/* CLOCK_MONOTONIC in ns: weft's clock of deadlines. */
-static inline uint64_t now_ns(void)
+/* Clock c in ns. */
+static inline uint64_t clock_ns(clockid_t c)
 {
 	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(c, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
+
+/* CLOCK_MONOTONIC in ns: weft's clock of deadlines. */
+static inline uint64_t now_ns(void) { return clock_ns(CLOCK_MONOTONIC); }
+
+/* CPU time the whole process has used, in ns. */
+static inline uint64_t cpu_ns(void) { return clock_ns(CLOCK_PROCESS_CPUTIME_ID); }
 
 /* An absolute CLOCK_MONOTONIC time, as timed waits take it. */
 static inline struct timespec ts_at(uint64_t ns)

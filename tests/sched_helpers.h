@@ -19,13 +19,6 @@
 #include "weft_check.h"
 #include "helpers.h"
 
-static inline uint64_t cpu_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static inline void set_workers(const char *n)
 {
 	ck_assert_int_eq(setenv("WEFT_WORKERS", n, 1), 0);

@@ -320,13 +320,6 @@ static long st_inside_count;
 static atomic_ullong st_max_wait;
 static atomic_long st_rounds;
 
-static uint64_t cpu_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static void *st_worker(void *arg)
 {
 	(void)arg;
