@@ -52,13 +52,6 @@ static void usage(FILE *f, const char *prog)
 "2 bad usage or weft_init failed.\n", prog, START_BALANCE);
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 struct account {
 	weft_mutex_t lock;
 	long balance;
@@ -204,17 +197,6 @@ static void *auditor(void *arg)
 			break;
 	}
 	return NULL;
-}
-
-static int parse_int(const char *s, int lo, int hi, int *out)
-{
-	char *end;
-	errno = 0;
-	long v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v < lo || v > hi)
-		return -1;
-	*out = (int)v;
-	return 0;
 }
 
 int main(int argc, char **argv)

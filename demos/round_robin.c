@@ -72,13 +72,6 @@ static void usage(FILE *f, const char *prog)
 	        prog, MAX_THREADS);
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 struct spinner {
 	_Atomic uint64_t iters;     /* work blocks done */
 	_Atomic uint64_t turns;     /* quanta: times it was given its worker */
@@ -212,17 +205,6 @@ static void *printer(void *arg)
 			next += 1000000000ull;
 	}
 	return NULL;
-}
-
-static int parse_int(const char *s, int lo, int hi, int *out)
-{
-	char *end;
-	errno = 0;
-	long v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v < lo || v > hi)
-		return -1;
-	*out = (int)v;
-	return 0;
 }
 
 int main(int argc, char **argv)

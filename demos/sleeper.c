@@ -58,13 +58,6 @@ static void usage(FILE *f, const char *prog)
 "workers until --timeout; 2 bad usage or weft_init failed.\n", prog);
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 struct spinner {
 	_Atomic uint64_t iters;
 } __attribute__((aligned(64)));
@@ -147,17 +140,6 @@ static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
 	return x < y ? -1 : x > y;
-}
-
-static int parse_int(const char *s, int lo, int hi, int *out)
-{
-	char *end;
-	errno = 0;
-	long v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v < lo || v > hi)
-		return -1;
-	*out = (int)v;
-	return 0;
 }
 
 static double ms(uint64_t ns) { return (double)ns / 1e6; }

@@ -1,6 +1,6 @@
 /*
- * test_preempt.c — timer preemption (DESIGN §5, invariant §3.4), through the
- * public API only.
+ * test_preempt.c — timer preemption (docs/design.md, "Preemption"),
+ * through the public API only.
  *
  * Each test runs in its own forked child (Check's default), so each one sets
  * WEFT_WORKERS / WEFT_QUANTUM_US / WEFT_PREEMPT_SIGNAL before its first weft
@@ -48,15 +48,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "weft.h"
-
-#define MS 1000000ull
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
+#include "helpers.h"
 
 static void set_env(const char *name, const char *value)
 {

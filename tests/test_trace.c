@@ -38,15 +38,7 @@
 
 #include "weft_check.h"
 #include "child_capture.h"
-
-#define MS 1000000ull
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
+#include "helpers.h"
 
 /* ------------------------------------------------------------------------ */
 /* Reading a trace back                                                     */

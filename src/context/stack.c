@@ -141,7 +141,7 @@ static _Atomic bool wf_map_warned;
 static _Atomic size_t wf_st_slabs, wf_st_slab_bytes,
 	wf_st_cold, wf_st_guards_mprotect;
 
-static size_t wf_pagesize(void)
+size_t wf_pagesize(void)
 {
 	size_t p = atomic_load_explicit(&wf_page, memory_order_relaxed);
 	if (wf_unlikely(!p)) {

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include "kthread.h"
+#include "../context/stack.h"   /* wf_pagesize */
 
 /* The clone backend (kthread_clone.c). */
 
@@ -34,8 +35,5 @@ void wf_kt_gate_inject_failure(const char *check) WF_HIDDEN;
  * CHILD_CLEARTID wake-up is a shared wake.  Same returns as wf_futex_wait. */
 int wf_futex_wait_shared(volatile int *word, int expected,
                          const struct timespec *abs_monotonic) WF_HIDDEN;
-
-/* Page size, cached. */
-size_t wf_kt_page_size(void) WF_HIDDEN;
 
 #endif

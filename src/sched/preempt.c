@@ -11,10 +11,11 @@
  * returns, the handler returns, and rt_sigreturn restores the thread
  * exactly as it was interrupted.
  *
- * Safe points (DESIGN §3.4).  Only code of the program itself: the PC must
- * lie in an executable segment of the main program and outside weft's own
- * code (which a static link puts there; the build renames weft's .text to
- * weft_text so the linker brackets it with __start/__stop symbols, and
+ * Safe points (docs/design.md, "Preemption").  Only code of the program
+ * itself: the PC must lie in an executable segment of the main program and
+ * outside weft's own code (which a static link puts there; the build
+ * renames weft's .text to weft_text so the linker brackets it with
+ * __start/__stop symbols, and
  * compiles weft with -fno-plt: a libc call from weft through a PLT stub in
  * the program's text was once taken for program code and preempted a thread
  * half-way through parking, losing it).  libc, ld.so, the vdso (called by

@@ -19,13 +19,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
 #include "sched_internal.h"
 #include "trace.h"
 #include "../kthreads/kthread.h"
 
 struct wf_runtime wf_rt;
-__thread struct wf_worker *wf_tls_worker __attribute__((tls_model("initial-exec")));
 
 /* Worker 0's scheduler stack (a weft stack; the other workers run their
  * scheduler on their kernel stacks). */
@@ -41,39 +39,6 @@ __thread struct wf_worker *wf_tls_worker __attribute__((tls_model("initial-exec"
 #else
 #define WF_WORKER_KSTACK WF_KT_RECORDED_STACK
 #endif
-
-uint64_t wf_clock_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-uint64_t wf_now_ns(void) { return wf_clock_ns(); }
-
-uint64_t wf_coarse_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-int wf_timespec_to_ns(const struct timespec *ts, uint64_t *ns)
-{
-	if (!ts || ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000L)
-		return EINVAL;
-	if (ts->tv_sec < 0) {
-		*ns = 1;  /* long past */
-		return 0;
-	}
-	if ((uint64_t)ts->tv_sec > UINT64_MAX / 1000000000ull - 1)
-		*ns = UINT64_MAX - 1;
-	else
-		*ns = (uint64_t)ts->tv_sec * 1000000000ull + (uint64_t)ts->tv_nsec;
-	if (*ns == 0)
-		*ns = 1;  /* 0 means "no deadline" internally */
-	return 0;
-}
 
 static void wf_worker_init(struct wf_worker *w, int index)
 {
@@ -133,11 +98,7 @@ static int wf_make_main(struct wf_worker *w0)
 	struct wf_thread *idle = w0->idle;
 	if (wf_stack_alloc(NULL, WF_IDLE_STACK, &idle->stack))
 		return EAGAIN;
-	idle->sp = wf_ctx_make(idle->stack.lo, idle->stack.hi, wf_worker0_idle_entry, NULL);
-#ifdef WF_ASAN
-	idle->asan_bottom = idle->stack.lo;
-	idle->asan_size = (size_t)((char *)idle->stack.hi - (char *)idle->stack.lo);
-#endif
+	wf_tcb_first_context(idle, wf_worker0_idle_entry, NULL);
 	return 0;
 }
 
@@ -199,22 +160,23 @@ static int wf_runtime_init(void)
 int wf_runtime_ensure(void)
 {
 	int s = atomic_load_explicit(&wf_rt.state, memory_order_acquire);
-	if (wf_likely(s == 2))
+	if (wf_likely(s == WF_RT_READY))
 		return 0;
-	if (s == 3)
+	if (s == WF_RT_FAILED)
 		return wf_rt.init_error;
-	int expected = 0;
-	if (atomic_compare_exchange_strong(&wf_rt.state, &expected, 1)) {
+	int expected = WF_RT_NONE;
+	if (atomic_compare_exchange_strong(&wf_rt.state, &expected, WF_RT_INITIALIZING)) {
 		int e = wf_runtime_init();
 		wf_rt.init_error = e;
-		atomic_store_explicit(&wf_rt.state, e ? 3 : 2, memory_order_release);
+		atomic_store_explicit(&wf_rt.state, e ? WF_RT_FAILED : WF_RT_READY,
+		                      memory_order_release);
 		return e;
 	}
 	/* Another kernel thread is initializing: wait for it. */
 	unsigned spins = 0;
-	while ((s = atomic_load_explicit(&wf_rt.state, memory_order_acquire)) == 1)
+	while ((s = atomic_load_explicit(&wf_rt.state, memory_order_acquire)) == WF_RT_INITIALIZING)
 		wf_spin_backoff(&spins);
-	return s == 2 ? 0 : wf_rt.init_error;
+	return s == WF_RT_READY ? 0 : wf_rt.init_error;
 }
 
 int weft_init(void) { return wf_runtime_ensure(); }

@@ -171,6 +171,16 @@ struct wf_worker {
 	_Atomic uint64_t next_deadline; /* heap[0]->deadline, or UINT64_MAX */
 } __attribute__((aligned(WF_CACHELINE)));
 
+/* weft_attr_t._magic of an initialized attribute object (attr.c; weft_create
+ * checks it too). */
+#define WF_ATTR_MAGIC 0x77617474u
+
+/* Stack size of a thread created without one (WEFT_STACK_SIZE overrides). */
+#define WF_STACK_SIZE_DEFAULT ((size_t)64 << 10)
+
+/* wf_rt.state (the gdb script reads WF_RT_READY by name). */
+enum wf_rt_state { WF_RT_NONE = 0, WF_RT_INITIALIZING, WF_RT_READY, WF_RT_FAILED };
+
 /* Runtime-wide state, fixed after init. */
 struct wf_config {
 	int workers;
@@ -186,7 +196,7 @@ struct wf_runtime {
 	struct wf_worker *workers;      /* array of cfg.workers */
 	int nworkers;
 	struct wf_thread *main;
-	_Atomic int state;              /* 0 none, 1 initializing, 2 ready, 3 failed */
+	_Atomic int state;              /* enum wf_rt_state */
 	int init_error;
 	_Atomic uint64_t created_foreign; /* threads created from non-worker kernel threads */
 	_Atomic uint32_t nsleeping;     /* workers asleep on their futex */
@@ -210,7 +220,8 @@ _Static_assert(offsetof(struct wf_thread, index) == offsetof(struct wf_thread_he
 /* runtime.c */
 int wf_runtime_ensure(void) WF_HIDDEN;       /* lazy init: 0 or errno */
 int wf_config_read(struct wf_config *cfg) WF_HIDDEN;
-uint64_t wf_now_ns(void) WF_HIDDEN;
+
+/* park.c (besides park.h) */
 uint64_t wf_coarse_ns(void) WF_HIDDEN;       /* CLOCK_MONOTONIC_COARSE: ~5 ns, tick resolution */
 
 /* dispatch.c */
@@ -311,6 +322,48 @@ static inline void wf_tcb_free(struct wf_worker *w, struct wf_thread *t)
 	wf_tcb_free_global(t);
 }
 struct wf_thread *wf_tcb_at(uint32_t slot) WF_HIDDEN; /* NULL past the end */
+
+/* Lay out t's first context on its stack (t->stack): switching to t calls
+ * entry(transfer, arg) there.  Under ASan, also records the stack that the
+ * switch announces. */
+static inline void wf_tcb_first_context(struct wf_thread *t,
+                                        void (*entry)(void *transfer, void *arg), void *arg)
+{
+	t->sp = wf_ctx_make(t->stack.lo, t->stack.hi, entry, arg);
+#ifdef WF_ASAN
+	t->asan_bottom = t->stack.lo;
+	t->asan_size = (size_t)((char *)t->stack.hi - (char *)t->stack.lo);
+#endif
+}
+
+/* The live TCB handle h names, with t->lk held, initializing weft on first
+ * use; NULL (ESRCH) for a bad or stale handle, or if initialization failed.
+ * The handle is checked again under the lock: t may have been reclaimed
+ * since the lookup. */
+static inline struct wf_thread *wf_tcb_lock_handle(weft_t h)
+{
+	if (wf_runtime_ensure())
+		return NULL;
+	struct wf_thread *t = wf_tcb_lookup(h);
+	if (!t)
+		return NULL;
+	wf_spin_lock(&t->lk);
+	if (wf_tcb_handle(t) == h && t->state != WF_FREE)
+		return t;
+	wf_spin_unlock(&t->lk);
+	return NULL;
+}
+
+/* The calling green thread (not a worker's scheduler context), initializing
+ * weft on first use; NULL on a kernel thread that is not a worker or if
+ * initialization failed. */
+static inline struct wf_thread *wf_self_init(void)
+{
+	if (wf_runtime_ensure())
+		return NULL;
+	struct wf_thread *t = wf_current();
+	return t && t->kind != WF_KIND_IDLE ? t : NULL;
+}
 
 /* thread.c */
 uint64_t wf_live_count(void) WF_HIDDEN;      /* threads alive, main excluded */
