@@ -32,6 +32,7 @@ if [ ! -x "$dir/bench_switch" ]; then
 	exit 1
 fi
 
+# shellcheck source=bench/sizes.sh
 . "$(dirname "$0")/sizes.sh"
 sizes() {
 	if [ "$quick" = 1 ]; then

@@ -49,6 +49,7 @@ if [ ! -x "$dir/bench_switch" ]; then
 	echo "scaling.sh: no benchmarks in $dir (build with cmake first)" >&2
 	exit 1
 fi
+# shellcheck source=bench/sizes.sh
 . "$(dirname "$0")/sizes.sh"
 workers=$(echo "$workers" | tr ',' ' ')
 
@@ -110,7 +111,7 @@ if [ -n "$csvout" ]; then
 fi
 
 printf '<!-- bench/scaling.sh %s%s%s: %s, load %s at the start, %s at the end -->\n\n' \
-	"$build" "$([ "$quick" = 1 ] && echo ' --quick')" " --reps=$reps --workers=$(echo $workers | tr ' ' ',')" \
+	"$build" "$([ "$quick" = 1 ] && echo ' --quick')" " --reps=$reps --workers=$(echo "$workers" | tr ' ' ',')" \
 	"$start_date" "$start_load" "$(cut -d' ' -f1 /proc/loadavg)"
 
 # Where the programs look for the Go port (bench/harness.c): $WEFT_BENCH_GO

@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # sizes.sh — sourced by run.sh and scaling.sh (not run): the sizes of a
 # smoke run (--quick), per program.  They make every program finish in a
 # few seconds; the figures they give are not for comparison.
