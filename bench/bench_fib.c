@@ -16,11 +16,12 @@
  * above the cutoff, a sync.WaitGroup for the two joins, the serial function
  * in Go below it.
  *
- * Each child times `rounds` runs of the serial function, then one cold
- * threaded run ("cold": first stacks, first faults), then `rounds` threaded
- * runs, and reports the medians: "fib" (the threaded run), "serial", and
- * "vs-serial", their ratio within the same process, which is robust against
- * a machine that is slower in one repetition than in another.
+ * Each child times one cold threaded run ("cold": first stacks, first
+ * faults), then `rounds` runs of the serial function alternating with
+ * `rounds` threaded runs, and reports the medians: "fib" (the threaded
+ * run), "serial", and "vs-serial", their ratio within the same process,
+ * which is robust against a machine that is slower in one repetition than
+ * in another.
  *
  * The driver prints its own table: one row per worker count with the three
  * implementations, and the ratios weft 1-worker / serial, 2-worker /
@@ -120,23 +121,23 @@ static int cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* Time `rounds` runs; the median wall time, and in *cpu the median CPU time. */
-static double median_rounds(int impl, long n, long want, int rounds, double *cpu)
+/* One timed run, checked; wall ns, and in *cpu (if not NULL) CPU ns. */
+static double time_once(int impl, long n, long want, double *cpu)
 {
-	static double wall_ns[MAX_ROUNDS], cpu_ns[MAX_ROUNDS];
-	for (int i = 0; i < rounds; i++) {
-		bench_begin();
-		long r = run_once(impl, n);
-		wall_ns[i] = bench_end(1);
-		cpu_ns[i] = bench_cpu_per_op();
-		if (r != want)
-			bench_fail("fib(%ld) = %ld, expected %ld", n, r, want);
-	}
-	qsort(wall_ns, (size_t)rounds, sizeof *wall_ns, cmp_double);
-	qsort(cpu_ns, (size_t)rounds, sizeof *cpu_ns, cmp_double);
+	bench_begin();
+	long r = run_once(impl, n);
+	double ns = bench_end(1);
 	if (cpu)
-		*cpu = cpu_ns[rounds / 2];
-	return wall_ns[rounds / 2];
+		*cpu = bench_cpu_per_op();
+	if (r != want)
+		bench_fail("fib(%ld) = %ld, expected %ld", n, r, want);
+	return ns;
+}
+
+static double median_of(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof *v, cmp_double);
+	return v[n / 2];
 }
 
 static void run_fib(int impl)
@@ -157,16 +158,19 @@ static void run_fib(int impl)
 			bench_fail("pthread_attr_setstacksize(%lld) refused", st);
 	}
 	long want = fib_serial(n);
-	double serial = median_rounds(0, n, want, (int)rounds, NULL);
-
 	weft_stats_t s0;
 	if (impl == BENCH_WEFT)
 		weft_stats_get(-1, &s0);
-	bench_begin();
-	if (run_once(impl, n) != want)
-		bench_fail("threaded fib(%ld) differs from the serial one", n);
-	double cold = bench_end(1);
-	double cpu, ns = median_rounds(impl, n, want, (int)rounds, &cpu);
+	double cold = time_once(impl, n, want, NULL);
+	/* Serial and threaded rounds alternate, so that a stretch of the
+	 * machine busy with other work slows both alike. */
+	static double ser[MAX_ROUNDS], thr[MAX_ROUNDS], thr_cpu[MAX_ROUNDS];
+	for (long i = 0; i < rounds; i++) {
+		ser[i] = time_once(0, n, want, NULL);
+		thr[i] = time_once(impl, n, want, &thr_cpu[i]);
+	}
+	double serial = median_of(ser, (int)rounds), ns = median_of(thr, (int)rounds);
+	double cpu = median_of(thr_cpu, (int)rounds);
 	long threads = fib_threads(n);
 	if (impl == BENCH_WEFT)
 		bench_weft_stats(&s0, (double)threads * (double)(rounds + 1));

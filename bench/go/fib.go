@@ -45,19 +45,20 @@ func fibRoot(n int) int {
 	return <-r
 }
 
-// medianRounds times f `rounds` times and returns the median in ns (and,
-// in cpu, the CPU time of the median round's section).
-func medianRounds(rounds int, f func()) (ns, cpu float64) {
-	type round struct{ ns, cpu float64 }
-	rs := make([]round, rounds)
-	for i := range rs {
-		begin()
-		f()
-		rs[i].ns = end(1)
-		rs[i].cpu = cpuPerOp()
+// timeOnce times one run of f; wall and CPU ns.
+func timeOnce(f func() int, want int) (ns, cpu float64) {
+	begin()
+	r := f()
+	ns = end(1)
+	if r != want {
+		fail("fib = %d, expected %d", r, want)
 	}
-	sort.Slice(rs, func(a, b int) bool { return rs[a].ns < rs[b].ns })
-	return rs[rounds/2].ns, rs[rounds/2].cpu
+	return ns, cpuPerOp()
+}
+
+func median(v []float64) float64 {
+	sort.Float64s(v)
+	return v[len(v)/2]
 }
 
 func runFib() {
@@ -67,24 +68,19 @@ func runFib() {
 		fail("--rounds must be at least 1")
 	}
 	want := fibSerial(n)
-	serial, _ := medianRounds(rounds, func() {
-		if fibSerial(n) != want {
-			fail("serial fib changed its mind")
-		}
-	})
-	// The first threaded round is cold: report it on its own.
-	begin()
-	if fibRoot(n) != want {
-		fail("fib(%d) threaded != serial", n)
+	serialRun := func() int { return fibSerial(n) }
+	threadedRun := func() int { return fibRoot(n) }
+	// The first threaded round is cold: report it on its own. Then serial
+	// and threaded rounds alternate, as in C.
+	cold, _ := timeOnce(threadedRun, want)
+	ser, thr, thrCPU := make([]float64, rounds), make([]float64, rounds), make([]float64, rounds)
+	for i := 0; i < rounds; i++ {
+		ser[i], _ = timeOnce(serialRun, want)
+		thr[i], thrCPU[i] = timeOnce(threadedRun, want)
 	}
-	cold := end(1)
-	ns, cpu := medianRounds(rounds, func() {
-		if r := fibRoot(n); r != want {
-			fail("fib(%d) = %d, expected %d", n, r, want)
-		}
-	})
+	serial, ns := median(ser), median(thr)
 	result("fib", kindNS, ns)
-	result("cpu", kindNS, cpu)
+	result("cpu", kindNS, median(thrCPU))
 	result("serial", kindNS, serial)
 	result("vs-serial", kindCountFrac, ns/serial)
 	result("cold", kindNS, cold)
