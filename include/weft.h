@@ -904,6 +904,8 @@ typedef struct weft_stats {
 	uint64_t finished;        /**< threads finished */
 	uint64_t idle_sleeps;     /**< times the worker slept on its futex */
 	uint64_t idle_ns;         /**< ns the worker had nothing to run */
+	uint64_t migrations;      /**< threads resumed on this worker after
+	                               running last on another one */
 	uint64_t alive;           /**< threads created and not finished, main
 	                               excluded: process-wide, the same for every
 	                               worker */

@@ -60,4 +60,11 @@ void wf_futex_wake(_Atomic uint32_t *word, int n) WF_HIDDEN;
 /* Kernel thread id of the caller, without a libc call. */
 pid_t wf_kt_gettid(void) WF_HIDDEN;
 
+/*
+ * The calling kernel thread's static TLS block and thread descriptor: every
+ * address initial-exec or local-exec TLS code (errno included) or
+ * pthread_self() yields on this thread lies in [*lo, *hi) (tls_span.c).
+ */
+void wf_kt_tls_span(uintptr_t *lo, uintptr_t *hi) WF_HIDDEN;
+
 #endif

@@ -106,6 +106,12 @@ struct wf_worker *wf_switch(struct wf_worker *w, struct wf_thread *prev,
 			wf_spin_backoff(&spins);
 	}
 	atomic_store_explicit(&next->on_cpu, 1, memory_order_relaxed);
+	/* Saved (on_cpu was 0) and last run elsewhere: rebase its TLS
+	 * pointers into this worker's span (migrate.c). */
+	if (wf_unlikely(next->worker != w) && next->worker) {
+		wf_migrate(next, next->worker, w);
+		WF_STAT_INC(w, migrations);
+	}
 	prev->saved_errno = *w->errno_loc;
 	w->prev = prev;
 	w->prev_action = (uint8_t)action;
@@ -165,6 +171,8 @@ static struct wf_thread *wf_find_work(struct wf_worker *w)
 	if (atomic_load_explicit(&w->next_deadline, memory_order_relaxed) != UINT64_MAX)
 		wf_timer_run(w, wf_clock_ns());
 	struct wf_thread *t = wf_rq_pop(w);
+	if (!t)
+		t = wf_gq_pop();
 	if (!t && (t = wf_rq_steal(w)))
 		WF_STAT_INC(w, steals);
 	return t;

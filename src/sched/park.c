@@ -121,6 +121,8 @@ void wf_yield_internal(void)
 		wf_timer_run(w, wf_clock_ns());
 	/* Queued before it is saved: whoever picks it waits for on_cpu == 0. */
 	struct wf_thread *next = wf_rq_rotate(w, self);
+	if (!next && !wf_gq_empty())
+		next = wf_rq_preempt_rotate(w, self);
 	if (!next)
 		return;
 	WF_STAT_INC(w, yields);

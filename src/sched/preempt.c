@@ -183,7 +183,7 @@ static void wf_preempt_quiet(struct wf_worker *w)
 	wf_worker_timer_arm(&w->timer, 0, 0);
 	w->timer_due = 0;
 	atomic_store(&w->timer_armed, 0);
-	if (atomic_load(&w->rq_len))
+	if (atomic_load(&w->rq_len) || !wf_gq_empty())
 		wf_preempt_note_ready(w);
 }
 
@@ -207,7 +207,7 @@ static void wf_preempt_idle(struct wf_worker *w)
 	}
 	w->timer_due = 0;
 	atomic_store(&w->timer_armed, 0);
-	if (atomic_load(&w->rq_len))
+	if (atomic_load(&w->rq_len) || !wf_gq_empty())
 		wf_preempt_note_ready(w);
 }
 
@@ -267,11 +267,12 @@ static void wf_tick(int sig, siginfo_t *si, void *ucv)
 	w->timer_due = 0;
 	if (atomic_load_explicit(&w->next_deadline, memory_order_relaxed) != UINT64_MAX)
 		wf_preempt_deadlines(w);
-	/* Pinned (in_signal) before it is queued: thieves test it under
-	 * rq_lock, which wf_rq_rotate takes. */
-	cur->sig_ctx = ucv;   /* where it was interrupted, for weft_dump */
+	/* Marked before it is queued: whoever resumes it, here or on another
+	 * worker (migrate.c), finds its signal frame. */
+	cur->sig_ctx = ucv;   /* where it was interrupted */
 	cur->in_signal = 1;
-	struct wf_thread *next = wf_rq_rotate(w, cur);
+	struct wf_thread *next = wf_rt.nworkers > 1 ? wf_rq_preempt_rotate(w, cur)
+	                                            : wf_rq_rotate(w, cur);
 	if (!next) {
 		cur->in_signal = 0;
 		wf_preempt_quiet(w);

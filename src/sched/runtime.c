@@ -15,6 +15,8 @@
  * for thread creation).
  */
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,12 +62,21 @@ static struct wf_thread *wf_idle_tcb(struct wf_worker *w)
 	return t;
 }
 
+/* What a worker learns about its own kernel thread, on it, once it is set
+ * up (wf_kt_worker_setup installed the alternate signal stack). */
+static void wf_worker_kthread_facts(struct wf_worker *w)
+{
+	wf_kt_tls_span(&w->tls_lo, &w->tls_hi);
+	sigaltstack(NULL, &w->altstack);
+}
+
 static void wf_worker_kthread_main(void *arg)
 {
 	struct wf_worker *w = arg;
 	wf_tls_worker = w;
 	w->errno_loc = &errno;   /* on w's own kernel thread, before any switch or tick */
 	wf_kt_worker_setup();
+	wf_worker_kthread_facts(w);
 	atomic_store_explicit(&w->tid, wf_kt_gettid(), memory_order_release);
 	w->current = w->idle;
 	atomic_store(&w->idle->on_cpu, 1);
@@ -92,6 +103,19 @@ static int wf_make_main(struct wf_worker *w0)
 	m->worker = w0;
 	atomic_store(&m->on_cpu, 1);
 	strcpy(m->name, "main");
+	/* main keeps the stack it has: its bounds, for rebasing its frames
+	 * when it moves (migrate.c); never freed (user). */
+	pthread_attr_t a;
+	void *lo;
+	size_t size;
+	if (pthread_getattr_np(pthread_self(), &a) == 0) {
+		if (pthread_attr_getstack(&a, &lo, &size) == 0) {
+			m->stack.lo = lo;
+			m->stack.hi = (char *)lo + size;
+		}
+		pthread_attr_destroy(&a);
+	}
+	m->stack.user = 1;
 	wf_rt.main = m;
 	w0->current = m;
 
@@ -125,6 +149,7 @@ static int wf_start_workers(void)
 		return e;
 	if ((e = wf_kt_worker_setup()))
 		return EAGAIN;
+	wf_worker_kthread_facts(w0);
 	if ((e = wf_overflow_install()))
 		return EAGAIN;
 	for (int i = 1; i < n; i++) {

@@ -127,11 +127,18 @@ struct wf_worker {
 	                                   so the compiler may reuse an address
 	                                   computed before a switch, which after
 	                                   a migration is another worker's. */
+	/* Its kernel thread's TLS span (wf_kt_tls_span) and alternate signal
+	 * stack, fixed for its life: a thread that moves here from another
+	 * worker has its pointers into that worker's span rebased into this
+	 * one (migrate.c). */
+	uintptr_t tls_lo, tls_hi;
+	stack_t altstack;
 	struct wf_thread *idle;         /* the worker's scheduler context */
 	struct wf_thread *prev;         /* thread just switched away from */
 	uint8_t prev_action;            /* enum wf_prev_action */
 	wf_spin_t *prev_unlock;         /* lock to release once prev is saved */
 	unsigned create_streak;         /* run-child-first creates in a row */
+	unsigned preempt_turn;          /* alternates local/global at a tick */
 	wf_stack_cache stacks;          /* warm stacks */
 	/* The stack of the thread that last finished here, if it has the
 	 * default size and the slot was empty: the next create with default
@@ -200,6 +207,12 @@ struct wf_runtime {
 	int init_error;
 	_Atomic uint64_t created_foreign; /* threads created from non-worker kernel threads */
 	_Atomic uint32_t nsleeping;     /* workers asleep on their futex */
+	/* The global queue (runqueue.c): preempted threads, when there is
+	 * more than one worker.  FIFO under gq_lock; gq_len is its length,
+	 * changed only under the lock, read without it as a hint. */
+	wf_spin_t gq_lock __attribute__((aligned(WF_CACHELINE)));
+	struct wf_thread *gq_head, *gq_tail;
+	_Atomic uint32_t gq_len;
 	_Atomic uint32_t main_waiting;  /* main is in weft_exit waiting for no thread alive */
 };
 extern struct wf_runtime wf_rt WF_HIDDEN;
@@ -234,11 +247,24 @@ _Noreturn void wf_idle_main(struct wf_worker *w) WF_HIDDEN;
 void wf_thread_entry(void *transfer, void *arg) WF_HIDDEN;
 void wf_context_entered(struct wf_worker *w, struct wf_thread *self) WF_HIDDEN;
 
+/* migrate.c: t, not running and last run on `from`, is about to be
+ * resumed on `to` */
+void wf_migrate(struct wf_thread *t, const struct wf_worker *from,
+                const struct wf_worker *to) WF_HIDDEN;
+
 /* runqueue.c */
 void wf_rq_push(struct wf_worker *w, struct wf_thread *t, bool at_head) WF_HIDDEN;
 struct wf_thread *wf_rq_pop(struct wf_worker *w) WF_HIDDEN;
 struct wf_thread *wf_rq_rotate(struct wf_worker *w, struct wf_thread *t) WF_HIDDEN;
 struct wf_thread *wf_rq_steal(struct wf_worker *thief) WF_HIDDEN;
+/* The global queue: a thread to run instead of t, with t queued at the
+ * global tail; NULL (t not queued) when no other thread is ready. */
+struct wf_thread *wf_rq_preempt_rotate(struct wf_worker *w, struct wf_thread *t) WF_HIDDEN;
+struct wf_thread *wf_gq_pop(void) WF_HIDDEN;
+static inline bool wf_gq_empty(void)
+{
+	return !atomic_load_explicit(&wf_rt.gq_len, memory_order_relaxed);
+}
 void wf_make_ready(struct wf_worker *w, struct wf_thread *t, bool at_head) WF_HIDDEN;
 /* wf_make_ready for a thread woken from a park by another thread: a lone
  * such thread is left to w for a few microseconds (wf_rq_steal). */
