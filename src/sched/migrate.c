@@ -62,13 +62,17 @@
 #define WF_NO_ASAN
 #endif
 
-/* Rewrite the words of [lo, hi) that point into from's span.  The stack
- * holds ASan's redzones between frames: reading them is the point here. */
+/* Rewrite the words of [lo, hi) that point into from's span.  The span's
+ * first address is left alone: it is where the object below the block ends,
+ * and a pointer one past the end of an object is common (`buf + len`),
+ * while the block's lowest bytes are the surplus kept for modules loaded
+ * later, which no TLS address of a module loaded at start reaches.  The
+ * stack holds ASan's redzones between frames: reading them is the point. */
 WF_NO_ASAN static void wf_rebase_words(uintptr_t *lo, uintptr_t *hi,
                                        const struct wf_worker *from,
                                        const struct wf_worker *to)
 {
-	uintptr_t base = from->tls_lo, span = from->tls_hi - from->tls_lo;
+	uintptr_t base = from->tls_lo + 1, span = from->tls_hi - base;
 	uintptr_t delta = to->tls_lo - from->tls_lo;
 	for (uintptr_t *p = lo; p < hi; p++) {
 		uintptr_t v = *p;
