@@ -208,6 +208,23 @@ WEFT_API int weft_yield(void);
  *  @return 0; EPERM when the caller is not a green thread. */
 WEFT_API int weft_sleep_ns(uint64_t ns);
 
+/** Announce a call that may block the calling kernel thread (a read from
+ *  a slow disk, stat, getaddrinfo, fsync, ...), up to weft_blocking_end.
+ *  If the call is still blocked after a few milliseconds, the worker's
+ *  other threads are handed to another kernel thread (without the
+ *  announcement the same happens, a little later, once weft's monitor sees
+ *  the worker asleep in the kernel).  Make no other weft call in between.
+ *  Who may call: anyone; from a kernel thread that is not a green thread it
+ *  does nothing.
+ *  @return 0. */
+WEFT_API int weft_blocking_begin(void);
+
+/** End the section opened by weft_blocking_begin.  If the worker was handed
+ *  over meanwhile, the caller continues on another worker.  Who may call:
+ *  anyone; from a kernel thread that is not a green thread it does nothing.
+ *  @return 0. */
+WEFT_API int weft_blocking_end(void);
+
 /** Name thread t (at most 31 bytes are kept; longer names are truncated).
  *  Any caller.
  *  @param t     the thread
@@ -910,6 +927,10 @@ typedef struct weft_stats {
 	                               excluded: process-wide, the same for every
 	                               worker */
 	uint64_t queued;          /**< threads in the worker's run queue (summed) */
+	uint64_t handoffs;        /**< times a worker found blocked in the kernel
+	                               had its threads handed to another kernel
+	                               thread: process-wide, the same for every
+	                               worker */
 } weft_stats_t;
 
 /**

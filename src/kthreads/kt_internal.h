@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 #include "kthread.h"
 #include "../context/stack.h"   /* wf_pagesize */
 
@@ -35,5 +36,8 @@ void wf_kt_gate_inject_failure(const char *check) WF_HIDDEN;
  * CHILD_CLEARTID wake-up is a shared wake.  Same returns as wf_futex_wait. */
 int wf_futex_wait_shared(volatile int *word, int expected,
                          const struct timespec *abs_monotonic) WF_HIDDEN;
+
+/* The CPU-time clock of kernel thread `tid` (thread_state.c). */
+clockid_t wf_kt_cpu_clock(pid_t tid) WF_HIDDEN;
 
 #endif

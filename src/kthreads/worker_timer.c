@@ -34,18 +34,12 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include "kt_internal.h"
 #include "worker_timer.h"
 
 #ifndef sigev_notify_thread_id
 #define sigev_notify_thread_id _sigev_un._tid
 #endif
-
-/* The CPU-time clock of kernel thread `tid` (what pthread_getcpuclockid
- * returns for a pthread): the kernel's MAKE_THREAD_CPUCLOCK(tid, SCHED). */
-static clockid_t wf_thread_cpu_clock(pid_t tid)
-{
-	return (clockid_t)((~(unsigned)tid << 3) | 4u /* per thread */ | 2u /* sched */);
-}
 
 int wf_worker_timer_create(wf_worker_timer *t, pid_t tid, int sig, void *cookie)
 {
@@ -55,7 +49,7 @@ int wf_worker_timer_create(wf_worker_timer *t, pid_t tid, int sig, void *cookie)
 	sev.sigev_signo = sig;
 	sev.sigev_value.sival_ptr = cookie;
 	sev.sigev_notify_thread_id = tid;
-	if (timer_create(wf_thread_cpu_clock(tid), &sev, &t->id))
+	if (timer_create(wf_kt_cpu_clock(tid), &sev, &t->id))
 		return errno;
 	t->created = 1;
 	return 0;

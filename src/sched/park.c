@@ -117,6 +117,10 @@ void wf_yield_internal(void)
 {
 	struct wf_worker *w = wf_worker_self();
 	struct wf_thread *self = w->current;
+	if (wf_worker_retaken(w)) {
+		wf_worker_hand_over(w, self);
+		return;
+	}
 	if (atomic_load_explicit(&w->next_deadline, memory_order_relaxed) != UINT64_MAX)
 		wf_timer_run(w, wf_clock_ns());
 	/* Queued before it is saved: whoever picks it waits for on_cpu == 0. */

@@ -265,14 +265,25 @@ static void wf_tick(int sig, siginfo_t *si, void *ucv)
 	}
 	w->tick_pending = 0;
 	w->timer_due = 0;
+	if (wf_worker_retaken(w)) {
+		/* Back from the kernel after the monitor gave this worker's
+		 * place away (standby.c): the thread goes to the others. */
+		cur->sig_ctx = ucv;
+		cur->in_signal = 1;
+		w->sig_blocked = 1;
+		wf_gq_push(cur);
+		w = wf_switch(w, cur, w->idle, WF_PREV_SAVED, NULL);
+		cur->in_signal = 0;
+		goto out;
+	}
 	if (atomic_load_explicit(&w->next_deadline, memory_order_relaxed) != UINT64_MAX)
 		wf_preempt_deadlines(w);
 	/* Marked before it is queued: whoever resumes it, here or on another
 	 * worker (migrate.c), finds its signal frame. */
 	cur->sig_ctx = ucv;   /* where it was interrupted */
 	cur->in_signal = 1;
-	struct wf_thread *next = wf_rt.nworkers > 1 ? wf_rq_preempt_rotate(w, cur)
-	                                            : wf_rq_rotate(w, cur);
+	struct wf_thread *next = wf_rt.nworkers > 1 || !wf_gq_empty()
+	                         ? wf_rq_preempt_rotate(w, cur) : wf_rq_rotate(w, cur);
 	if (!next) {
 		cur->in_signal = 0;
 		wf_preempt_quiet(w);
@@ -314,10 +325,28 @@ int wf_preempt_init(void)
 	if (sigaction(wf_sig, &sa, &wf_prev_action))
 		return errno;
 	for (int i = 0; i < wf_rt.nworkers; i++) {
-		struct wf_worker *w = &wf_rt.workers[i];
-		int e = wf_worker_timer_create(&w->timer, w->tid, wf_sig, w);
+		int e = wf_preempt_timer_create(&wf_rt.workers[i]);
 		if (e)
 			return e;
 	}
 	return 0;
+}
+
+/* w's tick timer (w's kernel thread is up and published its tid). */
+int wf_preempt_timer_create(struct wf_worker *w)
+{
+	if (!wf_quantum_ns)
+		return 0;
+	return wf_worker_timer_create(&w->timer, w->tid, wf_sig, w);
+}
+
+/* The monitor retook w while w sat in the kernel: tick w as soon as it
+ * runs again (its CPU clock is still), so that it hands its thread over
+ * within a kernel tick of coming back.  Any thread may call. */
+void wf_preempt_soon(struct wf_worker *w)
+{
+	if (!wf_quantum_ns)
+		return;
+	atomic_store(&w->timer_armed, 1);
+	wf_worker_timer_arm(&w->timer, 1, wf_quantum_ns);
 }

@@ -202,7 +202,7 @@ struct wf_thread *wf_rq_steal(struct wf_worker *thief)
 {
 	struct wf_worker *victim = NULL;
 	uint32_t best = 0;
-	for (int i = 0; i < wf_rt.nworkers; i++) {
+	for (int i = 0, n = wf_nkthreads(); i < n; i++) {
 		struct wf_worker *v = &wf_rt.workers[i];
 		uint32_t n = atomic_load_explicit(&v->rq_len, memory_order_relaxed);
 		if (v != thief && n > best) {
@@ -221,7 +221,7 @@ struct wf_thread *wf_rq_steal(struct wf_worker *thief)
 
 /* --- the global queue ---------------------------------------------------- */
 
-static void wf_gq_push(struct wf_thread *t)
+void wf_gq_push(struct wf_thread *t)
 {
 	t->state = WF_READY;
 	t->next = NULL;
@@ -241,7 +241,7 @@ static void wf_gq_push(struct wf_thread *t)
 	 * otherwise the workers were already told. */
 	wf_kick_idle();
 	if (n == 0)
-		for (int i = 0; i < wf_rt.nworkers; i++)
+		for (int i = 0, n = wf_nkthreads(); i < n; i++)
 			if (!atomic_load_explicit(&wf_rt.workers[i].timer_armed, memory_order_relaxed))
 				wf_preempt_note_ready(&wf_rt.workers[i]);
 }
@@ -262,6 +262,17 @@ struct wf_thread *wf_gq_pop(void)
 	}
 	wf_spin_unlock(&wf_rt.gq_lock);
 	return t;
+}
+
+/* Move everything queued on w to the global queue: w was retaken
+ * (monitor.c, standby.c), and a thread left in its queue would only be
+ * stolen by an idle worker, never compete with a busy one's for ticks.
+ * Any thread may call. */
+void wf_rq_drain_global(struct wf_worker *w)
+{
+	struct wf_thread *t;
+	while ((t = wf_rq_pop(w)))
+		wf_gq_push(t);
 }
 
 /* t (running on w, not yet saved) gives up the CPU at a tick.  The next
@@ -285,7 +296,7 @@ bool wf_any_ready(void)
 {
 	if (!wf_gq_empty())
 		return true;
-	for (int i = 0; i < wf_rt.nworkers; i++)
+	for (int i = 0, n = wf_nkthreads(); i < n; i++)
 		if (atomic_load(&wf_rt.workers[i].rq_len))
 			return true;
 	return false;
@@ -296,7 +307,7 @@ void wf_kick_idle(void)
 	atomic_thread_fence(memory_order_seq_cst);
 	if (!atomic_load_explicit(&wf_rt.nsleeping, memory_order_relaxed))
 		return;
-	for (int i = 0; i < wf_rt.nworkers; i++) {
+	for (int i = 0, n = wf_nkthreads(); i < n; i++) {
 		struct wf_worker *v = &wf_rt.workers[i];
 		if (atomic_load_explicit(&v->sleeping, memory_order_relaxed) &&
 		    atomic_exchange(&v->sleeping, 0)) {

@@ -126,10 +126,37 @@ static int wf_make_main(struct wf_worker *w0)
 	return 0;
 }
 
+/* A new worker, the monitor's stand-in for a blocked one: started ACTIVE,
+ * published once its kernel thread and its timer exist.  Only the monitor
+ * calls this, so nothing races for the slot. */
+int wf_worker_add(struct wf_worker **out)
+{
+	int k = atomic_load_explicit(&wf_rt.nkthreads, memory_order_relaxed);
+	if (k >= WF_MAX_KTHREADS)
+		return EAGAIN;
+	struct wf_worker *w = &wf_rt.workers[k];
+	wf_worker_init(w, k);
+	if (!(w->idle = wf_idle_tcb(w)))
+		return EAGAIN;
+	pid_t tid;
+	if (wf_kt_spawn(wf_worker_kthread_main, w, WF_WORKER_KSTACK, &tid))
+		return EAGAIN;
+	unsigned spins = 0;
+	while (!atomic_load_explicit(&w->tid, memory_order_acquire))
+		wf_spin_backoff(&spins);
+	if (wf_preempt_timer_create(w))
+		return EAGAIN;   /* it runs, untimed: still a worker */
+	atomic_store_explicit(&wf_rt.nkthreads, k + 1, memory_order_release);
+	*out = w;
+	return 0;
+}
+
 static int wf_start_workers(void)
 {
 	int n = wf_rt.cfg.workers;
-	struct wf_worker *ws = aligned_alloc(WF_CACHELINE, sizeof *ws * (size_t)n);
+	/* Room for the spares too; only the pages of workers in use are
+	 * touched. */
+	struct wf_worker *ws = aligned_alloc(WF_CACHELINE, sizeof *ws * WF_MAX_KTHREADS);
 	if (!ws)
 		return EAGAIN;
 	for (int i = 0; i < n; i++) {
@@ -139,6 +166,8 @@ static int wf_start_workers(void)
 	}
 	wf_rt.workers = ws;
 	wf_rt.nworkers = n;
+	atomic_store(&wf_rt.nactive, n);
+	atomic_store_explicit(&wf_rt.nkthreads, n, memory_order_release);
 
 	struct wf_worker *w0 = &ws[0];
 	wf_tls_worker = w0;
@@ -178,6 +207,8 @@ static int wf_runtime_init(void)
 	if ((e = wf_start_workers()))
 		return e;
 	if ((e = wf_trace_init()))
+		return e;
+	if ((e = wf_monitor_start()))
 		return e;
 	return wf_dump_signal_install();
 }

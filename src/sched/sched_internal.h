@@ -35,6 +35,15 @@ enum { WF_WAIT_NONE = 0, WF_WAIT_WAITING = 1, WF_WAIT_WOKEN = 2, WF_WAIT_TIMEDOU
 
 struct wf_worker;
 
+/* A worker's part in running green threads (monitor.c, standby.c).
+ * ACTIVE: one of the WEFT_WORKERS that run green threads.  BLOCKED: the
+ * monitor found it stuck in the kernel under a green thread and gave its
+ * place to another worker; it gives its threads up at its next scheduling
+ * point.  SPARE: a kernel thread waiting to stand in for a blocked one.
+ * ACTIVE -> BLOCKED and SPARE -> ACTIVE are the monitor's; BLOCKED ->
+ * ACTIVE or SPARE the worker's own. */
+enum wf_wstate { WF_WS_ACTIVE = 0, WF_WS_BLOCKED, WF_WS_SPARE };
+
 /*
  * Thread control block.  Lives in a never-freed table (handle.c) so that a
  * stale handle or a late timer can always read it safely; `gen` tells
@@ -164,6 +173,10 @@ struct wf_worker {
 	_Atomic uint32_t futex_word __attribute__((aligned(WF_CACHELINE)));
 	_Atomic uint32_t sleeping;      /* 1 while waiting on futex_word */
 
+	/* --- hand-off of a worker blocked in the kernel (monitor.c) --- */
+	_Atomic uint8_t mstate;         /* enum wf_wstate */
+	_Atomic uint8_t in_blocking;    /* inside weft_blocking_begin/end */
+
 	/* --- preemption (preempt.c) --- */
 	wf_worker_timer timer;
 	_Atomic uint32_t timer_armed;   /* 1 while the timer may tick */
@@ -200,8 +213,14 @@ struct wf_config {
 };
 struct wf_runtime {
 	struct wf_config cfg;
-	struct wf_worker *workers;      /* array of cfg.workers */
+	/* Room for WF_MAX_KTHREADS workers: the first nworkers (WEFT_WORKERS)
+	 * start with the runtime, spares are added by the monitor.  Indexes
+	 * below nkthreads are initialized (release-published by the monitor,
+	 * the only one to add). */
+	struct wf_worker *workers;
 	int nworkers;
+	_Atomic int nkthreads;
+	_Atomic int nactive;            /* workers in WF_WS_ACTIVE */
 	struct wf_thread *main;
 	_Atomic int state;              /* enum wf_rt_state */
 	int init_error;
@@ -214,8 +233,27 @@ struct wf_runtime {
 	struct wf_thread *gq_head, *gq_tail;
 	_Atomic uint32_t gq_len;
 	_Atomic uint32_t main_waiting;  /* main is in weft_exit waiting for no thread alive */
+	_Atomic uint64_t retakes;       /* workers the monitor retook (monitor.c) */
 };
 extern struct wf_runtime wf_rt WF_HIDDEN;
+
+/* Kernel workers that may exist at once, spares included. */
+#define WF_MAX_KTHREADS 4096
+
+/* Workers in use, spares included (for loops over all of them). */
+static inline int wf_nkthreads(void)
+{
+	return atomic_load_explicit(&wf_rt.nkthreads, memory_order_acquire);
+}
+
+/* Has the monitor given w's place away?  Checked at w's scheduling
+ * points; relaxed: a change seen one round late only delays w's hand-over
+ * by one switch. */
+static inline bool wf_worker_retaken(const struct wf_worker *w)
+{
+	return wf_unlikely(atomic_load_explicit(&((struct wf_worker *)w)->mstate,
+	                                        memory_order_relaxed) != WF_WS_ACTIVE);
+}
 
 /* The worker the calling kernel thread is, or NULL.  Read with an
  * initial-exec TLS load that the compiler re-does at every use (the thread
@@ -270,6 +308,8 @@ void wf_make_ready(struct wf_worker *w, struct wf_thread *t, bool at_head) WF_HI
  * such thread is left to w for a few microseconds (wf_rq_steal). */
 void wf_make_woken(struct wf_worker *w, struct wf_thread *t, bool at_head) WF_HIDDEN;
 void wf_kick_idle(void) WF_HIDDEN;
+void wf_gq_push(struct wf_thread *t) WF_HIDDEN;
+void wf_rq_drain_global(struct wf_worker *w) WF_HIDDEN;
 bool wf_any_ready(void) WF_HIDDEN;
 
 /* timer_heap.c */
@@ -401,6 +441,8 @@ void wf_tsd_run_destructors(struct wf_thread *t) WF_HIDDEN;
 
 /* preempt.c */
 int wf_preempt_init(void) WF_HIDDEN;
+int wf_preempt_timer_create(struct wf_worker *w) WF_HIDDEN;  /* 0 or errno */
+void wf_preempt_soon(struct wf_worker *w) WF_HIDDEN;         /* tick at its next run */
 void wf_preempt_resumed(struct wf_worker *w, struct wf_thread *self) WF_HIDDEN;
 void wf_preempt_note_ready(struct wf_worker *w) WF_HIDDEN;
 void wf_preempt_note_deadline(struct wf_worker *w, uint64_t deadline,
@@ -409,6 +451,20 @@ void wf_preempt_pending(struct wf_thread *self) WF_HIDDEN;
 
 /* dump_signal.c: WEFT_DUMP_SIGNAL's handler and dump thread (0 or EAGAIN) */
 int wf_dump_signal_install(void) WF_HIDDEN;
+
+/* monitor.c */
+int wf_monitor_start(void) WF_HIDDEN;          /* 0 or EAGAIN */
+void wf_monitor_worker_awake(void) WF_HIDDEN;  /* a worker left its idle sleep */
+
+/* standby.c: w (its idle context running) was retaken: give its threads
+ * away, then rejoin or wait as a spare until the monitor activates it. */
+void wf_worker_standby(struct wf_worker *w) WF_HIDDEN;
+/* t (running on retaken w) gives up w: to the global queue, then w's idle
+ * context.  From a scheduling point of t's own (yield, tick). */
+void wf_worker_hand_over(struct wf_worker *w, struct wf_thread *t) WF_HIDDEN;
+
+/* runtime.c: a new worker, spare or active (monitor.c); 0 or EAGAIN */
+int wf_worker_add(struct wf_worker **out) WF_HIDDEN;
 
 /* overflow.c */
 int wf_overflow_install(void) WF_HIDDEN;

@@ -66,11 +66,11 @@
 uint64_t wf_live_count(void)
 {
 	uint64_t fin = 0, cre = 0;
-	for (int i = 0; i < wf_rt.nworkers; i++)
+	for (int i = 0, n = wf_nkthreads(); i < n; i++)
 		fin += atomic_load_explicit(&wf_rt.workers[i].stats.v[WF_STAT_IDX(finished)],
 		                            memory_order_acquire);
 	cre = atomic_load_explicit(&wf_rt.created_foreign, memory_order_acquire);
-	for (int i = 0; i < wf_rt.nworkers; i++)
+	for (int i = 0, n = wf_nkthreads(); i < n; i++)
 		cre += atomic_load_explicit(&wf_rt.workers[i].stats.v[WF_STAT_IDX(created)],
 		                            memory_order_acquire);
 	return cre > fin ? cre - fin : 0;
@@ -137,7 +137,7 @@ int weft_create(weft_t *out, const weft_attr_t *a, void *(*start)(void *), void 
 		return 0;
 	}
 	WF_STAT_INC(w, created);
-	if (self->kind == WF_KIND_IDLE || self->preempt_off) {
+	if (self->kind == WF_KIND_IDLE || self->preempt_off || wf_worker_retaken(w)) {
 		wf_make_ready(w, t, false);
 		return 0;
 	}

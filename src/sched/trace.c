@@ -65,7 +65,9 @@ struct wf_tr_state wf_tr;
 static struct wf_tr_buf *wf_tr_buf_of(const struct wf_worker *w)
 {
 	struct wf_tr_buf *b = atomic_load_explicit(&wf_tr.bufs, memory_order_acquire);
-	return b && w ? &b[w->index] : NULL;
+	/* Spares (index >= the workers the buffers were made for) are not
+	 * traced. */
+	return b && w && w->index < wf_tr.nworkers ? &b[w->index] : NULL;
 }
 
 /* A chunk for a buffer that has `filled` chunks already.  The first one is
