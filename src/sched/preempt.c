@@ -68,7 +68,6 @@ extern char __stop_weft_text[] __attribute__((weak));
 
 static struct { uintptr_t lo, hi; } wf_app[WF_MAX_RANGES];
 static int wf_napp;
-static struct sigaction wf_prev_action;
 static uint64_t wf_quantum_ns;
 static int wf_sig;
 
@@ -227,17 +226,13 @@ static void wf_preempt_deadlines(struct wf_worker *w)
 	}
 }
 
+/* A delivery of the tick's signal that is not weft's tick (alarm(), kill):
+ * the program's action, as without weft; its default terminates. */
 static void wf_chain(int sig, siginfo_t *si, void *uc)
 {
-	if (wf_prev_action.sa_flags & SA_SIGINFO) {
-		if (wf_prev_action.sa_sigaction)
-			wf_prev_action.sa_sigaction(sig, si, uc);
-	} else if (wf_prev_action.sa_handler == SIG_DFL) {
-		/* The default action of the signal: terminate, like before weft. */
-		signal(sig, SIG_DFL);
+	if (!wf_signal_forward(sig, si, uc)) {
+		wf_signal_default(sig);
 		raise(sig);
-	} else if (wf_prev_action.sa_handler != SIG_IGN) {
-		wf_prev_action.sa_handler(sig);
 	}
 }
 
@@ -256,7 +251,7 @@ static void wf_tick(int sig, siginfo_t *si, void *ucv)
 		goto out;
 	}
 	uintptr_t pc = (uintptr_t)((ucontext_t *)ucv)->uc_mcontext.gregs[REG_RIP];
-	if (cur->preempt_off || !wf_pc_is_app(pc)) {
+	if (cur->preempt_off || w->in_handler || !wf_pc_is_app(pc)) {
 		WF_STAT_INC(w, deferred_ticks);
 		w->tick_pending = 1;
 		w->timer_due = 0;
@@ -322,8 +317,9 @@ int wf_preempt_init(void)
 	sa.sa_sigaction = wf_tick;
 	sa.sa_flags = SA_SIGINFO | SA_RESTART;
 	sigemptyset(&sa.sa_mask);
-	if (sigaction(wf_sig, &sa, &wf_prev_action))
-		return errno;
+	int e = wf_signal_own(wf_sig, &sa);
+	if (e)
+		return e;
 	for (int i = 0; i < wf_rt.nworkers; i++) {
 		int e = wf_preempt_timer_create(&wf_rt.workers[i]);
 		if (e)

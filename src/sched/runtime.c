@@ -210,6 +210,7 @@ static int wf_runtime_init(void)
 		return e;
 	if ((e = wf_monitor_start()))
 		return e;
+	wf_signals_adopt();
 	return wf_dump_signal_install();
 }
 

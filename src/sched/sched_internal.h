@@ -182,6 +182,9 @@ struct wf_worker {
 	_Atomic uint32_t timer_armed;   /* 1 while the timer may tick */
 	uint64_t timer_due;             /* owner only: time of the next tick, 0 unknown */
 	uint8_t sig_blocked;            /* owner only: mask blocks the tick signal */
+	uint32_t in_handler;            /* owner only: depth of program signal
+	                                   handlers running on this kernel
+	                                   thread; no switch while nonzero */
 	uint8_t tick_pending;           /* owner only: a deferred tick is owed */
 
 	/* --- timers: min-heap of parked threads by deadline --- */
@@ -451,6 +454,16 @@ void wf_preempt_pending(struct wf_thread *self) WF_HIDDEN;
 
 /* dump_signal.c: WEFT_DUMP_SIGNAL's handler and dump thread (0 or EAGAIN) */
 int wf_dump_signal_install(void) WF_HIDDEN;
+
+/* program_signals.c: weft owns the program's handlers (see there) */
+int wf_sigaction_raw(int sig, const struct sigaction *act, struct sigaction *old) WF_HIDDEN;
+int wf_signal_own(int sig, const struct sigaction *weft_act) WF_HIDDEN;  /* 0 or errno */
+/* A delivery of a signal weft owns that is not weft's: run the program's
+ * handler.  False when the program's action is SIG_DFL (the caller
+ * applies it: wf_signal_default restores it in the kernel). */
+bool wf_signal_forward(int sig, siginfo_t *si, void *uc) WF_HIDDEN;
+void wf_signal_default(int sig) WF_HIDDEN;
+void wf_signals_adopt(void) WF_HIDDEN;
 
 /* monitor.c */
 int wf_monitor_start(void) WF_HIDDEN;          /* 0 or EAGAIN */
