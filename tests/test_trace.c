@@ -416,9 +416,12 @@ START_TEST(t_two_workers_preempt_steal)
 	run_child(&c, "2", "WEFT_QUANTUM_US=1000", two_workers_body);
 	read_trace(c.path, &tr);
 	check_slices(&tr);
-	ck_assert_int_eq(tr.workers, 2);
-	ck_assert_int_eq(count(&tr, 'M', "thread_name", NULL), 2);
-	int per_worker[2] = { 0, 0 }, unnamed = 0;
+	/* Two workers, and a stand-in if the monitor found one blocked in the
+	 * kernel (main's membarrier at weft_exit may sleep). */
+	ck_assert_int_ge(tr.workers, 2);
+	ck_assert_int_le(tr.workers, 8);
+	ck_assert_int_eq(count(&tr, 'M', "thread_name", NULL), tr.workers);
+	int per_worker[8] = { 0 }, unnamed = 0;
 	for (int i = 0; i < tr.n; i++) {
 		const struct tev *e = &tr.ev[i];
 		if (e->ph != 'X')
@@ -439,7 +442,7 @@ START_TEST(t_two_workers_preempt_steal)
 	for (int i = 0; i < tr.n; i++) {
 		const struct tev *e = &tr.ev[i];
 		if (e->ph == 'i' && !strcmp(e->name, "steal"))
-			ck_assert_msg(e->from >= 0 && e->from < 2 && e->from != e->tid,
+			ck_assert_msg(e->from >= 0 && e->from < tr.workers && e->from != e->tid,
 			              "steal by worker %d from %ld", e->tid, e->from);
 		if (e->ph == 'i')
 			ck_assert_int_gt(e->id, 0);

@@ -254,6 +254,7 @@ int wf_signal_own(int sig, const struct sigaction *weft_act)
  * start. */
 void wf_signals_adopt(void)
 {
+	int e = errno;   /* the reserved signals answer EINVAL */
 	for (int sig = 1; sig < WF_NSIG; sig++) {
 		struct sigaction cur;
 		if (sig == SIGKILL || sig == SIGSTOP || wf_sig_prog[sig].known ||
@@ -262,6 +263,7 @@ void wf_signals_adopt(void)
 			continue;
 		wf_sig_set(sig, &cur, NULL);
 	}
+	errno = e;
 }
 
 /* ---- the interface the program sees ------------------------------------ */

@@ -65,9 +65,7 @@ struct wf_tr_state wf_tr;
 static struct wf_tr_buf *wf_tr_buf_of(const struct wf_worker *w)
 {
 	struct wf_tr_buf *b = atomic_load_explicit(&wf_tr.bufs, memory_order_acquire);
-	/* Spares (index >= the workers the buffers were made for) are not
-	 * traced. */
-	return b && w && w->index < wf_tr.nworkers ? &b[w->index] : NULL;
+	return b && w ? &b[w->index] : NULL;
 }
 
 /* A chunk for a buffer that has `filled` chunks already.  The first one is
@@ -285,7 +283,8 @@ static struct wf_tr_buf *wf_tr_map(int n, uint64_t cap)
 {
 	size_t nchunks = (size_t)((cap + WF_TR_CHUNK - 1) / WF_TR_CHUNK);
 	size_t bytes = (size_t)n * (sizeof(struct wf_tr_buf) + nchunks * sizeof(void *));
-	void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+	               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (m == MAP_FAILED)
 		return NULL;
 	struct wf_tr_buf *bufs = m;
@@ -310,7 +309,9 @@ int wf_trace_init(void)
 		        "created and written (%s)\n", path, strerror(errno));
 		return EINVAL;
 	}
-	struct wf_tr_buf *bufs = wf_tr_map(wf_rt.nworkers, cap);
+	/* A buffer header for every worker there may be, spares included
+	 * (monitor.c); a worker's records are mapped when it first writes. */
+	struct wf_tr_buf *bufs = wf_tr_map(WF_MAX_KTHREADS, cap);
 	if (!bufs || !(wf_tr.path = strdup(path))) {
 		close(fd);
 		return EAGAIN;
@@ -318,7 +319,6 @@ int wf_trace_init(void)
 	wf_tr.fd = fd;
 	wf_tr.pid = getpid();
 	wf_tr.cap = cap;
-	wf_tr.nworkers = wf_rt.nworkers;
 	wf_tr.t0 = wf_clock_ns();
 	/* Before the buffers are published: the handler finds them set or
 	 * writes nothing. */

@@ -232,7 +232,7 @@ static void wf_names_build(struct wf_tr_names *m, const struct wf_tr_buf *bufs,
 {
 	uint32_t slots = wf_tcb_slots();  /* once: the table must not overfill */
 	uint64_t count = slots;
-	for (int w = 0; w < wf_tr.nworkers; w++)
+	for (int w = 0; w < wf_nkthreads(); w++)
 		for (uint64_t i = 0; i < lens[w]; i = wf_tr_next(&bufs[w], i))
 			count += wf_tr_at(&bufs[w], i)->type == WF_TR_NAME;
 	uint64_t size = 64;
@@ -251,7 +251,7 @@ static void wf_names_build(struct wf_tr_names *m, const struct wf_tr_buf *bufs,
 			wf_names_put(m, wf_tr_key(wf_tr_id(t), wf_tr_gen(t)), t->name);
 		wf_spin_unlock(&t->lk);
 	}
-	for (int w = 0; w < wf_tr.nworkers; w++)
+	for (int w = 0; w < wf_nkthreads(); w++)
 		for (uint64_t i = 0; i < lens[w]; i = wf_tr_next(&bufs[w], i)) {
 			const struct wf_tr_rec *r = wf_tr_at(&bufs[w], i);
 			if (r->type == WF_TR_NAME) {
@@ -360,7 +360,7 @@ static void wf_out_meta(struct wf_out *o)
 {
 	wf_out_event(o, "M", -1, UINT64_MAX);
 	wf_out_str(o, ",\"name\":\"process_name\",\"args\":{\"name\":\"weft\"}}");
-	for (int w = 0; w < wf_tr.nworkers; w++) {
+	for (int w = 0; w < wf_nkthreads(); w++) {
 		wf_out_event(o, "M", w, UINT64_MAX);
 		wf_out_str(o, ",\"name\":\"thread_name\",\"args\":{\"name\":\"worker ");
 		wf_out_u64(o, (uint64_t)w);
@@ -386,7 +386,7 @@ static void wf_out_tail(struct wf_out *o, uint64_t end, uint64_t dropped)
 	              "\"clock\":\"CLOCK_MONOTONIC\"");
 	wf_out_field(o, "start_ns", wf_tr.t0);
 	wf_out_field(o, "end_ns", end);
-	wf_out_field(o, "workers", (uint64_t)wf_tr.nworkers);
+	wf_out_field(o, "workers", (uint64_t)wf_nkthreads());
 	wf_out_field(o, "max_events_per_worker", wf_tr.cap);
 	wf_out_field(o, "dropped_events", dropped);
 	wf_out_field(o, "wakes_by_non_workers",
@@ -431,7 +431,7 @@ void wf_tr_write(void)
 	struct wf_tr_buf *bufs = atomic_load_explicit(&wf_tr.bufs, memory_order_acquire);
 	if (!bufs)
 		return;
-	int n = wf_tr.nworkers;
+	int n = wf_nkthreads();
 	uint64_t *lens = calloc(2 * (size_t)n, sizeof *lens), *stops = lens + n;
 	struct wf_out o = { .buf = malloc(WF_TR_OUT_BUF), .fd = wf_tr.fd, .first = true };
 	if (!lens || !o.buf) {

@@ -63,8 +63,8 @@ struct wf_tr_buf {
 
 /* The trace: set up by wf_trace_init, fixed afterwards but for the atomics. */
 struct wf_tr_state {
-	struct wf_tr_buf *_Atomic bufs;  /* published before wf_trace_on */
-	int nworkers;
+	struct wf_tr_buf *_Atomic bufs;  /* published before wf_trace_on; one
+	                                    per worker slot (WF_MAX_KTHREADS) */
 	uint64_t cap;                    /* records per worker */
 	uint64_t t0;                     /* ns: the start of the trace */
 	int fd;
