@@ -1,15 +1,16 @@
 /*
  * preempt.c — timer preemption at safe points.
  *
- * Each worker has a CLOCK_MONOTONIC timer aimed at its own kernel thread
- * (src/kthreads/worker_timer.c).  The tick's handler runs on the stack of
- * the interrupted green thread, where the kernel has already saved every
- * register.  If the interrupted PC is a safe point, the handler queues the
- * thread at the tail and switches to the next one with an ordinary
- * wf_switch; when the thread is resumed (always on this worker: a thread
- * preempted inside the handler is never stolen, runqueue.c), the switch
- * returns, the handler returns, and rt_sigreturn restores the thread
- * exactly as it was interrupted.
+ * Each worker has a timer on its own kernel thread's CPU-time clock, aimed
+ * at that thread (src/kthreads/worker_timer.c says why CPU time: a tick
+ * never ends a system call with EINTR).  The tick's handler runs on the
+ * stack of the interrupted green thread, where the kernel has already saved
+ * every register.  If the interrupted PC is a safe point, the handler queues
+ * the thread (with more than one worker, on the global queue: runqueue.c)
+ * and switches to the next one with an ordinary wf_switch; when the thread
+ * is resumed, here or on another worker (which rebases its TLS pointers
+ * first, migrate.c), the switch returns, the handler returns, and
+ * rt_sigreturn restores the thread exactly as it was interrupted.
  *
  * Safe points (docs/design.md, "Preemption").  Only code of the program
  * itself: the PC must lie in an executable segment of the main program and
@@ -22,7 +23,9 @@
  * libc with locks held) and every other shared object hold locks and per-thread
  * state that a switch, and worse a migration, would corrupt (measured: 74–98 %
  * of unrestricted switches landed in malloc, heap corruption within
- * seconds).  A thread with preemption disabled, or the idle context, is not
+ * seconds).  Nor is a thread while a program signal handler runs on its
+ * worker (in_handler, program_signals.c): the handler may have interrupted
+ * anything.  A thread with preemption disabled, or the idle context, is not
  * preempted either.  An unsafe tick is deferred: a flag, and a one-shot retry
  * WF_RETRY_NS later, so a thread that returns to its own code now and then
  * is preempted soon after its quantum; weft_preempt_enable honours a pending
@@ -45,7 +48,7 @@
  * disarms it.
  *
  * Rejected: switching wherever the PC is (heap corruption, see above); a
- * CPU-time clock (never fires while the worker is blocked in the kernel);
+ * CLOCK_MONOTONIC tick (ends system calls with EINTR; worker_timer.c);
  * one process-wide timer (ticks land on arbitrary workers); a cooperative
  * check in weft calls only (a spinning thread never calls weft).
  */
