@@ -43,7 +43,8 @@ static void usage(FILE *f, const char *prog)
 "  --sleeps N       sleeps to measure (default 200)\n"
 "  --min-ms, --max-ms  each sleep lasts a random time in this range (default 2-5)\n"
 "  --limit-ms MS    verdict: median time the spinners may keep the sleeper\n"
-"                   waiting past its deadline (default 1)\n"
+"                   waiting past its deadline (default: the kernel's tick,\n"
+"                   measured, plus 1; weft's tick fires at the kernel's)\n"
 "  --timeout S      spinners give up after S seconds even if the sleeper has\n"
 "                   not finished, so that the demo ends without preemption too\n"
 "                   (default 5)\n"
@@ -146,7 +147,7 @@ static double ms(uint64_t ns) { return (double)ns / 1e6; }
 
 int main(int argc, char **argv)
 {
-	int limit_ms = 1, timeout_s = 5, v;
+	int limit_ms = -1, timeout_s = 5, v;
 	static const struct option opts[] = {
 		{ "spinners", required_argument, NULL, 'n' },
 		{ "sleeps", required_argument, NULL, 'k' },
@@ -192,6 +193,10 @@ int main(int argc, char **argv)
 		usage(stderr, argv[0]);
 		return 2;
 	}
+	/* weft's tick fires at the kernel's tick (docs/design.md,
+	 * "Preemption"): by default the sleeper may be kept about one. */
+	if (limit_ms < 0)
+		limit_ms = (int)((demo_kernel_tick_ns() + 999999) / 1000000) + 1;
 	int e = weft_init();
 	if (e) {
 		fprintf(stderr, "sleeper: weft_init: %s\n", strerror(e));

@@ -126,7 +126,7 @@ void wf_yield_internal(void)
 	/* Queued before it is saved: whoever picks it waits for on_cpu == 0. */
 	struct wf_thread *next = wf_rq_rotate(w, self);
 	if (!next && !wf_gq_empty())
-		next = wf_rq_preempt_rotate(w, self);
+		next = wf_rq_preempt_rotate(w, self, false);
 	if (!next)
 		return;
 	WF_STAT_INC(w, yields);

@@ -217,16 +217,17 @@ static void wf_preempt_idle(struct wf_worker *w)
  * deadline comes before the next periodic tick, tick at it instead.  The
  * periodic tick alone would wake a sleeper whose sleep is longer than a
  * quantum up to a quantum late. */
-static void wf_preempt_deadlines(struct wf_worker *w)
+static int wf_preempt_deadlines(struct wf_worker *w)
 {
 	uint64_t now = wf_clock_ns();
-	wf_timer_run(w, now);
+	int woken = wf_timer_run(w, now);
 	uint64_t dl = atomic_load_explicit(&w->next_deadline, memory_order_relaxed);
 	if (dl != UINT64_MAX && dl < now + wf_quantum_ns) {
 		w->timer_due = dl;
 		wf_worker_timer_arm(&w->timer, dl > now + WF_RETRY_NS ? dl - now : WF_RETRY_NS,
 		                    wf_quantum_ns);
 	}
+	return woken;
 }
 
 /* A delivery of the tick's signal that is not weft's tick (alarm(), kill):
@@ -274,14 +275,15 @@ static void wf_tick(int sig, siginfo_t *si, void *ucv)
 		cur->in_signal = 0;
 		goto out;
 	}
+	int woken = 0;
 	if (atomic_load_explicit(&w->next_deadline, memory_order_relaxed) != UINT64_MAX)
-		wf_preempt_deadlines(w);
+		woken = wf_preempt_deadlines(w);
 	/* Marked before it is queued: whoever resumes it, here or on another
 	 * worker (migrate.c), finds its signal frame. */
 	cur->sig_ctx = ucv;   /* where it was interrupted */
 	cur->in_signal = 1;
 	struct wf_thread *next = wf_rt.nworkers > 1 || !wf_gq_empty()
-	                         ? wf_rq_preempt_rotate(w, cur) : wf_rq_rotate(w, cur);
+	                         ? wf_rq_preempt_rotate(w, cur, woken > 0) : wf_rq_rotate(w, cur);
 	if (!next) {
 		cur->in_signal = 0;
 		wf_preempt_quiet(w);

@@ -277,13 +277,14 @@ void wf_rq_drain_global(struct wf_worker *w)
 
 /* t (running on w, not yet saved) gives up the CPU at a tick.  The next
  * thread comes from w's own queue and the global one in turn, so that
- * neither waits for the other to drain; t goes to the global tail only if
+ * neither waits for the other to drain, but from w's own first when asked
+ * (a sleeper whose deadline the tick just met waits at its head); t goes to the global tail only if
  * there is a next thread (it keeps running otherwise).  Between the pop
  * and the push a thief may find every queue empty and go to sleep: the
  * push kicks it (wf_gq_push). */
-struct wf_thread *wf_rq_preempt_rotate(struct wf_worker *w, struct wf_thread *t)
+struct wf_thread *wf_rq_preempt_rotate(struct wf_worker *w, struct wf_thread *t, bool local_first)
 {
-	bool global_first = (++w->preempt_turn & 1) && !wf_gq_empty();
+	bool global_first = !local_first && (++w->preempt_turn & 1) && !wf_gq_empty();
 	struct wf_thread *next = global_first ? wf_gq_pop() : wf_rq_pop(w);
 	if (!next)
 		next = global_first ? wf_rq_pop(w) : wf_gq_pop();

@@ -300,7 +300,8 @@ struct wf_thread *wf_rq_rotate(struct wf_worker *w, struct wf_thread *t) WF_HIDD
 struct wf_thread *wf_rq_steal(struct wf_worker *thief) WF_HIDDEN;
 /* The global queue: a thread to run instead of t, with t queued at the
  * global tail; NULL (t not queued) when no other thread is ready. */
-struct wf_thread *wf_rq_preempt_rotate(struct wf_worker *w, struct wf_thread *t) WF_HIDDEN;
+struct wf_thread *wf_rq_preempt_rotate(struct wf_worker *w, struct wf_thread *t,
+                                       bool local_first) WF_HIDDEN;
 struct wf_thread *wf_gq_pop(void) WF_HIDDEN;
 static inline bool wf_gq_empty(void)
 {
