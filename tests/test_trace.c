@@ -400,8 +400,19 @@ static void *yielder(void *arg)
 	return NULL;
 }
 
+/* Keeps a thread alive well after main reaches weft_exit, so that main
+ * parks there (its "block exit" event) even when a loaded machine delays
+ * main past the spinners' 40 ms. */
+static void *laggard(void *arg)
+{
+	(void)arg;
+	weft_sleep_ns(300 * MS);
+	return NULL;
+}
+
 static void two_workers_body(void)
 {
+	weft_detach(spawn("laggard", laggard, NULL));
 	for (int i = 0; i < 4; i++)
 		weft_detach(spawn(NULL, spinner, (void *)(uintptr_t)40));
 	weft_detach(spawn("yielder-a", yielder, NULL));
