@@ -973,9 +973,13 @@ START_TEST(t_alternative_tick_signal)
 		create(&t[i], spinner, &slots[i]);
 	sleep_ms(50);
 	uint64_t a0 = count(0), a1 = count(1);
-	weft_stats_t s0 = stats(0);
-	sleep_ms(300);
-	weft_stats_t s1 = stats(0);
+	weft_stats_t s0 = stats(0), s1;
+	int waited = 0;
+	do {   /* 5 preemptions: a few kernel ticks of the worker's CPU time */
+		sleep_ms(100);
+		waited += 100;
+		s1 = stats(0);
+	} while (s1.preemptions - s0.preemptions < 5 && waited < 20000);
 	uint64_t b0 = count(0), b1 = count(1);
 	stop_and_join(t, 2);
 	ck_assert_msg(b0 > a0 && b1 > a1, "a spinner made no progress with %s", alt_signals[_i]);
