@@ -194,11 +194,11 @@ struct wf_runtime {
 };
 extern struct wf_runtime wf_rt WF_HIDDEN;
 
-/* The worker the calling kernel thread is, or NULL.  Read with an
- * initial-exec TLS load that the compiler re-does at every use (the thread
- * pointer is never cached in a register for such loads), so it stays right
- * after a green thread migrates.  Never take its address. */
-static inline struct wf_worker *wf_worker_self(void) { return wf_tls_worker; }
+/* The worker the calling kernel thread is, or NULL.  Read with
+ * WF_TLS_LOAD, which uses the thread pointer of the kernel thread running
+ * now (src/context/tls.h), so it stays right after a green thread
+ * migrates.  Never take its address with a plain &. */
+static inline struct wf_worker *wf_worker_self(void) { return WF_TLS_LOAD(wf_tls_worker); }
 
 /* The views park.h gives src/sync. */
 _Static_assert(offsetof(struct wf_worker, current) == offsetof(struct wf_worker_head, current),
