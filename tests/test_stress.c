@@ -28,17 +28,9 @@
 #define WEFT_CHECK_ASAN_OPTIONS "detect_leaks=0:quarantine_size_mb=8"
 #include "weft_check.h"
 #include "proc_memory.h"
+#include "helpers.h"
 #include "context/stack.h"
 
-
-#define MS 1000000ull
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static void set_workers(const char *n)
 {
@@ -54,17 +46,6 @@ static __attribute__((noinline, noipa)) void set_errno(int v) { errno = v; }
 static size_t rss_bytes(void)
 {
 	return (size_t)proc_smaps_kb("Rss") * 1024;
-}
-
-static int wait_atomic(atomic_long *v, long target, unsigned ms)
-{
-	uint64_t end = now_ns() + ms * MS;
-	while (atomic_load(v) < target) {
-		if (now_ns() > end)
-			return 0;
-		weft_sleep_ns(200000);
-	}
-	return 1;
 }
 
 /* ------------------------------------------------------------------------ */

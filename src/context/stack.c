@@ -147,7 +147,7 @@ static _Atomic size_t wf_st_slabs, wf_st_slab_bytes,
 /* The kernel's page size, as it told the process (AT_PAGESZ): 4 KiB on
  * x86-64; 4, 16 or 64 KiB on AArch64, depending on the kernel's build.
  * Guards, stack sizes and slab strides are all multiples of it. */
-static size_t wf_pagesize(void)
+size_t wf_pagesize(void)
 {
 	size_t p = atomic_load_explicit(&wf_page, memory_order_relaxed);
 	if (wf_unlikely(!p)) {

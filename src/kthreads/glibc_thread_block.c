@@ -451,7 +451,7 @@ static const char *wf_tb_run_probe(void)
 	if (pthread_attr_init(&a) != 0)
 		return failed;
 	pthread_attr_setstacksize(&a, 256 * 1024);
-	pthread_attr_setguardsize(&a, wf_kt_page_size());
+	pthread_attr_setguardsize(&a, wf_pagesize());
 	e = pthread_create(&t, &a, wf_tb_probe_main, &failed);
 	pthread_attr_destroy(&a);
 	if (e != 0 || pthread_join(t, NULL) != 0)

@@ -225,7 +225,7 @@ int weft_mutex_destroy(weft_mutex_t *m)
  * an unlock's owner clear and its release: the holder is running then. */
 static bool wf_mutex_spin(weft_mutex_t *m)
 {
-	if (wf_sync_nworkers() < 2)
+	if (wf_parallel() < 2)
 		return false;
 	for (int i = 0; i < WF_M_SPIN_PAUSES; i += WF_M_SPIN_EVERY) {
 		uint32_t s = wf_m_load(m);
@@ -380,7 +380,7 @@ int weft_mutex_lock(weft_mutex_t *m)
 int weft_mutex_timedlock(weft_mutex_t *m, const struct timespec *abs_monotonic)
 {
 	uint64_t dl;
-	int e = wf_sync_deadline(abs_monotonic, &dl);
+	int e = wf_timespec_to_ns(abs_monotonic, &dl);
 	if (e)
 		return e;
 	if (!m)

@@ -22,13 +22,15 @@
 # Everything is read through the program's debug info: the runtime `wf_rt`
 # and the TCB table `wf_chunks`/`wf_slots_used` (src/sched/handle.c), the
 # TCB layout `struct wf_thread` and the enum wf_state
-# (src/sched/sched_internal.h), the enum wf_block (src/sched/park.h), and
-# the layout of a parked thread's saved context, `wf_ctx_frame_layout`
-# (src/context/context.c, built from src/context/frame.h), so this script
-# holds no layout of its own and follows whichever ISA the program was
-# built for (x86-64, AArch64).  The program, or libweft, must be built with
-# -g.  The defaults below are used only for enumerators the debug info left
-# out.
+# (src/sched/sched_internal.h), what a parked thread waits for: the
+# tables built from the block-kind list of src/sched/park.h, `wf_block_kinds`
+# (words) and `wf_block_owner_at` (where an object keeps its owner), and the
+# layout of a parked thread's saved context, `wf_ctx_frame_layout`
+# (src/context/context.c, built from src/context/frame.h).  So this script
+# holds no copy of the list and no layout of its own, and follows whichever
+# ISA the program was built for (x86-64, AArch64).  The program, or libweft,
+# must be built with -g.  The defaults below are used only for enumerators
+# the debug info left out.
 #
 # The wording of the states follows weft_dump (src/sched/dump.c).
 #
@@ -51,22 +53,6 @@ _CHUNK_SHIFT_DEFAULT = 10
 
 # Word size of the saved context (both ISAs weft supports are LP64).
 _WORD = 8
-
-# What a blocked thread waits for, worded as in weft_dump.
-_BLOCK_WORDS = (
-    ("WF_BLOCK_NONE", 0, "parked"),
-    ("WF_BLOCK_JOIN", 1, "joining"),
-    ("WF_BLOCK_SLEEP", 2, "sleeping"),
-    ("WF_BLOCK_MUTEX", 3, "waiting for mutex"),
-    ("WF_BLOCK_COND", 4, "waiting on cond"),
-    ("WF_BLOCK_SEM", 5, "waiting on semaphore"),
-    ("WF_BLOCK_RWLOCK_READ", 6, "waiting to read-lock rwlock"),
-    ("WF_BLOCK_RWLOCK_WRITE", 7, "waiting to write-lock rwlock"),
-    ("WF_BLOCK_BARRIER", 8, "waiting at barrier"),
-    ("WF_BLOCK_ONCE", 9, "waiting for once"),
-    ("WF_BLOCK_EXIT", 10, "in weft_exit, waiting for all threads to finish"),
-)
-
 
 def _enum_value(name, default):
     """Value of an enumerator from the debug info, or `default`."""
@@ -178,7 +164,7 @@ class _Runtime(object):
         except gdb.MemoryError:
             raise gdb.GdbError("weft runtime unreadable (wf_rt at %s)"
                                % self.rt.address)
-        if state != 2:   # wf_rt.state: 2 = ready (sched_internal.h)
+        if state != _enum_value("WF_RT_READY", 2):   # sched_internal.h
             raise gdb.GdbError("weft runtime not initialized yet "
                                "(no weft call made, or it failed)")
         self.shift = _enum_value("WF_CHUNK_SHIFT", _CHUNK_SHIFT_DEFAULT)
@@ -189,12 +175,10 @@ class _Runtime(object):
         self.DONE = _enum_value("WF_DONE", 4)
         self.KIND_MAIN = _enum_value("WF_KIND_MAIN", 1)
         self.KIND_IDLE = _enum_value("WF_KIND_IDLE", 2)
-        self.block_words = {}
-        self.block = {}
-        for name, default, words in _BLOCK_WORDS:
-            value = _enum_value(name, default)
-            self.block_words[value] = words
-            self.block[name] = value
+        self.block_kinds = _lookup_var("wf_block_kinds")
+        self.owner_at = _lookup_var("wf_block_owner_at")
+        if self.block_kinds is None:
+            raise gdb.GdbError(NOT_FOUND)
         self.nworkers = int(self.rt["nworkers"])
         self.workers = self.rt["workers"]
         # Kernel tid -> gdb thread number.
@@ -277,45 +261,44 @@ class _Runtime(object):
 
     # --- words --------------------------------------------------------------
 
-    def holder(self, t):
-        """weft_t of the holder of the mutex or write-locked rwlock t waits
-        for; 0 if none or unreadable."""
+    def block_kind(self, t):
+        """The row of wf_block_kinds (src/sched/park.h) describing what t
+        waits for."""
         kind = int(t["block_kind"])
+        if not 0 <= kind <= self.block_kinds.type.range()[1]:
+            kind = 0   # WF_BLOCK_NONE, as weft_dump does
+        return kind, self.block_kinds[kind]
+
+    def holder(self, t, kind, row):
+        """weft_t of the owner of the object t waits for (a mutex, an
+        rwlock's writer); 0 if none or unreadable."""
         obj = int(t["block_obj"])
-        if not obj:
-            return 0
-        if kind == self.block["WF_BLOCK_MUTEX"]:
-            type_name = "weft_mutex_t"
-        elif kind in (self.block["WF_BLOCK_RWLOCK_READ"],
-                      self.block["WF_BLOCK_RWLOCK_WRITE"]):
-            type_name = "weft_rwlock_t"
-        else:
+        if not obj or int(row["held"]) == 0 or self.owner_at is None:
             return 0
         try:
-            ptr = gdb.Value(obj).cast(gdb.lookup_type(type_name).pointer())
-            return int(ptr.dereference()["_owner"])
+            at = obj + int(self.owner_at[kind])
+            ptr = gdb.Value(at).cast(gdb.lookup_type("uintptr_t").pointer())
+            return int(ptr.dereference())
         except (gdb.error, RuntimeError):
             return 0
 
     def blocked_words(self, t):
-        kind = int(t["block_kind"])
+        kind, row = self.block_kind(t)
         obj = int(t["block_obj"])
-        words = self.block_words.get(kind, self.block_words.get(0, "parked"))
-        text = "blocked, " + words
-        if kind == self.block["WF_BLOCK_JOIN"] and obj:
+        text = "blocked, " + row["words"].string()
+        show = str(row["show"])
+        if show == "WF_SHOW_THREAD" and obj:
             try:
                 joined = t["block_obj"].cast(t.type.pointer()).dereference()
                 text += " thread %d" % self.tid_of(joined)
             except (gdb.error, RuntimeError):
                 text += " 0x%x" % obj
-        elif kind not in (self.block["WF_BLOCK_SLEEP"],
-                          self.block["WF_BLOCK_EXIT"]) and obj:
+        elif show == "WF_SHOW_ADDRESS" and obj:
             text += " 0x%x" % obj
-        holder = self.holder(t)
+        holder = self.holder(t, kind, row)
         if holder:
-            text += " (%s by thread %d)" % (
-                "held" if kind == self.block["WF_BLOCK_MUTEX"] else
-                "write-locked", holder & 0xffffffff)
+            text += " (%s by thread %d)" % (row["held"].string(),
+                                            holder & 0xffffffff)
         deadline = int(t["deadline"])
         if deadline and self.now is not None:
             if deadline > self.now:
