@@ -593,6 +593,18 @@ bool wf_tb_record_main_stack(void)
 
 #else /* !__x86_64__ */
 
+/*
+ * Other ISAs: the gate fails closed, so `auto` uses pthread workers and
+ * WEFT_KTHREADS=clone is an error.  On AArch64 glibc lays the block out
+ * differently (TLS variant I: the thread pointer points just past struct
+ * pthread, at a 16-byte tcbhead {dtv, private}; the stack and pointer
+ * guards are globals, not block fields; PTR_MANGLE has no rotation; RSEQ_SIG
+ * differs), so the recipe would need its own table and cross-checks, and
+ * every fact under it was measured on x86-64 hardware; the only AArch64
+ * that CI has is qemu-user, which has no rseq and emulates signals, so it
+ * could not validate one.  docs/design.md §4, "The clone gate".
+ */
+
 char *wf_tb_self(void)
 {
 	return NULL;
@@ -605,7 +617,7 @@ ptrdiff_t wf_tb_errno_offset(void)
 
 int wf_tb_validate(const char **failed)
 {
-	*failed = "architecture check";
+	*failed = "architecture check (the thread block is validated on x86-64 only)";
 	return EAGAIN;
 }
 

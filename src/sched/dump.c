@@ -33,11 +33,11 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/uio.h>
-#include <ucontext.h>
 #include <unistd.h>
 #include <stdlib.h>
 #include "sched_internal.h"
 #include "dump_symbols.h"
+#include "../context/sigctx.h"
 
 #define WF_DUMP_FRAMES 32
 
@@ -255,13 +255,14 @@ static int wf_walk(struct wf_peeker *p, uintptr_t pc, uintptr_t fp, uintptr_t fl
 	int n = 0;
 	while (n < WF_DUMP_FRAMES && pc) {
 		pcs[n++] = pc;
-		uintptr_t link[2];   /* saved frame pointer, return address */
+		uintptr_t link[2];   /* a frame record (context.h) */
 		if (!fp || (fp & 7) || fp < floor || !wf_peek(p, fp, link, sizeof link))
 			break;
-		if (link[0] && link[0] <= fp)
+		uintptr_t up = link[WF_FRAME_RECORD_FP];
+		if (up && up <= fp)
 			break;   /* frame pointers grow towards the stack's base */
-		pc = link[1];
-		fp = link[0];
+		pc = link[WF_FRAME_RECORD_PC];
+		fp = up;
 	}
 	return n;
 }
@@ -272,11 +273,9 @@ static bool wf_start(struct wf_peeker *p, const struct wf_view *v, uintptr_t *pc
                      uintptr_t *fp, bool *exact)
 {
 	if (v->in_signal && v->sig_ctx) {
-		greg_t regs[NGREG];
-		uintptr_t at = (uintptr_t)v->sig_ctx + offsetof(ucontext_t, uc_mcontext.gregs);
-		if (wf_peek(p, at, regs, sizeof regs)) {
-			*pc = (uintptr_t)regs[REG_RIP];
-			*fp = (uintptr_t)regs[REG_RBP];
+		uintptr_t at = (uintptr_t)v->sig_ctx;
+		if (wf_peek(p, at + WF_SIGCTX_PC, pc, sizeof *pc) &&
+		    wf_peek(p, at + WF_SIGCTX_FP, fp, sizeof *fp)) {
 			*exact = true;
 			return true;
 		}

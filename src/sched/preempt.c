@@ -58,10 +58,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
-#include <ucontext.h>
 #include <unistd.h>
 #include "sched_internal.h"
 #include "trace.h"
+#include "../context/sigctx.h"
 
 #define WF_RETRY_NS   50000ull   /* retry of a deferred tick */
 #define WF_MAX_RANGES 8
@@ -254,7 +254,7 @@ static void wf_tick(int sig, siginfo_t *si, void *ucv)
 		wf_preempt_idle(w);
 		goto out;
 	}
-	uintptr_t pc = (uintptr_t)((ucontext_t *)ucv)->uc_mcontext.gregs[REG_RIP];
+	uintptr_t pc = wf_sigctx_pc(ucv);
 	if (cur->preempt_off || w->in_handler || !wf_pc_is_app(pc)) {
 		WF_STAT_INC(w, deferred_ticks);
 		w->tick_pending = 1;

@@ -258,11 +258,11 @@ static inline bool wf_worker_retaken(const struct wf_worker *w)
 	                                        memory_order_relaxed) != WF_WS_ACTIVE);
 }
 
-/* The worker the calling kernel thread is, or NULL.  Read with an
- * initial-exec TLS load that the compiler re-does at every use (the thread
- * pointer is never cached in a register for such loads), so it stays right
- * after a green thread migrates.  Never take its address. */
-static inline struct wf_worker *wf_worker_self(void) { return wf_tls_worker; }
+/* The worker the calling kernel thread is, or NULL.  Read with
+ * WF_TLS_LOAD, which uses the thread pointer of the kernel thread running
+ * now (src/context/tls.h), so it stays right after a green thread
+ * migrates.  Never take its address with a plain &. */
+static inline struct wf_worker *wf_worker_self(void) { return WF_TLS_LOAD(wf_tls_worker); }
 
 /* The views park.h gives src/sync. */
 _Static_assert(offsetof(struct wf_worker, current) == offsetof(struct wf_worker_head, current),
