@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include "sched_internal.h"
+#include "cxx_state.h"
 #include "trace.h"
 #include "../kthreads/kthread.h"
 
@@ -68,6 +69,7 @@ static void wf_worker_kthread_facts(struct wf_worker *w)
 {
 	wf_kt_tls_span(&w->tls_lo, &w->tls_hi);
 	sigaltstack(NULL, &w->altstack);
+	wf_cxx_worker(w);
 }
 
 static void wf_worker_kthread_main(void *arg)
@@ -204,6 +206,7 @@ static int wf_runtime_init(void)
 	enum wf_kt_backend b;
 	if ((e = wf_kt_select(wf_rt.cfg.kthreads_mode, &b)))
 		return e;
+	wf_cxx_init();
 	if ((e = wf_start_workers()))
 		return e;
 	if ((e = wf_trace_init()))

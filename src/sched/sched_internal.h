@@ -35,6 +35,10 @@ enum { WF_WAIT_NONE = 0, WF_WAIT_WAITING = 1, WF_WAIT_WOKEN = 2, WF_WAIT_TIMEDOU
 
 struct wf_worker;
 
+/* Words of the C++ runtime's per-kernel-thread state a green thread
+ * carries (cxx_state.c): the two exception globals, std::call_once's two. */
+#define WF_CXX_WORDS 4
+
 /* A worker's part in running green threads (monitor.c, standby.c).
  * ACTIVE: one of the WEFT_WORKERS that run green threads.  BLOCKED: the
  * monitor found it stuck in the kernel under a green thread and gave its
@@ -65,6 +69,9 @@ struct wf_thread {
 	_Atomic uint32_t runs;          /* times switched to; written by the worker
 	                                   switching to it, one at a time (on_cpu) */
 	int saved_errno;
+	/* The C++ runtime's per-kernel-thread words while not running
+	 * (cxx_state.c), saved and restored at every switch like errno. */
+	uintptr_t cxx[WF_CXX_WORDS];
 	wf_spin_t lk;                   /* guards state DONE, detached, joiner */
 	void *(*start)(void *);
 	void *arg;
@@ -142,6 +149,11 @@ struct wf_worker {
 	 * one (migrate.c). */
 	uintptr_t tls_lo, tls_hi;
 	stack_t altstack;
+	/* Where its kernel thread keeps the C++ runtime's per-thread words,
+	 * fixed for its life (cxx_state.c); a word the runtime lacks points
+	 * at cxx_spare. */
+	uintptr_t *cxx_loc[WF_CXX_WORDS];
+	uintptr_t cxx_spare[WF_CXX_WORDS];
 	struct wf_thread *idle;         /* the worker's scheduler context */
 	struct wf_thread *prev;         /* thread just switched away from */
 	uint8_t prev_action;            /* enum wf_prev_action */
