@@ -227,10 +227,12 @@ static int wf_ktw_entry(void *p)
 	struct wf_ktw *w = p;
 
 	wf_tb_enter(w->pd);
+	wf_tb_started(w->pd);
 	wf_syscall4(SYS_rt_sigprocmask, SIG_SETMASK, &w->mask, NULL, _NSIG / 8);
 	w->fn(w->arg);
-	/* Only the self-test worker returns: the thread exits, the kernel
-	 * clears pd->tid and wakes the joiner. */
+	/* Only the self-test worker returns: off glibc's list, then the
+	 * thread exits, the kernel clears pd->tid and wakes the joiner. */
+	wf_tb_list_leave(w->pd);
 	return 0;
 }
 
@@ -248,7 +250,12 @@ static int wf_ktw_start(struct wf_ktw *w, size_t stack_size, pid_t *tid)
 		wf_ktw_unmap_stack(w);
 		return e;
 	}
-	/* Every signal blocked until the worker has set itself up. */
+	/* On glibc's list before it exists, as pthread_create does: a dlopen
+	 * initializes its static TLS, a set*id broadcast waits for it to
+	 * start (docs/design.md, "glibc's thread lists"). */
+	wf_tb_list_join(w->pd);
+	/* Every signal blocked until the worker has set itself up (glibc
+	 * keeps its own two, SIGCANCEL and SIGSETXID, unblocked). */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &w->mask);
 	rc = clone(wf_ktw_entry, w->hi, WF_KT_CLONE_FLAGS, w,
@@ -256,6 +263,8 @@ static int wf_ktw_start(struct wf_ktw *w, size_t stack_size, pid_t *tid)
 	           (pid_t *)(w->pd + WF_TB_TID));
 	pthread_sigmask(SIG_SETMASK, &w->mask, NULL);
 	if (rc == -1) {
+		wf_tb_started(w->pd);   /* release a broadcast waiting for it */
+		wf_tb_list_leave(w->pd);
 		wf_tb_destroy(w->pd);
 		wf_ktw_unmap_stack(w);
 		return EAGAIN;
@@ -358,6 +367,8 @@ static const char *wf_selftest_checks(struct wf_selftest *st)
 		return "self-test worker: rseq check";
 	if (!wf_selftest_stack(st))
 		return "self-test worker: recorded stack check";
+	if (!wf_tb_listed(tp))
+		return "self-test worker: glibc thread list check";
 	return NULL;
 }
 
