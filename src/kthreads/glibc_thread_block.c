@@ -52,7 +52,8 @@ static struct {
 	unsigned rseq_size;       /* __rseq_size: 0 if glibc registers none */
 	ptrdiff_t resp_off;       /* libc's __resp, from the thread pointer */
 	ptrdiff_t errno_off;      /* libc's errno, from the thread pointer */
-	void *resp_init;          /* __resp as a new block's TLS image has it */
+	void *resp_init;          /* __resp as a new block's TLS image has it:
+	                             &_res, the process-wide resolver state */
 	uintptr_t stack_guard;    /* copied into every worker */
 	uintptr_t pointer_guard;
 	uint32_t feature_1;
@@ -503,7 +504,15 @@ static const char *wf_tb_check_current(void)
 	if (!wf_tb_in_tls(off, sizeof(void *)) || *resp != __res_state())
 		return "resolver slot check";
 	wf_tb.resp_off = off;
-	wf_tb.resp_init = *resp;
+	/* The TLS image holds &_res; start_thread points a pthread's slot at
+	 * its own pd->res.  So the gate thread holds one or the other, by
+	 * what it is, and a new block starts with the image's. */
+	wf_tb.resp_init = wf_tb_sym("_res", "GLIBC_2.2.5");
+	if (!wf_tb.resp_init)
+		return "_res symbol check";
+	if (*resp != (WF_TB(tp, WF_TB_STACKBLOCK, char *) ? tp + WF_TB_RES
+	                                                  : wf_tb.resp_init))
+		return "resolver slot check (gate thread)";
 
 	off = (char *)&errno - tp;
 	if (!wf_tb_in_tls(off, sizeof(int)))
@@ -681,20 +690,33 @@ int wf_tb_validate(const char **failed)
 
 /* ---- building a worker's block ---------------------------------------- */
 
-int wf_tb_create(char *stack_hi, char **pd_out)
+/* What _dl_allocate_tls gave: zeroed struct pthread, TLS images copied
+ * (the resolver slot holds the image's &_res).  NULL or the failed check. */
+static const char *wf_tb_fresh_block(char *pd)
+{
+	if ((uintptr_t)pd & (wf_tb.static_align - 1))
+		return "thread block alignment";
+	if (!WF_TB(pd, WF_TB_DTV, void *))
+		return "thread block dtv";
+	if (WF_TB(pd, WF_TB_TID, int) != 0)
+		return "thread block zeroed tid";
+	if (WF_TB(pd, wf_tb.resp_off, void *) != wf_tb.resp_init)
+		return "thread block resolver slot";
+	return NULL;
+}
+
+int wf_tb_create(char *stack_hi, char **pd_out, const char **why)
 {
 	char *pd;
 
+	*why = "thread block gate";
 	if (!wf_tb.valid)
 		return EAGAIN;
+	*why = "thread block allocation";
 	pd = wf_tb.allocate_tls(NULL);
 	if (!pd)
 		return EAGAIN;
-	/* _dl_allocate_tls zeroed the struct pthread and copied the TLS images:
-	 * the resolver slot must hold the image's value, like main's did. */
-	if (((uintptr_t)pd & (wf_tb.static_align - 1)) ||
-	    !WF_TB(pd, WF_TB_DTV, void *) || WF_TB(pd, WF_TB_TID, int) != 0 ||
-	    WF_TB(pd, wf_tb.resp_off, void *) != wf_tb.resp_init) {
+	if ((*why = wf_tb_fresh_block(pd))) {
 		wf_tb.deallocate_tls(pd, true);
 		return EAGAIN;
 	}
@@ -800,10 +822,11 @@ int wf_tb_validate(const char **failed)
 	return EAGAIN;
 }
 
-int wf_tb_create(char *stack_hi, char **pd_out)
+int wf_tb_create(char *stack_hi, char **pd_out, const char **why)
 {
 	(void)stack_hi;
 	(void)pd_out;
+	*why = "architecture";
 	return EAGAIN;
 }
 

@@ -79,8 +79,9 @@ enum {
 int wf_tb_validate(const char **failed) WF_HIDDEN;
 
 /* A new thread block for a worker whose stack ends (grows down from) at
- * stack_hi.  0 or EAGAIN.  Requires a successful wf_tb_validate(). */
-int wf_tb_create(char *stack_hi, char **pd_out) WF_HIDDEN;
+ * stack_hi.  0, or EAGAIN with *why naming what failed.  Requires a
+ * successful wf_tb_validate(). */
+int wf_tb_create(char *stack_hi, char **pd_out, const char **why) WF_HIDDEN;
 
 /* Free a block whose thread has exited (kernel cleared its tid), or never
  * ran (then it leaves glibc's list first). */

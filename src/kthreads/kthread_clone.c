@@ -236,16 +236,19 @@ static int wf_ktw_entry(void *p)
 	return 0;
 }
 
-/* Map a stack, build a block, clone.  On failure nothing is left. */
-static int wf_ktw_start(struct wf_ktw *w, size_t stack_size, pid_t *tid)
+/* Map a stack, build a block, clone.  On failure nothing is left, and
+ * *why names the step that failed. */
+static int wf_ktw_start(struct wf_ktw *w, size_t stack_size, pid_t *tid,
+                        const char **why)
 {
 	sigset_t all;
 	int e, rc;
 
+	*why = "stack mapping";
 	e = wf_ktw_map_stack(w, stack_size);
 	if (e)
 		return e;
-	e = wf_tb_create(w->hi, &w->pd);
+	e = wf_tb_create(w->hi, &w->pd, why);
 	if (e) {
 		wf_ktw_unmap_stack(w);
 		return e;
@@ -263,6 +266,7 @@ static int wf_ktw_start(struct wf_ktw *w, size_t stack_size, pid_t *tid)
 	           (pid_t *)(w->pd + WF_TB_TID));
 	pthread_sigmask(SIG_SETMASK, &w->mask, NULL);
 	if (rc == -1) {
+		*why = "clone";
 		wf_tb_started(w->pd);   /* release a broadcast waiting for it */
 		wf_tb_list_leave(w->pd);
 		wf_tb_destroy(w->pd);
@@ -401,9 +405,10 @@ static bool wf_ktw_join(char *pd, int seconds)
  */
 static const char *wf_kt_selftest(void)
 {
+	static char msg[96];
 	struct wf_selftest *st = calloc(1, sizeof *st);
 	struct wf_ktw *w = calloc(1, sizeof *w);
-	const char *failed = "self-test worker: clone check";
+	const char *failed = "self-test worker: memory check", *why;
 	int saved = errno;
 
 	if (!st || !w)
@@ -413,8 +418,11 @@ static const char *wf_kt_selftest(void)
 	w->fn = wf_selftest_main;
 	w->arg = st;
 	errno = 0;            /* the worker checks its errno is not ours */
-	if (wf_ktw_start(w, 64 * 1024, NULL) != 0)
+	if (wf_ktw_start(w, 64 * 1024, NULL, &why) != 0) {
+		snprintf(msg, sizeof msg, "self-test worker: %s check", why);
+		failed = msg;
 		goto out;
+	}
 	if (!wf_ktw_join(w->pd, 10)) {
 		/* Still running: it may use st and w forever, leak them. */
 		errno = saved;
@@ -477,7 +485,8 @@ int wf_kt_clone_spawn(void (*fn)(void *), void *arg, size_t stack_size,
 	}
 	w->fn = fn;
 	w->arg = arg;
-	e = wf_ktw_start(w, stack_size, tid);
+	const char *why;
+	e = wf_ktw_start(w, stack_size, tid, &why);
 	if (e) {
 		free(w);
 	} else {

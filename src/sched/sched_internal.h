@@ -45,8 +45,10 @@ struct wf_worker;
  * place to another worker; it gives its threads up at its next scheduling
  * point.  SPARE: a kernel thread waiting to stand in for a blocked one.
  * ACTIVE -> BLOCKED and SPARE -> ACTIVE are the monitor's; BLOCKED ->
- * ACTIVE or SPARE the worker's own. */
-enum wf_wstate { WF_WS_ACTIVE = 0, WF_WS_BLOCKED, WF_WS_SPARE };
+ * ACTIVE or SPARE the worker's own.  MAIN, for its life: the kernel thread
+ * that initialized weft when that is not the process's initial thread; it
+ * runs main and nothing else (main_kthread.c). */
+enum wf_wstate { WF_WS_ACTIVE = 0, WF_WS_BLOCKED, WF_WS_SPARE, WF_WS_MAIN };
 
 /*
  * Thread control block.  Lives in a never-freed table (handle.c) so that a
@@ -249,6 +251,9 @@ struct wf_runtime {
 	_Atomic uint32_t gq_len;
 	_Atomic uint32_t main_waiting;  /* main is in weft_exit waiting for no thread alive */
 	_Atomic uint64_t retakes;       /* workers the monitor retook (monitor.c) */
+	/* The worker that runs main only, or NULL (main_kthread.c): set
+	 * before any other worker starts, fixed afterwards. */
+	struct wf_worker *main_kt;
 };
 extern struct wf_runtime wf_rt WF_HIDDEN;
 
@@ -266,8 +271,16 @@ static inline int wf_nkthreads(void)
  * by one switch. */
 static inline bool wf_worker_retaken(const struct wf_worker *w)
 {
-	return wf_unlikely(atomic_load_explicit(&((struct wf_worker *)w)->mstate,
-	                                        memory_order_relaxed) != WF_WS_ACTIVE);
+	uint8_t st = atomic_load_explicit(&((struct wf_worker *)w)->mstate,
+	                                  memory_order_relaxed);
+	return wf_unlikely(st == WF_WS_BLOCKED || st == WF_WS_SPARE);
+}
+
+/* Is w the kernel thread of main only (WF_WS_MAIN, main_kthread.c)?  NULL
+ * is not.  Fixed from initialization on. */
+static inline bool wf_worker_main_only(const struct wf_worker *w)
+{
+	return wf_unlikely(w && w == wf_rt.main_kt);
 }
 
 /* The worker the calling kernel thread is, or NULL.  Read with an
@@ -491,6 +504,30 @@ void wf_worker_hand_over(struct wf_worker *w, struct wf_thread *t) WF_HIDDEN;
 
 /* runtime.c: a new worker, spare or active (monitor.c); 0 or EAGAIN */
 int wf_worker_add(struct wf_worker **out) WF_HIDDEN;
+/* runtime.c, for main_kthread.c: what every worker learns about its own
+ * kernel thread, on it; make the caller the green thread main, running on
+ * w, whose scheduler context will start in idle_entry */
+void wf_worker_kthread_facts(struct wf_worker *w) WF_HIDDEN;
+int wf_make_main(struct wf_worker *w,
+                 void (*idle_entry)(void *transfer, void *arg)) WF_HIDDEN;
+
+/* main_kthread.c: the initializing kernel thread, when it is not the
+ * process's initial thread, becomes worker w, which runs main only; 0 or
+ * errno. */
+int wf_main_kthread_start(struct wf_worker *w) WF_HIDDEN;
+/* main was queued on w, its own kernel thread: wake it. */
+void wf_main_kthread_kick(struct wf_worker *w) WF_HIDDEN;
+/* A thread made ready on w: the worker it must be queued on instead, when
+ * w or t concerns main's own kernel thread. */
+static inline struct wf_worker *wf_main_kthread_route(struct wf_worker *w,
+                                                      const struct wf_thread *t)
+{
+	if (wf_likely(!wf_rt.main_kt))
+		return w;
+	if (t == wf_rt.main)
+		return wf_rt.main_kt;
+	return w == wf_rt.main_kt ? &wf_rt.workers[0] : w;
+}
 
 /* overflow.c */
 int wf_overflow_install(void) WF_HIDDEN;
