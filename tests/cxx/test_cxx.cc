@@ -270,11 +270,17 @@ START_TEST(t_static_init_sleeps_1)
 }
 END_TEST
 
+static std::atomic<int> arrived;
+
+/* Spins in its initializer until every other thread has reached the
+ * static: on one worker they can only get there by preempting it. */
 static int spinning_value()
 {
 	static int v = [] {
 		inits++;
-		spin(30000000 / scale);   /* preempted in here */
+		uint64_t until = now_ns() + 10000000000ull;
+		while (arrived.load() < 8 && now_ns() < until)
+			spin(100000);
 		return 43;
 	}();
 	return v;
@@ -282,6 +288,7 @@ static int spinning_value()
 
 static void *spinning_user(void *)
 {
+	arrived++;
 	if (spinning_value() != 43)
 		bad++;
 	return NULL;
@@ -293,6 +300,7 @@ START_TEST(t_static_init_preempted_1)
 {
 	setenv_weft("1", "1000");
 	run_threads(8, spinning_user);
+	ck_assert_int_eq(arrived.load(), 8);
 	ck_assert_int_eq(bad.load(), 0);
 	ck_assert_int_eq(inits.load(), 1);
 	ck_assert_int_gt(stats().preemptions, 0);
