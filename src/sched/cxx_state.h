@@ -26,20 +26,34 @@ void wf_cxx_init(void) WF_HIDDEN;
  * kernel thread keeps each word. */
 void wf_cxx_worker(struct wf_worker *w) WF_HIDDEN;
 
-/* t is being left on w: keep its words. */
+/* t is being left on w: keep its words.  (Written out word by word: the
+ * stores to t could alias the worker's pointers, which a loop would then
+ * reload; this is a dozen instructions on the switch path.) */
 static inline void wf_cxx_save(const struct wf_worker *w, struct wf_thread *t)
 {
-	if (wf_cxx_on)
-		for (int i = 0; i < WF_CXX_WORDS; i++)
-			t->cxx[i] = *w->cxx_loc[i];
+	_Static_assert(WF_CXX_WORDS == 4, "wf_cxx_save copies four words");
+	if (wf_cxx_on) {
+		uintptr_t a = *w->cxx_loc[0], b = *w->cxx_loc[1];
+		uintptr_t c = *w->cxx_loc[2], d = *w->cxx_loc[3];
+		t->cxx[0] = a;
+		t->cxx[1] = b;
+		t->cxx[2] = c;
+		t->cxx[3] = d;
+	}
 }
 
 /* t runs again, now on w: give it its words back. */
 static inline void wf_cxx_restore(const struct wf_worker *w, const struct wf_thread *t)
 {
-	if (wf_cxx_on)
-		for (int i = 0; i < WF_CXX_WORDS; i++)
-			*w->cxx_loc[i] = t->cxx[i];
+	if (wf_cxx_on) {
+		uintptr_t *pa = w->cxx_loc[0], *pb = w->cxx_loc[1];
+		uintptr_t *pc = w->cxx_loc[2], *pd = w->cxx_loc[3];
+		uintptr_t a = t->cxx[0], b = t->cxx[1], c = t->cxx[2], d = t->cxx[3];
+		*pa = a;
+		*pb = b;
+		*pc = c;
+		*pd = d;
+	}
 }
 
 /* A new thread starts on w: no exception caught, none in flight. */
