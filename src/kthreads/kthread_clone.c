@@ -41,11 +41,15 @@
  *    self-loop; the robust-list head pointing at itself; specific[0] at
  *    specific_1stblock; the stack fields; libc's resolver slot (__resp) at
  *    pd->res.
+ *  - put the block on glibc's list of threads with their own stacks, under
+ *    glibc's lock, marked not started (setxid_futex = -1): glibc's
+ *    per-thread broadcasts walk that list;
  *  - clone(CLONE_VM|FS|FILES|SIGHAND|THREAD|SYSVSEM|SETTLS|PARENT_SETTID|
  *    CHILD_CLEARTID, tls = pd, both tid pointers at &pd->tid) with every
  *    signal blocked; the worker first registers rseq at pd + __rseq_offset
  *    with glibc's signature, set_robust_list, uselocale(LC_GLOBAL_LOCALE)
- *    for the ctype tables, and only then restores the signal mask and runs.
+ *    for the ctype tables, declares itself started, and only then restores
+ *    the signal mask and runs.
  *  - the stack fields record WF_KT_RECORDED_STACK (16 KiB), not the real
  *    stack: libc allocas up to a quarter of it, and a worker's libc calls
  *    run on whatever green stack is current (docs/design.md, "Stacks and
@@ -70,14 +74,18 @@
  *     fields agree with pthread_getattr_np (and, on main, equal
  *     __libc_stack_end); a setjmp'd stack pointer demangles with the pointer
  *     guard we read; __res_state() == probe + 1720 and the exported __resp
- *     slot is the single word in the probe's static TLS pointing there;
+ *     slot is the single word in the probe's static TLS pointing there (the
+ *     gate thread's holds &_res if it is the initial thread, its own res
+ *     if a pthread); _rtld_global's thread lists, their lock and the stack
+ *     cache, and each thread on the list its user_stack flag says;
  *     pthread_setspecific lands in specific_1stblock; errno sits at the same
  *     TLS offset on both; the probe's guards equal main's; multiple_threads
  *     goes 0 -> 1 when the probe is created;
  *  4. a self-test worker built by the recipe does malloc/free, snprintf
  *     ("%f"), ctype, stdio to a memstream, errno, setjmp/longjmp, checks
- *     its own pthread_self, tid, errno address, resolver state, rseq and
- *     recorded stack, then exits and is joined through CHILD_CLEARTID.
+ *     its own pthread_self, tid, errno address, resolver state, rseq,
+ *     recorded stack and place on glibc's list, then leaves the list, exits
+ *     and is joined through CHILD_CLEARTID.
  *
  * Rejected alternatives
  * ---------------------
@@ -99,17 +107,6 @@
  *    are unreachable; each exited worker leaks about 104 KB (its malloc
  *    arena attachment and tcache).  Only the gate's self-test worker exits.
  *    pthread_exit() or pthread_cancel() on a worker crashes.
- *  - Workers are on none of glibc's thread lists, so:
- *    * setuid/setgid/setgroups & co. (glibc signals every listed thread so
- *      that credentials change process-wide) do not reach them: the
- *      workers keep the old credentials.  A security hazard for programs
- *      that drop privileges after weft starts: drop them before.
- *    * a library with initial-exec TLS dlopen'ed after the workers started
- *      has its TLS initialized on listed threads only: workers read
- *      garbage there.
- *    * dlclose waits for listed threads in the middle of a symbol lookup
- *      (gscope); a worker resolving a lazy binding during a concurrent
- *      dlclose of that library is not waited for.
  *  - fork() from a worker: the child's glibc makes the forking thread its
  *    only thread (list_del on our self-loop is harmless), but glibc's
  *    at-fork state was never designed for a foreign block: use fork+exec

@@ -7,7 +7,10 @@
  * already has.  Worker 0's scheduler (idle) context gets a stack of its own;
  * the other workers run their scheduler on their kernel stacks.  Workers
  * live as long as the process: glibc cannot release a hand-made thread
- * block, and a pool that never shrinks keeps the wake-up path simple.
+ * block, and a pool that never shrinks keeps the wake-up path simple.  An
+ * initializer that is not the process's initial thread may end before the
+ * process: it becomes a worker that runs main only, and the workers are
+ * all weft's (main_kthread.c).
  *
  * Rejected: running "main" on a fresh green stack and parking the original
  * thread (the program's main() would have to return through weft), and
