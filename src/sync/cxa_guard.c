@@ -84,16 +84,19 @@ static int *wf_guard_word(uint64_t *g)
 	return (int *)(void *)g;
 }
 
-/* --- kernel threads that are not green threads ---------------------------- */
+/* --- waiting -------------------------------------------------------------- */
 
 static long wf_guard_futex(int *g, int op, int val)
 {
 	return syscall(SYS_futex, g, op, val, NULL, NULL, 0);
 }
 
-/* What libstdc++ does when threads exist: sleep in the kernel until the
- * guard changes. */
-static int wf_guard_acquire_kernel(int *g)
+static void wf_guard_park(struct wf_thread *self, int *g);
+
+/* Acquire as libstdc++ does when threads exist: 1 to initialize, 0 when
+ * done.  While the initialization runs, a green thread (self) parks, any
+ * other kernel thread sleeps in the kernel until the guard changes. */
+static int wf_guard_acquire_wait(struct wf_thread *self, int *g)
 {
 	for (;;) {
 		int e = 0;
@@ -109,7 +112,10 @@ static int wf_guard_acquire_kernel(int *g)
 				return 0;
 			continue;
 		}
-		wf_guard_futex(g, FUTEX_WAIT, WF_GUARD_PENDING | WF_GUARD_WAITING);
+		if (self)
+			wf_guard_park(self, g);
+		else
+			wf_guard_futex(g, FUTEX_WAIT, WF_GUARD_PENDING | WF_GUARD_WAITING);
 	}
 }
 
@@ -128,10 +134,8 @@ static int wf_guard_acquire_foreign(uint64_t *g)
 		__atomic_store_n(&wf_guard_next_known, 1, __ATOMIC_RELEASE);
 	}
 	wf_guard_acquire_fn next = __atomic_load_n(&wf_guard_next, __ATOMIC_RELAXED);
-	return next ? next(g) : wf_guard_acquire_kernel(wf_guard_word(g));
+	return next ? next(g) : wf_guard_acquire_wait(NULL, wf_guard_word(g));
 }
-
-/* --- green threads --------------------------------------------------------- */
 
 /* Park until the guard is no longer PENDING|WAITING, as seen under the
  * bucket's lock. */
@@ -146,26 +150,6 @@ static void wf_guard_park(struct wf_thread *self, int *g)
 	}
 	wf_park_reason(self, WF_BLOCK_STATIC, g);
 	(void)wf_waitq_wait(q, &n, 0, false);   /* untimed: returns 0, unlocked */
-}
-
-static int wf_guard_acquire_green(struct wf_thread *self, int *g)
-{
-	for (;;) {
-		int e = 0;
-		if (__atomic_compare_exchange_n(g, &e, WF_GUARD_PENDING, false,
-		                                __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-			return 1;
-		if (e == WF_GUARD_DONE)
-			return 0;
-		if (e == WF_GUARD_PENDING &&
-		    !__atomic_compare_exchange_n(g, &e, e | WF_GUARD_WAITING, false,
-		                                 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-			if (e == WF_GUARD_DONE)
-				return 0;
-			continue;
-		}
-		wf_guard_park(self, g);
-	}
 }
 
 /* The guard left PENDING (now `was`): wake whoever waits for it. */
@@ -203,7 +187,7 @@ int __cxa_guard_acquire(uint64_t *g)
 	struct wf_thread *self = wf_current();
 	if (!self)
 		return wf_guard_acquire_foreign(g);
-	return wf_guard_acquire_green(self, wf_guard_word(g));
+	return wf_guard_acquire_wait(self, wf_guard_word(g));
 }
 
 void __cxa_guard_release(uint64_t *g)
