@@ -145,11 +145,14 @@ static void *thrower(void *arg)
 
 /* Rounds of 8 threads until `enough` says the threads were preempted or
  * moved often enough to tell (how often depends on how the kernel runs
- * the workers), or 40 rounds. */
+ * the workers, and most ticks land in libc, where they wait), or for 30 s
+ * at most. */
 static void rounds_until(void *(*fn)(void *), bool (*enough)(const weft_stats_t &))
 {
-	for (int round = 0; round < 40 && !enough(stats()); round++)
+	uint64_t until = now_ns() + 30000000000ull;
+	do
 		run_threads(8, fn);
+	while (!enough(stats()) && now_ns() < until);
 	ck_assert_int_gt(rounds.load(), 100);
 }
 
