@@ -223,7 +223,7 @@ O2 static void *once_caller(void *arg)
 
 static bool moved_enough(const weft_stats_t &s)
 {
-	return s.preemptions >= 50 && s.migrations >= 50;
+	return s.preemptions >= 300 && s.migrations >= 300;
 }
 
 START_TEST(t_call_once_preempted)
