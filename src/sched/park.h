@@ -109,6 +109,8 @@ static inline uintptr_t wf_thread_handle(const struct wf_thread *t)
 	X(BARRIER, "barrier", "waiting at barrier", WF_SHOW_ADDRESS, NULL, WF_NO_OWNER) \
 	X(ONCE, "once", "waiting for once", WF_SHOW_ADDRESS, NULL, WF_NO_OWNER) \
 	X(EXIT, "exit", "in weft_exit, waiting for all threads to finish", WF_SHOW_NOTHING, \
+	  NULL, WF_NO_OWNER) \
+	X(STATIC, "static", "waiting for a C++ static's initialization", WF_SHOW_ADDRESS, \
 	  NULL, WF_NO_OWNER)
 
 #define WF_BLOCK_ENUM_(name, tag, words, show, held, owner) WF_BLOCK_##name,

@@ -133,7 +133,7 @@ void wf_preempt_resumed(struct wf_worker *w, struct wf_thread *self)
 /* The timer of w is needed: arm it if it is not.  Any worker may call. */
 void wf_preempt_note_ready(struct wf_worker *w)
 {
-	if (!wf_quantum_ns)
+	if (!wf_quantum_ns || wf_worker_main_only(w))   /* no timer there */
 		return;
 	atomic_thread_fence(memory_order_seq_cst);
 	if (atomic_load_explicit(&w->timer_armed, memory_order_relaxed))
@@ -156,7 +156,7 @@ void wf_preempt_note_ready(struct wf_worker *w)
  * `now` is the caller's clock reading (the parker has just taken one). */
 void wf_preempt_note_deadline(struct wf_worker *w, uint64_t deadline, uint64_t now)
 {
-	if (!wf_quantum_ns)
+	if (!wf_quantum_ns || wf_worker_main_only(w))   /* its idle loop keeps it */
 		return;
 	uint64_t in = deadline > now ? deadline - now : 1000;
 	if (atomic_load_explicit(&w->timer_armed, memory_order_relaxed) &&
@@ -346,7 +346,7 @@ int wf_preempt_timer_create(struct wf_worker *w)
  * within a kernel tick of coming back.  Any thread may call. */
 void wf_preempt_soon(struct wf_worker *w)
 {
-	if (!wf_quantum_ns)
+	if (!wf_quantum_ns || wf_worker_main_only(w))
 		return;
 	atomic_store(&w->timer_armed, 1);
 	wf_worker_timer_arm(&w->timer, 1, wf_quantum_ns);

@@ -137,8 +137,9 @@ int weft_create(weft_t *out, const weft_attr_t *a, void *(*start)(void *), void 
 		return 0;
 	}
 	WF_STAT_INC(w, created);
-	if (self->kind == WF_KIND_IDLE || self->preempt_off || wf_worker_retaken(w)) {
-		wf_make_ready(w, t, false);
+	if (self->kind == WF_KIND_IDLE || self->preempt_off || wf_worker_retaken(w) ||
+	    wf_worker_main_only(w)) {
+		wf_make_ready(w, t, false);   /* main_kthread.c: to worker 0 */
 		return 0;
 	}
 	/* Run the child now; the creator continues right after it (head), or
