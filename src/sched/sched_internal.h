@@ -173,6 +173,8 @@ struct wf_worker {
 	struct wf_thread *tcb_cache;    /* free TCBs, linked through next */
 	unsigned tcb_cached;
 	_Atomic pid_t tid;              /* published by the worker itself */
+	_Atomic uint8_t go;             /* set once its timer exists: it may run
+	                                   green threads (runtime.c) */
 	struct wf_wstats stats;
 
 	/* --- run queue: FIFO, shared with thieves and wakers --- */
@@ -254,6 +256,8 @@ struct wf_runtime {
 	/* The worker that runs main only, or NULL (main_kthread.c): set
 	 * before any other worker starts, fixed afterwards. */
 	struct wf_worker *main_kt;
+	sigset_t worker_mask;           /* every worker's signal mask: the one the
+	                                   initializing thread had (runtime.c) */
 };
 extern struct wf_runtime wf_rt WF_HIDDEN;
 
