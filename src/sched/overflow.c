@@ -24,6 +24,7 @@
  * close to the bottom of a stack would be named an overflow as well; a
  * thread that deep has no room to take a signal anyway.
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/auxv.h>
@@ -102,8 +103,11 @@ static void wf_segv(int sig, siginfo_t *si, void *uc)
 
 int wf_overflow_install(void)
 {
-	unsigned long frame = getauxval(AT_MINSIGSTKSZ);   /* 0 before Linux 5.14 */
+	int e = errno;   /* getauxval says ENOENT when the kernel (before Linux
+	                    5.14) or valgrind gives no such entry */
+	unsigned long frame = getauxval(AT_MINSIGSTKSZ);
 	wf_sigframe_room = WF_RED_ZONE + (frame ? frame : SIGSTKSZ);
+	errno = e;
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
 	sa.sa_sigaction = wf_segv;
