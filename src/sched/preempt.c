@@ -230,16 +230,6 @@ static int wf_preempt_deadlines(struct wf_worker *w)
 	return woken;
 }
 
-/* A delivery of the tick's signal that is not weft's tick (alarm(), kill):
- * the program's action, as without weft; its default terminates. */
-static void wf_chain(int sig, siginfo_t *si, void *uc)
-{
-	if (!wf_signal_forward(sig, si, uc)) {
-		wf_signal_default(sig);
-		raise(sig);
-	}
-}
-
 /* Under valgrind, a signal frame is valgrind's own: besides the kernel's
  * ucontext it holds the whole guest state, and its rt_sigreturn restores
  * that state, thread pointer (fs base) included, on whatever kernel thread
@@ -262,7 +252,9 @@ static void wf_tick(int sig, siginfo_t *si, void *ucv)
 {
 	struct wf_worker *w = wf_worker_self();
 	if (!w || si->si_code != SI_TIMER || si->si_value.sival_ptr != w) {
-		wf_chain(sig, si, ucv);
+		/* Not weft's tick (alarm(), kill): the program's action, as
+		 * without weft; its default terminates. */
+		wf_signal_pass(sig, si, ucv);
 		return;
 	}
 	int saved_errno = *w->errno_loc;

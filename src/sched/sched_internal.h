@@ -470,6 +470,12 @@ int wf_signal_own(int sig, const struct sigaction *weft_act) WF_HIDDEN;  /* 0 or
  * applies it: wf_signal_default restores it in the kernel). */
 bool wf_signal_forward(int sig, siginfo_t *si, void *uc) WF_HIDDEN;
 void wf_signal_default(int sig) WF_HIDDEN;
+/* wf_signal_forward, and the default action (restored, raised again) when
+ * the program has none: what the delivery would have done without weft.
+ * From weft's handler of sig, with sig blocked. */
+void wf_signal_pass(int sig, siginfo_t *si, void *uc) WF_HIDDEN;
+/* Is the program's action for an owned sig SIG_IGN?  Async-signal-safe. */
+bool wf_signal_ignored(int sig) WF_HIDDEN;
 void wf_signals_adopt(void) WF_HIDDEN;
 
 /* monitor.c */
