@@ -1,6 +1,7 @@
 /*
  * trace.c — WEFT_TRACE=file.json: a timeline of what every worker ran,
- * written at exit as Chrome trace-event JSON (Perfetto, chrome://tracing).
+ * written at exit (or on SIGTERM/SIGINT) as Chrome trace-event JSON
+ * (Perfetto, chrome://tracing).
  * This file records (the hot path) and sets the trace up;
  * trace_export.c writes the JSON.
  *
@@ -27,17 +28,17 @@
  * the scheduler context), which ends the previous slice and begins the next
  * at the same timestamp.  All records of a worker come from one kernel
  * thread reading CLOCK_MONOTONIC, so they are in time order, and the slices
- * rebuilt from them at exit cannot overlap on a worker by construction.
+ * rebuilt from them cannot overlap on a worker by construction.
  * Gaps are the worker's scheduler context (idle, stealing, sleeping).
  *
  * Names.  Copying 32 bytes of name at every switch would double the cost of
  * a traced switch, so a switch records only (slot, generation).  A thread's
  * name is recorded once, when it finishes (three records), and the names of
- * threads still alive are read from their TCBs at exit; a thread renamed
- * during its life has its last name on all its slices.
+ * threads still alive are read from their TCBs when the file is written; a
+ * thread renamed during its life has its last name on all its slices.
  *
- * Exit.  The timeline is written at exit, from these buffers, by
- * trace_export.c.
+ * Writing.  The timeline is written at exit, or when SIGTERM or SIGINT
+ * arrives, from these buffers, by trace_export.c.
  *
  * Signal safety.  The tick handler records (preempt, switch, timer wakes)
  * only when it interrupted the program's own code (preempt.c): a hook is
@@ -102,7 +103,7 @@ static struct wf_tr_rec *wf_tr_slot(struct wf_tr_buf *b, uint64_t i)
 	return &(*c)[slot & (WF_TR_CHUNK - 1)];
 }
 
-/* Owner only: stop recording at ts (full or out of memory) and count one
+/* Owner only: stop recording at ts (out of memory) and count one
  * more dropped event. */
 static void wf_tr_drop(struct wf_tr_buf *b, uint64_t ts)
 {
