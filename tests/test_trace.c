@@ -43,6 +43,7 @@
 #include "weft_check.h"
 #include "child_capture.h"
 #include "helpers.h"
+#include "sched/sched_internal.h"
 
 /* ------------------------------------------------------------------------ */
 /* Reading a trace back                                                     */
@@ -411,25 +412,79 @@ static void *spinner(void *arg)
 	return NULL;
 }
 
+/*
+ * What the test looks for must happen, however the machine is loaded: a
+ * spin of some wall-clock time may get no CPU time (the tick counts CPU
+ * time), the other worker may not run while the yielders do, and main may
+ * run again only after every thread has finished (then it never parks in
+ * weft_exit).  So the threads keep going until a preemption, a steal and
+ * main's park have happened (a few seconds at most, else the child fails
+ * with its own exit code).
+ */
+#define TW_GIVE_UP_NS (10000 * MS)
+
+static weft_stats_t all_stats(void)
+{
+	weft_stats_t s;
+	if (weft_stats_get(-1, &s))
+		_exit(23);
+	return s;
+}
+
+static void *spin_until_preempted(void *arg)
+{
+	uint64_t start = now_ns(), end = start + (uint64_t)(uintptr_t)arg * MS;
+	volatile uint64_t x = 1;
+	while (now_ns() < end || all_stats().preemptions == 0) {
+		for (int i = 0; i < 1000; i++)
+			x = x * 6364136223846793005ull + 1;
+		if (now_ns() - start > TW_GIVE_UP_NS)
+			_exit(24);
+	}
+	return NULL;
+}
+
 static void *yielder(void *arg)
 {
 	(void)arg;
-	for (int i = 0; i < 500; i++) {
+	uint64_t start = now_ns();
+	for (int i = 0; i < 500 || all_stats().steals == 0; i++) {
 		weft_mutex_lock(&mu);
 		weft_yield();
 		weft_mutex_unlock(&mu);
 		if (i % 100 == 0)
 			weft_sleep_ns(100000);
+		if (now_ns() - start > TW_GIVE_UP_NS)
+			_exit(25);
 	}
 	return NULL;
 }
 
+/* Main, parked in weft_exit?  (Its TCB, read as weft_dump does.) */
+static weft_t tw_main;
+static void *close_after_main_parks(void *arg)
+{
+	(void)arg;
+	uint64_t start = now_ns();
+	for (;;) {
+		struct wf_thread *m = wf_tcb_lookup(tw_main);
+		if (m && __atomic_load_n(&m->state, __ATOMIC_ACQUIRE) == WF_BLOCKED &&
+		    atomic_load(&m->block_kind) == WF_BLOCK_EXIT)
+			return NULL;
+		if (now_ns() - start > TW_GIVE_UP_NS)
+			_exit(26);
+		weft_sleep_ns(MS);
+	}
+}
+
 static void two_workers_body(void)
 {
+	tw_main = weft_self();
 	for (int i = 0; i < 4; i++)
-		weft_detach(spawn(NULL, spinner, (void *)(uintptr_t)40));
+		weft_detach(spawn(NULL, spin_until_preempted, (void *)(uintptr_t)40));
 	weft_detach(spawn("yielder-a", yielder, NULL));
 	weft_detach(spawn("yielder-b", yielder, NULL));
+	weft_detach(spawn("closer", close_after_main_parks, NULL));
 	weft_exit(NULL);  /* waits for every thread, then exit(0) */
 }
 
