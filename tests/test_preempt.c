@@ -28,7 +28,9 @@
  * there is work.
  *
  * Margins are chosen for a loaded 2-vCPU VM (checked at load averages of
- * 10-25): fairness over ~3000 quanta (worst deviation seen: 6 %), lateness
+ * 10-25): fairness over 3 s of the worker's CPU time, some 750 quanta of
+ * the kernel's 4 ms tick (over 3 s of wall-clock time a loaded machine
+ * gave too few, and a share drifted to 29 %), lateness
  * judged by weft's part of it at the median, delays bounded by hundreds of
  * ms where the expected value is a few, counts of ticks only required to be
  * well above zero (a worker that the kernel runs 10 % of the time still
@@ -147,7 +149,13 @@ START_TEST(t_four_spinners_equal_shares)
 	for (int i = 0; i < 4; i++)
 		a[i] = count(i);
 	weft_stats_t s0 = stats(0);
-	sleep_ms(3000);
+	/* 3 s of the worker's CPU time, not of the wall clock: quanta are CPU
+	 * time (rounded up to the kernel's tick, 4 ms at HZ=250), and a
+	 * loaded machine gave the worker so few of them in 3 wall-clock
+	 * seconds that a share drifted past 10 %.  Some 750 quanta then. */
+	uint64_t cpu0 = cpu_ns(), wall_end = now_ns() + 40000 * MS;
+	while (cpu_ns() - cpu0 < 3000 * MS && now_ns() < wall_end)
+		sleep_ms(100);
 	weft_stats_t s1 = stats(0);
 	for (int i = 0; i < 4; i++)
 		b[i] = count(i);
