@@ -16,6 +16,7 @@
 #include "../context/context.h"
 #include "../context/cpu.h"
 #include "../context/stack.h"
+#include "../context/valgrind_stack.h"
 #include "park.h"
 #include "../kthreads/worker_timer.h"
 
@@ -107,6 +108,9 @@ struct wf_thread {
 	uint64_t deadline;              /* ns, CLOCK_MONOTONIC; 0 = none */
 
 	wf_stack stack;
+	unsigned vg_stack;              /* valgrind's handle of the stack, 0 none
+	                                   (valgrind_stack.h): set with the
+	                                   first context, dropped at the end */
 	char name[32];
 #ifdef WF_ASAN
 	void *asan_fake;
@@ -423,12 +427,14 @@ static inline void wf_tcb_free(struct wf_worker *w, struct wf_thread *t)
 struct wf_thread *wf_tcb_at(uint32_t slot) WF_HIDDEN; /* NULL past the end */
 
 /* Lay out t's first context on its stack (t->stack): switching to t calls
- * entry(transfer, arg) there.  Under ASan, also records the stack that the
- * switch announces. */
+ * entry(transfer, arg) there.  Registers the stack with valgrind (dropped
+ * when the thread finishes, wf_thread_finished); under ASan, also records
+ * the stack that the switch announces. */
 static inline void wf_tcb_first_context(struct wf_thread *t,
                                         void (*entry)(void *transfer, void *arg), void *arg)
 {
 	t->sp = wf_ctx_make(t->stack.lo, t->stack.hi, entry, arg);
+	t->vg_stack = wf_vg_stack_register(t->stack.lo, t->stack.hi);
 #ifdef WF_ASAN
 	t->asan_bottom = t->stack.lo;
 	t->asan_size = (size_t)((char *)t->stack.hi - (char *)t->stack.lo);
@@ -493,6 +499,12 @@ int wf_signal_own(int sig, const struct sigaction *weft_act) WF_HIDDEN;  /* 0 or
  * applies it: wf_signal_default restores it in the kernel). */
 bool wf_signal_forward(int sig, siginfo_t *si, void *uc) WF_HIDDEN;
 void wf_signal_default(int sig) WF_HIDDEN;
+/* wf_signal_forward, and the default action (restored, raised again) when
+ * the program has none: what the delivery would have done without weft.
+ * From weft's handler of sig, with sig blocked. */
+void wf_signal_pass(int sig, siginfo_t *si, void *uc) WF_HIDDEN;
+/* Is the program's action for an owned sig SIG_IGN?  Async-signal-safe. */
+bool wf_signal_ignored(int sig) WF_HIDDEN;
 void wf_signals_adopt(void) WF_HIDDEN;
 
 /* monitor.c */

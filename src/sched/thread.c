@@ -167,6 +167,13 @@ void wf_thread_finished(struct wf_worker *w, struct wf_thread *t)
 	__asan_unpoison_memory_region(t->stack.lo,
 	                              (size_t)((char *)t->stack.hi - (char *)t->stack.lo));
 #endif
+	/* No longer a stack for valgrind.  Memcheck marked what lies below the
+	 * thread's last stack pointer inaccessible (popped frames): memory the
+	 * caller lent (weft_attr_setstack) is its data again. */
+	wf_vg_stack_deregister(t->vg_stack);
+	t->vg_stack = 0;
+	if (t->stack.user)
+		wf_vg_defined(t->stack.lo, (size_t)((char *)t->stack.hi - (char *)t->stack.lo));
 	/* Keep the stack for the next default create on this worker if the
 	 * slot is free; the allocator still counts it as in use, one per
 	 * worker at most. */
