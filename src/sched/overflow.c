@@ -33,6 +33,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "sched_internal.h"
+#include "../context/sigctx.h"
 
 
 static void wf_write_str(char *buf, size_t cap, size_t *n, const char *s)
@@ -68,9 +69,8 @@ static void wf_report_overflow(struct wf_thread *t)
 }
 
 /* Room the kernel needs below a stack pointer to deliver a signal: the
- * red zone (128 bytes, System V x86-64 psABI §3.2.2) and the largest
- * signal frame it builds on this CPU.  Read once at install time. */
-#define WF_RED_ZONE 128
+ * ISA's red zone (src/context/sigctx.h) and the largest signal frame it
+ * builds on this CPU.  Read once at install time. */
 static uintptr_t wf_sigframe_room;
 
 /* The kernel could not write a signal frame on t's stack (see the header):
@@ -80,7 +80,7 @@ static bool wf_frame_overflow(const struct wf_thread *t, const siginfo_t *si, vo
 {
 	if (si->si_code != SI_KERNEL || t->stack.user || !t->stack.guard || !ucv)
 		return false;
-	uintptr_t sp = (uintptr_t)((ucontext_t *)ucv)->uc_mcontext.gregs[REG_RSP];
+	uintptr_t sp = wf_sigctx_sp(ucv);
 	uintptr_t lo = (uintptr_t)t->stack.lo;
 	return sp >= lo - t->stack.guard && sp < lo + wf_sigframe_room;
 }
@@ -106,7 +106,7 @@ int wf_overflow_install(void)
 	int e = errno;   /* getauxval says ENOENT when the kernel (before Linux
 	                    5.14) or valgrind gives no such entry */
 	unsigned long frame = getauxval(AT_MINSIGSTKSZ);
-	wf_sigframe_room = WF_RED_ZONE + (frame ? frame : SIGSTKSZ);
+	wf_sigframe_room = WF_SIGCTX_RED_ZONE + (frame ? frame : SIGSTKSZ);
 	errno = e;
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);

@@ -243,7 +243,7 @@ static void wf_vg_frame_defined(void *ucv)
 {
 	if (wf_likely(!wf_vg_running()))
 		return;
-	uintptr_t sp = (uintptr_t)((ucontext_t *)ucv)->uc_mcontext.gregs[REG_RSP] - 128;
+	uintptr_t sp = wf_sigctx_sp(ucv) - WF_SIGCTX_RED_ZONE;
 	if (sp > (uintptr_t)ucv)
 		wf_vg_defined(ucv, sp - (uintptr_t)ucv);
 }
