@@ -76,8 +76,19 @@ static void wf_worker_kthread_main(void *arg)
 	wf_tls_worker = w;
 	w->errno_loc = &errno;   /* on w's own kernel thread, before any switch or tick */
 	wf_kt_worker_setup();
+	/* A kernel thread starts with its creator's signal mask: the
+	 * initializing thread's for the first workers, but the monitor's
+	 * (every signal blocked) for a stand-in it starts, which would then
+	 * never take a tick.  Every worker takes the first workers' mask. */
+	pthread_sigmask(SIG_SETMASK, &wf_rt.worker_mask, NULL);
 	wf_worker_kthread_facts(w);
 	atomic_store_explicit(&w->tid, wf_kt_gettid(), memory_order_release);
+	/* Its timer is made from its tid, by whoever started it: a thread it
+	 * ran before that would arm a timer that does not exist yet, and
+	 * timer_armed would say it ticks when it never does. */
+	unsigned spins = 0;
+	while (!atomic_load_explicit(&w->go, memory_order_acquire))
+		wf_spin_backoff(&spins);
 	w->current = w->idle;
 	atomic_store(&w->idle->on_cpu, 1);
 	w->idle->state = WF_RUNNING;
@@ -144,7 +155,9 @@ int wf_worker_add(struct wf_worker **out)
 	unsigned spins = 0;
 	while (!atomic_load_explicit(&w->tid, memory_order_acquire))
 		wf_spin_backoff(&spins);
-	if (wf_preempt_timer_create(w))
+	int e = wf_preempt_timer_create(w);
+	atomic_store_explicit(&w->go, 1, memory_order_release);
+	if (e)
 		return EAGAIN;   /* it runs, untimed: still a worker */
 	atomic_store_explicit(&wf_rt.nkthreads, k + 1, memory_order_release);
 	*out = w;
@@ -161,11 +174,15 @@ static int wf_start_workers(void)
 		return EAGAIN;
 	for (int i = 0; i < n; i++) {
 		wf_worker_init(&ws[i], i);
+		/* No green thread exists before weft_init returns, so the first
+		 * workers may run before their timers are made. */
+		atomic_store(&ws[i].go, 1);
 		if (!(ws[i].idle = wf_idle_tcb(&ws[i])))
 			return EAGAIN;
 	}
 	wf_rt.workers = ws;
 	wf_rt.nworkers = n;
+	pthread_sigmask(SIG_SETMASK, NULL, &wf_rt.worker_mask);
 	atomic_store(&wf_rt.nactive, n);
 	atomic_store_explicit(&wf_rt.nkthreads, n, memory_order_release);
 

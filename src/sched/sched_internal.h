@@ -159,6 +159,8 @@ struct wf_worker {
 	struct wf_thread *tcb_cache;    /* free TCBs, linked through next */
 	unsigned tcb_cached;
 	_Atomic pid_t tid;              /* published by the worker itself */
+	_Atomic uint8_t go;             /* set once its timer exists: it may run
+	                                   green threads (runtime.c) */
 	struct wf_wstats stats;
 
 	/* --- run queue: FIFO, shared with thieves and wakers --- */
@@ -237,6 +239,8 @@ struct wf_runtime {
 	_Atomic uint32_t gq_len;
 	_Atomic uint32_t main_waiting;  /* main is in weft_exit waiting for no thread alive */
 	_Atomic uint64_t retakes;       /* workers the monitor retook (monitor.c) */
+	sigset_t worker_mask;           /* every worker's signal mask: the one the
+	                                   initializing thread had (runtime.c) */
 };
 extern struct wf_runtime wf_rt WF_HIDDEN;
 
