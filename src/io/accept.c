@@ -40,7 +40,7 @@ static int wf_io_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags
 		if (!c.checked && getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &optlen))
 			return -1;
 		if (!c.checked && !listening) {
-			errno = EINVAL;
+			WF_ERRNO = EINVAL;
 			return -1;
 		}
 		e = wf_io_blocked(&c, EPOLLIN);
@@ -49,7 +49,7 @@ static int wf_io_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags
 		if (e == WF_IO_KERNEL)
 			break;
 		if (e) {
-			errno = e;
+			WF_ERRNO = e;
 			return -1;
 		}
 	}
@@ -79,7 +79,7 @@ static int wf_io_connect(int fd, const struct sockaddr *addr, socklen_t len, uin
 	if (!wf_io_self())
 		return connect(fd, addr, len);
 	if (deadline && wf_clock_ns() >= deadline) {
-		errno = ETIMEDOUT;
+		WF_ERRNO = ETIMEDOUT;
 		return -1;
 	}
 	return WF_IO_IN_KERNEL(connect(fd, addr, len));

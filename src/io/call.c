@@ -27,6 +27,17 @@
 #include <termios.h>
 #include "io_internal.h"
 
+/* WF_ERRNO (io_internal.h).  As far as the compiler knows, the empty asm
+ * may change e and has an effect of its own: without it gcc would find
+ * this function const, as __errno_location is declared, and could merge
+ * calls to it across a park again. */
+int *wf_io_errno(void)
+{
+	int *e = __errno_location();
+	__asm__ volatile("" : "+r"(e));
+	return e;
+}
+
 /* Read the program's settings for c->fd (first would-block of the call):
  * 0, EAGAIN when the descriptor is nonblocking, or the fcntl error. */
 static int wf_io_settings(struct wf_io_call *c, uint32_t events)
@@ -34,7 +45,7 @@ static int wf_io_settings(struct wf_io_call *c, uint32_t events)
 	c->checked = true;
 	int fl = fcntl(c->fd, F_GETFL);
 	if (fl < 0)
-		return errno;
+		return WF_ERRNO;
 	if (fl & O_NONBLOCK) {
 		c->nonblock = true;
 		return EAGAIN;
@@ -90,9 +101,9 @@ int wf_io_kind(int fd)
 		 * VTIME) that readiness does not show: only the kernel can do
 		 * it exactly.  Other character devices: try RWF_NOWAIT. */
 		struct termios t;
-		int saved = errno;
+		int saved = WF_ERRNO;
 		bool tty = tcgetattr(fd, &t) == 0;
-		errno = saved;
+		WF_ERRNO = saved;
 		return tty ? WF_FDK_BLOCKING : WF_FDK_NOWAIT;
 	}
 	default:  /* regular files, directories, block devices */
@@ -107,7 +118,7 @@ int wf_io_ready_now(int fd, short events)
 	if (r < 0)
 		return -1;
 	if (p.revents & POLLNVAL) {
-		errno = EBADF;
+		WF_ERRNO = EBADF;
 		return -1;
 	}
 	return r > 0;

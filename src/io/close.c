@@ -18,11 +18,11 @@
 
 int weft_close(int fd)
 {
-	int saved = errno;
+	int saved = WF_ERRNO;
 	wf_io_closing(fd);
 	int r = close(fd);
 	wf_io_closed(fd);
 	if (r == 0)
-		errno = saved;
+		WF_ERRNO = saved;
 	return r;
 }

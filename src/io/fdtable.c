@@ -37,9 +37,9 @@ struct wf_io_fd *wf_io_fd_get(int fd)
 	struct wf_io_fd *r = wf_io_fd_find(fd);
 	if (wf_likely(r) || fd < 0 || fd >= WF_IO_MAX_FD)
 		return r;
-	int saved = errno;
+	int saved = WF_ERRNO;
 	struct wf_io_fd *c = calloc(WF_IO_CHUNK, sizeof *c), *none = NULL;
-	errno = saved;
+	WF_ERRNO = saved;
 	if (!c)
 		return NULL;
 	if (!atomic_compare_exchange_strong_explicit(&wf_io_chunks[fd >> WF_IO_CHUNK_SHIFT],

@@ -19,6 +19,18 @@
 #include "weft.h"
 #include "../sched/park.h"
 
+/* The errno of the kernel thread the caller runs on now.  A green thread
+ * may resume on another worker after any park, and the compiler keeps an
+ * address of errno computed before it (glibc declares __errno_location
+ * const), which then names the old worker's errno.  Such addresses on the
+ * thread's stack are rebased when it moves (docs/design.md, "Moving
+ * threads between workers"), but src/io, the one layer that reads and sets
+ * the caller's errno around calls that may park, does not depend on that:
+ * every errno of src/io is WF_ERRNO, read anew through a call the compiler
+ * cannot merge with an earlier one. */
+int *wf_io_errno(void) WF_HIDDEN __attribute__((noinline));
+#define WF_ERRNO (*wf_io_errno())
+
 /* A green thread waiting for one descriptor: lives on its stack for the
  * wait, linked in the descriptor's record while the thread is parked. */
 struct wf_io_waiter {
@@ -91,9 +103,9 @@ static inline struct wf_thread *wf_io_self(void)
 	struct wf_thread *t = wf_current();
 	if (wf_likely(t))
 		return t;
-	int saved = errno;
+	int saved = WF_ERRNO;
 	t = wf_ensure_init() ? NULL : wf_current();
-	errno = saved;
+	WF_ERRNO = saved;
 	return t;
 }
 
@@ -144,9 +156,9 @@ int wf_io_ready_now(int fd, short events) WF_HIDDEN;
 #define WF_IO_IN_KERNEL(expr) __extension__ ({ \
 	wf_blocking_enter(); \
 	__typeof__(expr) r_ = (expr); \
-	int e_ = errno; \
+	int e_ = WF_ERRNO; \
 	wf_blocking_leave(); \
-	errno = e_; \
+	WF_ERRNO = e_; \
 	r_; })
 
 /* Deadlines: weft's public deadlines are absolute CLOCK_MONOTONIC ns, 0 for

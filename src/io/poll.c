@@ -66,7 +66,7 @@ static int wf_io_poll_kernel(struct pollfd *fds, nfds_t n, uint64_t deadline)
 			     : (int)(left / 1000000ull + (left % 1000000ull != 0));
 		}
 		int r = poll(fds, n, ms);
-		if (r != 0 && !(r < 0 && errno == EINTR))
+		if (r != 0 && !(r < 0 && WF_ERRNO == EINTR))
 			return r;
 		if (r == 0 && deadline && wf_clock_ns() >= deadline)
 			return 0;
@@ -87,7 +87,7 @@ static int wf_io_poll(struct pollfd *fds, nfds_t n, uint64_t deadline)
 		if (e == EPERM)   /* a number weft cannot watch: poll(2) itself */
 			return WF_IO_IN_KERNEL(wf_io_poll_kernel(fds, n, deadline));
 		if (e && e != ETIMEDOUT) {
-			errno = e;
+			WF_ERRNO = e;
 			return -1;
 		}
 	}
@@ -97,35 +97,35 @@ int weft_poll(struct pollfd *fds, nfds_t n, int timeout_ms)
 {
 	if (timeout_ms == 0 || !wf_io_self())
 		return poll(fds, n, timeout_ms);
-	int saved = errno;
+	int saved = WF_ERRNO;
 	uint64_t deadline = timeout_ms > 0 ? wf_clock_ns() + (uint64_t)timeout_ms * 1000000ull : 0;
 	int r = wf_io_poll(fds, n, deadline);
 	if (r >= 0)
-		errno = saved;
+		WF_ERRNO = saved;
 	return r;
 }
 
 int weft_poll_until(struct pollfd *fds, nfds_t n, uint64_t deadline)
 {
-	int saved = errno;
+	int saved = WF_ERRNO;
 	int r = wf_io_self() ? wf_io_poll(fds, n, deadline) : wf_io_poll_kernel(fds, n, deadline);
 	if (r == 0) {
-		errno = ETIMEDOUT;
+		WF_ERRNO = ETIMEDOUT;
 		return -1;
 	}
 	if (r > 0)
-		errno = saved;
+		WF_ERRNO = saved;
 	return r;
 }
 
 int weft_fd_wait(int fd, short events, uint64_t deadline)
 {
-	int saved = errno;
+	int saved = WF_ERRNO;
 	struct pollfd p = { .fd = fd, .events = events };
-	int r = fd < 0 ? (errno = EBADF, -1)
+	int r = fd < 0 ? (WF_ERRNO = EBADF, -1)
 	        : wf_io_self() ? wf_io_poll(&p, 1, deadline) : wf_io_poll_kernel(&p, 1, deadline);
-	int e = r < 0 ? errno : r == 0 ? ETIMEDOUT : (p.revents & POLLNVAL) ? EBADF : 0;
-	errno = saved;
+	int e = r < 0 ? WF_ERRNO : r == 0 ? ETIMEDOUT : (p.revents & POLLNVAL) ? EBADF : 0;
+	WF_ERRNO = saved;
 	return e;
 }
 

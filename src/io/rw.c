@@ -41,17 +41,17 @@ static ssize_t wf_io_readv_file(struct wf_io_call *c, const struct iovec *iov, i
 		ssize_t r = preadv2(c->fd, iov, iovcnt, -1, RWF_NOWAIT);
 		if (r >= 0)
 			return r;
-		if (errno == EOPNOTSUPP) {
+		if (WF_ERRNO == EOPNOTSUPP) {
 			kind = WF_FDK_READY;
 			break;
 		}
-		if (errno != EAGAIN)
+		if (WF_ERRNO != EAGAIN)
 			return -1;
 		int e = wf_io_blocked(c, EPOLLIN);
 		if (e == WF_IO_KERNEL)
 			kind = WF_FDK_BLOCKING;
 		else if (e) {
-			errno = e;
+			WF_ERRNO = e;
 			return -1;
 		}
 	}
@@ -67,7 +67,7 @@ static ssize_t wf_io_readv_file(struct wf_io_call *c, const struct iovec *iov, i
 		if (e == WF_IO_KERNEL)
 			break;
 		if (e) {
-			errno = e;
+			WF_ERRNO = e;
 			return -1;
 		}
 	}
@@ -78,27 +78,27 @@ ssize_t wf_io_readv(int fd, const struct iovec *iov, int iovcnt, uint64_t deadli
 {
 	if (iovcnt < 0 || iovcnt > IOV_MAX || !wf_io_self())
 		return readv(fd, iov, iovcnt);
-	int saved = errno;
+	int saved = WF_ERRNO;
 	struct wf_io_call c = { .fd = fd, .deadline = deadline };
 	struct msghdr m = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt };
 	ssize_t r;
 	for (;;) {
 		r = recvmsg(fd, &m, MSG_DONTWAIT);
-		if (r >= 0 || errno != EAGAIN)
+		if (r >= 0 || WF_ERRNO != EAGAIN)
 			break;
 		c.sock = true;
 		int e = wf_io_blocked(&c, EPOLLIN);
 		if (e == WF_IO_KERNEL)
 			return WF_IO_IN_KERNEL(readv(fd, iov, iovcnt));
 		if (e) {
-			errno = e;
+			WF_ERRNO = e;
 			return -1;
 		}
 	}
-	if (r < 0 && errno == ENOTSOCK)
+	if (r < 0 && WF_ERRNO == ENOTSOCK)
 		r = wf_io_readv_file(&c, iov, iovcnt);
 	if (r >= 0)
-		errno = saved;
+		WF_ERRNO = saved;
 	return r;
 }
 
@@ -106,28 +106,28 @@ static ssize_t wf_io_read(int fd, void *buf, size_t n, uint64_t deadline)
 {
 	if (!wf_io_self())
 		return read(fd, buf, n);
-	int saved = errno;
+	int saved = WF_ERRNO;
 	struct wf_io_call c = { .fd = fd, .deadline = deadline };
 	ssize_t r;
 	for (;;) {
 		r = recv(fd, buf, n, MSG_DONTWAIT);
-		if (r >= 0 || errno != EAGAIN)
+		if (r >= 0 || WF_ERRNO != EAGAIN)
 			break;
 		c.sock = true;
 		int e = wf_io_blocked(&c, EPOLLIN);
 		if (e == WF_IO_KERNEL)
 			return WF_IO_IN_KERNEL(read(fd, buf, n));
 		if (e) {
-			errno = e;
+			WF_ERRNO = e;
 			return -1;
 		}
 	}
-	if (r < 0 && errno == ENOTSOCK) {
+	if (r < 0 && WF_ERRNO == ENOTSOCK) {
 		struct iovec v = { buf, n };
 		r = wf_io_readv_file(&c, &v, 1);
 	}
 	if (r >= 0)
-		errno = saved;
+		WF_ERRNO = saved;
 	return r;
 }
 
@@ -178,9 +178,9 @@ static bool wf_iov_rest_init(struct wf_iov_rest *r, const struct iovec *iov, int
 	r->mem = NULL;
 	r->v = r->small;
 	if (cnt > 8) {
-		int saved = errno;
+		int saved = WF_ERRNO;
 		r->v = r->mem = malloc(sizeof *r->v * (size_t)cnt);
-		errno = saved;
+		WF_ERRNO = saved;
 		if (!r->v)
 			return false;
 	}
@@ -231,7 +231,7 @@ static ssize_t wf_io_write_ready(struct wf_io_call *c, const struct iovec *v, in
 		if (e == WF_IO_KERNEL)
 			break;
 		if (e) {
-			errno = e;
+			WF_ERRNO = e;
 			return -1;
 		}
 	}
@@ -254,7 +254,7 @@ static int wf_io_write_all(struct wf_io_call *c, int kind, const struct iovec *i
 	while (*done < total) {
 		ssize_t r = kind == WF_FDK_READY ? wf_io_write_ready(c, rest.v, rest.n)
 		                                 : wf_io_write_try(c, kind, rest.v, rest.n, *done > 0);
-		if (r < 0 && kind == WF_FDK_NOWAIT && errno == EOPNOTSUPP) {
+		if (r < 0 && kind == WF_FDK_NOWAIT && WF_ERRNO == EOPNOTSUPP) {
 			kind = WF_FDK_READY;
 			continue;
 		}
@@ -269,7 +269,7 @@ static int wf_io_write_all(struct wf_io_call *c, int kind, const struct iovec *i
 			}
 			continue;   /* the rest may fit now; if not, the attempt says so */
 		}
-		if (r == 0 || errno != EAGAIN) {
+		if (r == 0 || WF_ERRNO != EAGAIN) {
 			ret = r < 0 ? -1 : 0;
 			break;
 		}
@@ -283,7 +283,7 @@ static int wf_io_write_all(struct wf_io_call *c, int kind, const struct iovec *i
 			break;
 		}
 		if (e) {
-			errno = e;
+			WF_ERRNO = e;
 			ret = -1;
 			break;
 		}
@@ -297,28 +297,28 @@ ssize_t wf_io_writev(int fd, const struct iovec *iov, int iovcnt, uint64_t deadl
 {
 	if (iovcnt < 0 || iovcnt > IOV_MAX || !wf_io_self())
 		return writev(fd, iov, iovcnt);
-	int saved = errno;
+	int saved = WF_ERRNO;
 	struct wf_io_call c = { .fd = fd, .deadline = deadline };
 	size_t total = wf_iov_total(iov, iovcnt), done = 0;
 	/* The first attempt as a socket; ENOTSOCK says which kind it is. */
 	ssize_t r = wf_io_write_try(&c, WF_IO_SOCKET, iov, iovcnt, false);
 	int kind = WF_IO_SOCKET;
-	if (r < 0 && errno == ENOTSOCK) {
+	if (r < 0 && WF_ERRNO == ENOTSOCK) {
 		if ((kind = wf_io_kind(fd)) < 0)
 			return -1;
 		if (kind == WF_FDK_BLOCKING)
 			return WF_IO_IN_KERNEL(writev(fd, iov, iovcnt));
 		r = kind == WF_FDK_NOWAIT ? wf_io_write_try(&c, kind, iov, iovcnt, false) : -1;
 		if (kind == WF_FDK_READY)
-			errno = EAGAIN;
+			WF_ERRNO = EAGAIN;
 	}
 	if (r >= 0)
 		done = (size_t)r;
-	else if (errno != EAGAIN && !(kind == WF_FDK_NOWAIT && errno == EOPNOTSUPP))
+	else if (WF_ERRNO != EAGAIN && !(kind == WF_FDK_NOWAIT && WF_ERRNO == EOPNOTSUPP))
 		return -1;
 	if ((r >= 0 && done >= total) ||
 	    wf_io_write_all(&c, kind, iov, iovcnt, total, &done) == 0 || done) {
-		errno = saved;
+		WF_ERRNO = saved;
 		return (ssize_t)done;
 	}
 	return -1;

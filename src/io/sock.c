@@ -36,13 +36,13 @@ static ssize_t wf_io_recv_once(struct wf_io_call *c, void *buf, size_t n, int fl
 {
 	for (;;) {
 		ssize_t r = recvfrom(c->fd, buf, n, flags | MSG_DONTWAIT, from, fromlen);
-		if (r >= 0 || errno != EAGAIN)
+		if (r >= 0 || WF_ERRNO != EAGAIN)
 			return r;
 		int e = wf_io_blocked(c, EPOLLIN);
 		if (e == WF_IO_KERNEL)
 			return WF_IO_IN_KERNEL(recvfrom(c->fd, buf, n, flags, from, fromlen));
 		if (e) {
-			errno = e;
+			WF_ERRNO = e;
 			return -1;
 		}
 	}
@@ -55,7 +55,7 @@ static ssize_t wf_io_recvfrom(int fd, void *buf, size_t n, int flags, struct soc
 		return recvfrom(fd, buf, n, flags, from, fromlen);
 	if ((flags & (MSG_WAITALL | MSG_PEEK)) == (MSG_WAITALL | MSG_PEEK))
 		return WF_IO_IN_KERNEL(recvfrom(fd, buf, n, flags, from, fromlen));
-	int saved = errno;
+	int saved = WF_ERRNO;
 	struct wf_io_call c = { .fd = fd, .deadline = deadline, .sock = true };
 	ssize_t r = wf_io_recv_once(&c, buf, n, flags & ~MSG_WAITALL, from, fromlen);
 	if ((flags & MSG_WAITALL) && r > 0 && (size_t)r < n && wf_io_stream(fd)) {
@@ -70,7 +70,7 @@ static ssize_t wf_io_recvfrom(int fd, void *buf, size_t n, int flags, struct soc
 		r = (ssize_t)done;   /* what came before an error or the end, as the kernel's */
 	}
 	if (r >= 0)
-		errno = saved;
+		WF_ERRNO = saved;
 	return r;
 }
 
@@ -80,21 +80,21 @@ ssize_t wf_io_recvmsg(int fd, struct msghdr *m, int flags, uint64_t deadline)
 		return recvmsg(fd, m, flags);
 	if (flags & MSG_WAITALL)
 		return WF_IO_IN_KERNEL(recvmsg(fd, m, flags));
-	int saved = errno;
+	int saved = WF_ERRNO;
 	struct wf_io_call c = { .fd = fd, .deadline = deadline, .sock = true };
 	for (;;) {
 		ssize_t r = recvmsg(fd, m, flags | MSG_DONTWAIT);
 		if (r >= 0) {
-			errno = saved;
+			WF_ERRNO = saved;
 			return r;
 		}
-		if (errno != EAGAIN)
+		if (WF_ERRNO != EAGAIN)
 			return -1;
 		int e = wf_io_blocked(&c, EPOLLIN);
 		if (e == WF_IO_KERNEL)
 			return WF_IO_IN_KERNEL(recvmsg(fd, m, flags));
 		if (e) {
-			errno = e;
+			WF_ERRNO = e;
 			return -1;
 		}
 	}
@@ -106,7 +106,7 @@ static ssize_t wf_io_sendto(int fd, const void *buf, size_t n, int flags,
 {
 	if ((flags & WF_IO_NOWAIT_FLAGS) || !wf_io_self())
 		return sendto(fd, buf, n, flags, to, tolen);
-	int saved = errno;
+	int saved = WF_ERRNO;
 	struct wf_io_call c = { .fd = fd, .deadline = deadline, .sock = true };
 	size_t done = 0;
 	ssize_t r;
@@ -117,7 +117,7 @@ static ssize_t wf_io_sendto(int fd, const void *buf, size_t n, int flags,
 			done += (size_t)r;
 			continue;
 		}
-		if (r == 0 || errno != EAGAIN)
+		if (r == 0 || WF_ERRNO != EAGAIN)
 			break;
 		int e = wf_io_blocked(&c, EPOLLOUT);
 		if (e == WF_IO_KERNEL) {
@@ -128,13 +128,13 @@ static ssize_t wf_io_sendto(int fd, const void *buf, size_t n, int flags,
 			break;
 		}
 		if (e) {
-			errno = e;
+			WF_ERRNO = e;
 			r = -1;
 			break;
 		}
 	} while (done < n);
 	if (done || r >= 0) {
-		errno = saved;
+		WF_ERRNO = saved;
 		return (ssize_t)done;
 	}
 	return -1;
@@ -145,7 +145,7 @@ ssize_t wf_io_sendmsg(int fd, const struct msghdr *m, int flags, uint64_t deadli
 {
 	if ((flags & WF_IO_NOWAIT_FLAGS) || !wf_io_self() || !m)
 		return sendmsg(fd, m, flags);
-	int saved = errno;
+	int saved = WF_ERRNO;
 	struct wf_io_call c = { .fd = fd, .deadline = deadline, .sock = true };
 	size_t total = 0, done = 0;
 	for (size_t i = 0; i < m->msg_iovlen; i++)
@@ -180,7 +180,7 @@ ssize_t wf_io_sendmsg(int fd, const struct msghdr *m, int flags, uint64_t deadli
 			cur.msg_controllen = 0;
 			continue;
 		}
-		if (r == 0 || errno != EAGAIN)
+		if (r == 0 || WF_ERRNO != EAGAIN)
 			break;
 		int e = wf_io_blocked(&c, EPOLLOUT);
 		if (e == WF_IO_KERNEL) {
@@ -190,14 +190,14 @@ ssize_t wf_io_sendmsg(int fd, const struct msghdr *m, int flags, uint64_t deadli
 			break;
 		}
 		if (e) {
-			errno = e;
+			WF_ERRNO = e;
 			r = -1;
 			break;
 		}
 	}
 	free(mem);
 	if (done || r >= 0) {
-		errno = saved;
+		WF_ERRNO = saved;
 		return (ssize_t)done;
 	}
 	return -1;

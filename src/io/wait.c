@@ -106,17 +106,17 @@ static int wf_io_arm(struct wf_io_fd *r, int fd)
 	if (r->registered) {
 		if (epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev) == 0)
 			return 0;
-		if (errno != ENOENT)
-			return errno;
+		if (WF_ERRNO != ENOENT)
+			return WF_ERRNO;
 		/* The number's file has no item: a new file behind an old number. */
 		r->registered = 0;
 	}
 	if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0 ||
-	    (errno == EEXIST && epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev) == 0)) {
+	    (WF_ERRNO == EEXIST && epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev) == 0)) {
 		r->registered = 1;
 		return 0;
 	}
-	return errno;
+	return WF_ERRNO;
 }
 
 /* Wake, under r's lock, the waiters that `got` concerns: those waiting for
@@ -184,7 +184,7 @@ static void wf_io_sweep(void)
 		wf_spin_lock(&r->lock);
 		/* Still closed now that no wait can begin on it (the lock): the
 		 * waiters waited on the file that went away. */
-		if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+		if (fcntl(fd, F_GETFD) < 0 && WF_ERRNO == EBADF) {
 			wf_io_wake(r, 0, EBADF);
 			r->registered = 0;
 		}
