@@ -73,8 +73,12 @@ extern "C" {
  * Who may call: any code; normally main() before anything else.  Optional —
  * the first call of any weft function initializes.  Idempotent: later calls
  * return 0 (or the error of the first attempt).  The caller becomes the green
- * thread "main" running on worker 0.  A process forked from an initialized
- * parent must not call weft (the child has only one kernel thread).
+ * thread "main" running on worker 0.  When the caller is not the process's
+ * initial thread (a pthread of the program's), it keeps a kernel thread of
+ * its own that runs main only, every worker is weft's, and that pthread may
+ * end while the threads it created carry on.  A process forked from an
+ * initialized parent must not call weft (the child has only one kernel
+ * thread).
  *
  * @return 0 on success;
  *         EINVAL  a variable is malformed or out of range (one line on stderr
@@ -92,10 +96,11 @@ WEFT_API int weft_init(void);
 WEFT_API int weft_workers(void);
 
 /** Which worker runs the caller.  Any caller; does not initialize.
- *  @return the index of the worker running the caller: 0..workers-1, or, on
- *          a standby worker standing in for a blocked one, an index from
- *          weft_workers() up; -1 when the caller is not running on a weft
- *          worker. */
+ *  @return the index 0..workers-1 of the worker running the caller; an
+ *          index from workers up on a kernel thread that stands in for a
+ *          blocked worker, or in main when weft was initialized by a thread
+ *          other than the process's initial thread (weft_init); -1 when the
+ *          caller is not running on a weft worker. */
 WEFT_API int weft_worker_self(void);
 
 /** Disable preemption of the calling green thread; nests.  The caller can

@@ -11,7 +11,10 @@
 #     park.h) and declared in park.h; the one table src/sched takes from
 #     src/sync (wf_block_owner_at, for the thread dump) is declared in
 #     park.h too; src/sched takes nothing from src/io, and src/sync and
-#     src/io take nothing from each other.
+#     src/io take nothing from each other;
+#  3. nothing outside src/context (and src/kthreads' kt_syscall.h, the
+#     system call instruction) names a machine register or the layout of a
+#     signal's ucontext (docs/design.md, "Layers").
 # Exit status 0 when both hold; otherwise each breach is named on stderr.
 set -u
 if [ $# -lt 2 ]; then
@@ -46,6 +49,11 @@ for layer in sync io; do
   hits=$(includes $layer '"[^"]*(sched|kthreads)/' | grep -vE '"\.\./sched/park\.h"')
   [ -z "$hits" ] || fail "src/$layer includes src/sched or src/kthreads beyond park.h:"$'\n'"$hits"
 done
+
+# --- 3. ISA details -------------------------------------------------------
+isa=$(grep -rnE '\b(gregs|REG_[A-Z0-9]+|uc_mcontext)\b' "$src/src" --include='*.c' --include='*.h' |
+  grep -v "^$src/src/context/" | grep -v '/kt_syscall\.h:')
+[ -z "$isa" ] || fail "machine registers or ucontext layout outside src/context:"$'\n'"$isa"
 
 # --- 2. symbols -----------------------------------------------------------
 sync_objs=() io_objs=() sched_objs=() park_obj=

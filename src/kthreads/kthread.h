@@ -82,6 +82,13 @@ uint64_t wf_kt_cpu_ns(pid_t tid) WF_HIDDEN;
  * the open file between calls (start it at -1).  True when unknown. */
 bool wf_kt_runnable(pid_t tid, int *fd) WF_HIDDEN;
 
+/* The kernel's state letter for kernel thread `tid` of this process, as
+ * /proc shows it ('R' running or waiting for a CPU, 'S' asleep in the
+ * kernel, 'D' asleep and not interruptible, 'T'/'t' stopped), or 0 if it
+ * cannot be read.  Opens and closes the file: for observers, not for a
+ * periodic look.  Leaves errno alone. */
+char wf_kt_state(pid_t tid) WF_HIDDEN;
+
 /*
  * The calling kernel thread's static TLS block and thread descriptor: every
  * address initial-exec or local-exec TLS code (errno included) or

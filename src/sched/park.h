@@ -112,6 +112,8 @@ static inline uintptr_t wf_thread_handle(const struct wf_thread *t)
 	X(ONCE, "once", "waiting for once", WF_SHOW_ADDRESS, NULL, WF_NO_OWNER) \
 	X(EXIT, "exit", "in weft_exit, waiting for all threads to finish", WF_SHOW_NOTHING, \
 	  NULL, WF_NO_OWNER) \
+	X(STATIC, "static", "waiting for a C++ static's initialization", WF_SHOW_ADDRESS, \
+	  NULL, WF_NO_OWNER) \
 	X(FD, "fd", "waiting for descriptor", WF_SHOW_NUMBER, NULL, WF_NO_OWNER) \
 	X(POLL, "poll", "polling descriptors", WF_SHOW_NOTHING, NULL, WF_NO_OWNER)
 
