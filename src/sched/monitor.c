@@ -45,6 +45,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include "sched_internal.h"
 #include "../kthreads/kthread.h"
 
@@ -167,6 +168,7 @@ static void wf_monitor_main(void *arg)
 	sigset_t all;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);   /* never the program's signals */
+	prctl(PR_SET_NAME, "weft-monitor");       /* as ps -L, top -H and gdb show it */
 	for (;;) {
 		uint64_t now = wf_clock_ns(), due = UINT64_MAX;
 		bool busy = false;

@@ -26,6 +26,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <unistd.h>
+#include <sys/prctl.h>
 #include "sched_internal.h"
 #include "cxx_state.h"
 #include "trace.h"
@@ -92,6 +93,11 @@ static void wf_worker_kthread_main(void *arg)
 	 * never take a tick.  Every worker takes the first workers' mask. */
 	pthread_sigmask(SIG_SETMASK, &wf_rt.worker_mask, NULL);
 	wf_worker_kthread_facts(w);
+	/* Named for ps -L, top -H and gdb: weft-w<index> (the kernel keeps
+	 * 15 bytes). */
+	char name[16];
+	snprintf(name, sizeof name, "weft-w%d", w->index);
+	prctl(PR_SET_NAME, name);
 	atomic_store_explicit(&w->tid, wf_kt_gettid(), memory_order_release);
 	/* Its timer is made from its tid, by whoever started it: a thread it
 	 * ran before that would arm a timer that does not exist yet, and
