@@ -203,6 +203,9 @@ static void wf_monitor_main(void *arg)
 			wf_mon_park(due);
 			continue;
 		}
+		/* Every worker may be busy: descriptors nobody polled lately
+		 * (poller.c). */
+		wf_poller_monitor(now);
 		uint64_t wake = now + WF_MON_PERIOD_NS < due ? now + WF_MON_PERIOD_NS : due;
 		struct timespec ts = { (time_t)(wake / 1000000000ull), (long)(wake % 1000000000ull) };
 		wf_futex_wait(&wf_mon.word, atomic_load(&wf_mon.word), &ts);

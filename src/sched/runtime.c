@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <sys/prctl.h>
 #include "sched_internal.h"
@@ -32,6 +33,9 @@
 #include "../kthreads/kthread.h"
 
 struct wf_runtime wf_rt;
+
+/* glibc: the initial thread's stack pointer when the program started. */
+extern void *__libc_stack_end;
 
 /* Worker 0's scheduler stack (a weft stack; the other workers run their
  * scheduler on their kernel stacks). */
@@ -137,6 +141,18 @@ int wf_make_main(struct wf_worker *w0, void (*idle_entry)(void *transfer, void *
 			m->stack.hi = (char *)lo + size;
 		}
 		pthread_attr_destroy(&a);
+	}
+	/* For the initial thread glibc finds the stack in /proc/self/maps,
+	 * which can fail (qemu-user with 64 KiB pages answers ENOENT); its
+	 * frames all lie below where the stack began, __libc_stack_end.
+	 * Without bounds main's frames were never rebased when it moved: an
+	 * errno address kept across a weft call named the old worker's. */
+	if (!m->stack.hi && wf_kt_gettid() == getpid()) {
+		struct rlimit rl;
+		size = getrlimit(RLIMIT_STACK, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+		       ? (size_t)rl.rlim_cur : (size_t)8 << 20;
+		m->stack.hi = __libc_stack_end;
+		m->stack.lo = (char *)__libc_stack_end - size;
 	}
 	m->stack.user = 1;
 	wf_rt.main = m;

@@ -191,7 +191,10 @@ struct wf_worker {
 
 	/* --- idle sleep --- */
 	_Atomic uint32_t futex_word __attribute__((aligned(WF_CACHELINE)));
-	_Atomic uint32_t sleeping;      /* 1 while waiting on futex_word */
+	_Atomic uint32_t sleeping;      /* 1 while asleep: on futex_word, or in the
+	                                   poller when in_poller (poller.c) */
+	_Atomic uint8_t in_poller;      /* this sleep is in the poller: wake it
+	                                   through the poller's eventfd */
 
 	/* --- hand-off of a worker blocked in the kernel (monitor.c) --- */
 	_Atomic uint8_t mstate;         /* enum wf_wstate */
@@ -506,6 +509,18 @@ void wf_signal_pass(int sig, siginfo_t *si, void *uc) WF_HIDDEN;
 /* Is the program's action for an owned sig SIG_IGN?  Async-signal-safe. */
 bool wf_signal_ignored(int sig) WF_HIDDEN;
 void wf_signals_adopt(void) WF_HIDDEN;
+
+/* poller.c: the idle worker's sleep in the epoll set (park.h has the
+ * part src/io uses) */
+int wf_poller_fd_get(void) WF_HIDDEN;
+void wf_poller_handler_set(wf_poll_handler h) WF_HIDDEN;
+void wf_poller_waiting(int delta) WF_HIDDEN;
+bool wf_poller_wanted(void) WF_HIDDEN;           /* sleep there now, not after a spin */
+bool wf_poller_take(struct wf_worker *w) WF_HIDDEN;   /* w will sleep in it */
+int wf_poller_wait(struct wf_worker *w, uint64_t deadline) WF_HIDDEN;  /* events */
+void wf_poller_done(struct wf_worker *w, int n) WF_HIDDEN;  /* dispatch, let go */
+void wf_poller_kick(void) WF_HIDDEN;             /* wake the worker in it */
+void wf_poller_monitor(uint64_t now) WF_HIDDEN;  /* the monitor's look */
 
 /* monitor.c */
 int wf_monitor_start(void) WF_HIDDEN;          /* 0 or EAGAIN */
