@@ -12,6 +12,7 @@
 #include <errno.h>
 #include "sched_internal.h"
 #include "trace.h"
+#include "foreign.h"
 
 void wf_park_prepare(struct wf_thread *self)
 {
@@ -39,6 +40,8 @@ static bool wf_claim(struct wf_thread *t, uint64_t to)
 int wf_park(wf_spin_t *held, uint64_t deadline)
 {
 	struct wf_worker *w = wf_worker_self();
+	if (wf_unlikely(!w))
+		return wf_park_foreign(held, deadline);   /* no green thread */
 	struct wf_thread *self = w->current;
 	uint64_t now = deadline ? wf_clock_ns() : 0;  /* read once per timed park */
 	if (deadline && deadline <= now && wf_claim(self, WF_WAIT_TIMEDOUT)) {
@@ -74,8 +77,15 @@ int wf_park(wf_spin_t *held, uint64_t deadline)
 
 static bool wf_unpark_at(struct wf_thread *t, bool at_head)
 {
+	/* Read before the claim: once claimed, a foreign t may return, exit
+	 * and have its TCB reused (foreign.c). */
+	bool foreign = t->kind == WF_KIND_FOREIGN;
 	if (!wf_claim(t, WF_WAIT_WOKEN))
 		return false;
+	if (wf_unlikely(foreign)) {
+		wf_unpark_foreign(t);
+		return true;
+	}
 	if (t->deadline)
 		wf_timer_cancel(t);
 	struct wf_worker *w = wf_worker_self();

@@ -353,6 +353,10 @@ int weft_equal(weft_t a, weft_t b) { return a == b; }
 void wf_yield_internal(void)
 {
 	struct wf_worker *w = wf_worker_self();
+	if (wf_unlikely(!w)) {
+		syscall(SYS_sched_yield);   /* a foreign thread (park.h) */
+		return;
+	}
 	struct wf_thread *self = w->current;
 	if (atomic_load_explicit(&w->next_deadline, memory_order_relaxed) != UINT64_MAX)
 		wf_timer_run(w, wf_clock_ns());

@@ -294,7 +294,7 @@ int weft_rwlock_unlock(weft_rwlock_t *l)
 	if (s & WF_RW_DEAD_BIT)
 		return EINVAL;
 	if (s & WF_RW_WRITER) {
-		struct wf_thread *self = wf_current();
+		struct wf_thread *self = wf_caller();
 		if (!self || wf_rw_owner(l) != wf_thread_handle(self))
 			return EPERM;
 		wf_rw_set_owner(l, 0);
