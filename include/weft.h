@@ -747,6 +747,30 @@ WEFT_API int weft_rwlock_tryrdlock(weft_rwlock_t *l);
 WEFT_API int weft_rwlock_trywrlock(weft_rwlock_t *l);
 
 /**
+ * As weft_rwlock_rdlock, but give up at abs_monotonic (CLOCK_MONOTONIC).
+ * A waiter that times out leaves the queue holding nothing; a grant that
+ * races with the timeout is passed on, never lost.
+ * Who may call: any thread.
+ * @param l              the lock
+ * @param abs_monotonic  the deadline
+ * @return 0; ETIMEDOUT the deadline passed first; EINVAL abs_monotonic NULL
+ *         or tv_nsec out of range, or as for weft_rwlock_rdlock; EDEADLK,
+ *         EAGAIN as for weft_rwlock_rdlock.
+ */
+WEFT_API int weft_rwlock_timedrdlock(weft_rwlock_t *l, const struct timespec *abs_monotonic);
+
+/**
+ * As weft_rwlock_wrlock, but give up at abs_monotonic (CLOCK_MONOTONIC).
+ * Who may call: any thread.
+ * @param l              the lock
+ * @param abs_monotonic  the deadline
+ * @return 0; ETIMEDOUT the deadline passed first; EINVAL abs_monotonic NULL
+ *         or tv_nsec out of range, or as for weft_rwlock_wrlock; EDEADLK,
+ *         EAGAIN as for weft_rwlock_wrlock.
+ */
+WEFT_API int weft_rwlock_timedwrlock(weft_rwlock_t *l, const struct timespec *abs_monotonic);
+
+/**
  * Release the caller's write lock or one read lock; when l becomes free,
  * hand it to the oldest waiter (a writer, or a run of readers).
  * Who may call: the writer, or a reader.  Never blocks.

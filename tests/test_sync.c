@@ -1321,6 +1321,112 @@ START_TEST(rwlock_readers_never_see_half_writes)
 }
 END_TEST
 
+/* ---- timed rwlocks --------------------------------------------------------- */
+
+static weft_rwlock_t tr_l = WEFT_RWLOCK_INITIALIZER;
+static atomic_int tr_got;
+
+static void *tr_timed_writer(void *arg)
+{
+	(void)arg;
+	struct timespec dl = ts_in(20000000);   /* 20 ms: the reader holds longer */
+	T_CHECK(weft_rwlock_timedwrlock(&tr_l, &dl) == ETIMEDOUT);
+	return NULL;
+}
+
+static void *tr_reader(void *arg)
+{
+	(void)arg;
+	T_CHECK(weft_rwlock_rdlock(&tr_l) == 0);   /* queued behind the writer */
+	atomic_store(&tr_got, 1);
+	T_CHECK(weft_rwlock_unlock(&tr_l) == 0);
+	return NULL;
+}
+
+START_TEST(rwlock_timed_waits)
+{
+	setup();
+	struct timespec bad = { 0, 1000000000L }, past = { 0, 0 };
+	ck_assert_int_eq(weft_rwlock_timedrdlock(&tr_l, NULL), EINVAL);
+	ck_assert_int_eq(weft_rwlock_timedwrlock(&tr_l, &bad), EINVAL);
+	/* Free: a past deadline still succeeds. */
+	ck_assert_int_eq(weft_rwlock_timedwrlock(&tr_l, &past), 0);
+	ck_assert_int_eq(weft_rwlock_timedrdlock(&tr_l, &past), EDEADLK);
+	ck_assert_int_eq(weft_rwlock_unlock(&tr_l), 0);
+	ck_assert_int_eq(weft_rwlock_timedrdlock(&tr_l, &past), 0);
+	struct timespec dl = ts_in(1000000);
+	ck_assert_int_eq(weft_rwlock_timedwrlock(&tr_l, &dl), ETIMEDOUT);   /* we read */
+	/* A writer times out while a reader queued behind it: the reader is
+	 * served by our release, and the lock ends free. */
+	weft_t w = spawn(tr_timed_writer, NULL);
+	while (!wait_count(&tr_l._wq))
+		weft_yield();
+	weft_t r = spawn(tr_reader, NULL);
+	while (wait_count(&tr_l._wq) < 2)
+		weft_yield();
+	join(w);                               /* it timed out and left */
+	ck_assert_int_eq(wait_count(&tr_l._wq), 1);
+	ck_assert_int_eq(atomic_load(&tr_got), 0);
+	ck_assert_int_eq(weft_rwlock_unlock(&tr_l), 0);
+	join(r);
+	ck_assert_int_eq(atomic_load(&tr_got), 1);
+	ck_assert_int_eq(weft_rwlock_trywrlock(&tr_l), 0);   /* nothing left behind */
+	ck_assert_int_eq(weft_rwlock_unlock(&tr_l), 0);
+	ASSERT_NO_FAILS();
+}
+END_TEST
+
+/* Timed and untimed readers and writers race with short deadlines: every
+ * wait returns 0 or ETIMEDOUT, a writer is always alone, and the lock ends
+ * free with nobody queued (no grant lost to a timeout). */
+static weft_rwlock_t trs_l = WEFT_RWLOCK_INITIALIZER;
+static atomic_int trs_readers, trs_writers, trs_ok, trs_timeouts;
+
+static void *trs_body(void *arg)
+{
+	uint32_t seed = 13u * (uint32_t)((intptr_t)arg + 1);
+	for (int i = 0; i < 300; i++) {
+		bool write = rnd(&seed) % 4 == 0, timed = rnd(&seed) % 2;
+		struct timespec dl = ts_in(rnd(&seed) % 200000);
+		int e = write ? (timed ? weft_rwlock_timedwrlock(&trs_l, &dl) : weft_rwlock_wrlock(&trs_l))
+		              : (timed ? weft_rwlock_timedrdlock(&trs_l, &dl) : weft_rwlock_rdlock(&trs_l));
+		if (e == ETIMEDOUT && timed) {
+			atomic_fetch_add(&trs_timeouts, 1);
+			continue;
+		}
+		T_CHECK(e == 0);
+		if (e)
+			continue;
+		atomic_fetch_add(&trs_ok, 1);
+		if (write) {
+			T_CHECK(atomic_fetch_add(&trs_writers, 1) == 0);
+			T_CHECK(atomic_load(&trs_readers) == 0);
+			spin_ns(rnd(&seed) % 20000);
+			atomic_fetch_sub(&trs_writers, 1);
+		} else {
+			atomic_fetch_add(&trs_readers, 1);
+			T_CHECK(atomic_load(&trs_writers) == 0);
+			spin_ns(rnd(&seed) % 20000);
+			atomic_fetch_sub(&trs_readers, 1);
+		}
+		T_CHECK(weft_rwlock_unlock(&trs_l) == 0);
+	}
+	return NULL;
+}
+
+START_TEST(rwlock_timed_stress)
+{
+	setup();
+	spawn_join(32, trs_body);
+	ASSERT_NO_FAILS();
+	ck_assert_int_eq(atomic_load(&trs_ok) + atomic_load(&trs_timeouts), 32 * 300);
+	ck_assert_int_eq(wait_count(&trs_l._wq), 0);
+	ck_assert_int_eq(weft_rwlock_trywrlock(&trs_l), 0);
+	ck_assert_int_eq(weft_rwlock_unlock(&trs_l), 0);
+	ck_assert_int_eq(weft_rwlock_destroy(&trs_l), 0);
+}
+END_TEST
+
 /* ---- barrier phases ------------------------------------------------------- */
 
 #define BAR_THREADS 100
@@ -1889,6 +1995,8 @@ static Suite *sync_suite(void)
 	tcase_add_test(tc, bounded_buffer_signal);
 	tcase_add_test(tc, bounded_buffer_broadcast);
 	tcase_add_test(tc, rwlock_readers_never_see_half_writes);
+	tcase_add_test(tc, rwlock_timed_waits);
+	tcase_add_test(tc, rwlock_timed_stress);
 	tcase_add_test(tc, barrier_phases_line_up);
 	tcase_add_test(tc, once_runs_once_others_block);
 	tcase_add_test(tc, spin_and_ticket_mutual_exclusion);
