@@ -226,6 +226,15 @@ WEFT_API int weft_setname(weft_t t, const char *name);
  *  its terminator; ESRCH t unknown/stale. */
 WEFT_API int weft_getname(weft_t t, char *buf, size_t len);
 
+/** Where thread t's stack is: its lowest usable address and its size (the
+ *  guard page below it excluded).  Any caller.
+ *  @param t     the thread
+ *  @param addr  receives the lowest address of the stack
+ *  @param size  receives its size in bytes
+ *  @return 0; EINVAL addr or size NULL; ESRCH t unknown, stale or finished;
+ *  ENOENT t is "main", which runs on its kernel thread's own stack. */
+WEFT_API int weft_getstack(weft_t t, void **addr, size_t *size);
+
 /** @} */
 
 /* ------------------------------------------------------------------------ */

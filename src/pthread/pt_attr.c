@@ -1,0 +1,222 @@
+/*
+ * pt_attr.c — pthread_attr_t.
+ *
+ * Storage: the layer's own record in place (pthread_attr_t has 56 bytes).
+ * Detach state, stack size, caller-supplied stacks and guard size map onto
+ * weft's thread attributes.  Scheduling policy, priority, inheritance,
+ * contention scope and CPU affinity are accepted, validated and reported
+ * back, and have no effect: weft has one scheduling class, every green
+ * thread competes with every other (both PTHREAD_SCOPE_SYSTEM and
+ * PTHREAD_SCOPE_PROCESS are accepted; the default reads SYSTEM, as on
+ * glibc), and the guard page is always one page.
+ */
+#include <sched.h>
+#include <string.h>
+#include <unistd.h>
+#include "pt_internal.h"
+
+struct pt_attr {
+	uint32_t magic;
+	int detach;
+	size_t stacksize;    /* 0: the layer's default */
+	void *stackaddr;     /* lowest address of a caller's stack, or NULL */
+	size_t guardsize;
+	int policy, prio, inherit, scope;
+};
+_Static_assert(sizeof(struct pt_attr) <= sizeof(pthread_attr_t) &&
+               _Alignof(pthread_attr_t) >= _Alignof(struct pt_attr), "pthread_attr_t layout");
+#define PT_A(a) ((struct pt_attr *)(void *)(a))
+#define PT_A_MAGIC 0x70746174u
+
+int pt_attr_to_weft(const pthread_attr_t *a, weft_attr_t *w, bool *any) PT_HIDDEN;
+
+/* Translate for weft_create.  *any is false when a asks for nothing weft's
+ * defaults do not give (then the caller passes NULL: the fast path). */
+int pt_attr_to_weft(const pthread_attr_t *a, weft_attr_t *w, bool *any)
+{
+	const struct pt_attr *p = PT_A(a);
+	*any = false;
+	if (p->magic != PT_A_MAGIC)
+		return EINVAL;
+	if (p->detach == PTHREAD_CREATE_JOINABLE && !p->stacksize && !p->stackaddr)
+		return 0;
+	*any = true;
+	weft_attr_init(w);
+	int e = 0;
+	if (p->stackaddr)
+		e = weft_attr_setstack(w, p->stackaddr, p->stacksize);
+	else if (p->stacksize)
+		e = weft_attr_setstacksize(w, p->stacksize);
+	if (!e && p->detach == PTHREAD_CREATE_DETACHED)
+		e = weft_attr_setdetachstate(w, WEFT_CREATE_DETACHED);
+	return e;
+}
+
+PT_API int pthread_attr_init(pthread_attr_t *a)
+{
+	memset(a, 0, sizeof *a);
+	struct pt_attr *p = PT_A(a);
+	p->magic = PT_A_MAGIC;
+	p->detach = PTHREAD_CREATE_JOINABLE;
+	p->guardsize = (size_t)sysconf(_SC_PAGESIZE);
+	p->policy = SCHED_OTHER;
+	p->inherit = PTHREAD_INHERIT_SCHED;
+	p->scope = PTHREAD_SCOPE_SYSTEM;
+	return 0;
+}
+
+PT_API int pthread_attr_destroy(pthread_attr_t *a)
+{
+	PT_A(a)->magic = 0;
+	return 0;
+}
+
+PT_API int pthread_attr_setdetachstate(pthread_attr_t *a, int s)
+{
+	if (s != PTHREAD_CREATE_JOINABLE && s != PTHREAD_CREATE_DETACHED)
+		return EINVAL;
+	PT_A(a)->detach = s;
+	return 0;
+}
+
+PT_API int pthread_attr_getdetachstate(const pthread_attr_t *a, int *s)
+{
+	*s = PT_A(a)->detach;
+	return 0;
+}
+
+PT_API int pthread_attr_setstacksize(pthread_attr_t *a, size_t size)
+{
+	if (size < (size_t)PTHREAD_STACK_MIN || size < WEFT_STACK_MIN)
+		return EINVAL;
+	PT_A(a)->stacksize = size;
+	PT_A(a)->stackaddr = NULL;
+	return 0;
+}
+
+PT_API int pthread_attr_getstacksize(const pthread_attr_t *a, size_t *size)
+{
+	size_t s = PT_A(a)->stacksize;
+	if (!s) {
+		/* The default every green thread gets: read it off a fresh
+		 * weft attribute (WEFT_STACK_SIZE as the layer set it up). */
+		pt_init();
+		weft_attr_t w;
+		weft_attr_init(&w);
+		weft_attr_getstacksize(&w, &s);
+	}
+	*size = s;
+	return 0;
+}
+
+PT_API int pthread_attr_setstack(pthread_attr_t *a, void *addr, size_t size)
+{
+	if (size < (size_t)PTHREAD_STACK_MIN || size < WEFT_STACK_MIN ||
+	    (uintptr_t)addr + size < (uintptr_t)addr)
+		return EINVAL;
+	PT_A(a)->stackaddr = addr;
+	PT_A(a)->stacksize = size;
+	return 0;
+}
+
+PT_API int pthread_attr_getstack(const pthread_attr_t *a, void **addr, size_t *size)
+{
+	*addr = PT_A(a)->stackaddr;
+	return pthread_attr_getstacksize(a, size);
+}
+
+PT_API int pthread_attr_setguardsize(pthread_attr_t *a, size_t g)
+{
+	PT_A(a)->guardsize = g;   /* reported; weft's guard is one page */
+	return 0;
+}
+
+PT_API int pthread_attr_getguardsize(const pthread_attr_t *a, size_t *g)
+{
+	*g = PT_A(a)->guardsize;
+	return 0;
+}
+
+PT_API int pthread_attr_setschedpolicy(pthread_attr_t *a, int policy)
+{
+	if (policy != SCHED_OTHER && policy != SCHED_FIFO && policy != SCHED_RR &&
+	    policy != SCHED_BATCH && policy != SCHED_IDLE)
+		return EINVAL;
+	PT_A(a)->policy = policy;
+	return 0;
+}
+
+PT_API int pthread_attr_getschedpolicy(const pthread_attr_t *a, int *policy)
+{
+	*policy = PT_A(a)->policy;
+	return 0;
+}
+
+PT_API int pthread_attr_setschedparam(pthread_attr_t *a, const struct sched_param *sp)
+{
+	int lo = sched_get_priority_min(PT_A(a)->policy);
+	int hi = sched_get_priority_max(PT_A(a)->policy);
+	if (sp->sched_priority < lo || sp->sched_priority > hi)
+		return EINVAL;
+	PT_A(a)->prio = sp->sched_priority;
+	return 0;
+}
+
+PT_API int pthread_attr_getschedparam(const pthread_attr_t *a, struct sched_param *sp)
+{
+	memset(sp, 0, sizeof *sp);
+	sp->sched_priority = PT_A(a)->prio;
+	return 0;
+}
+
+PT_API int pthread_attr_setinheritsched(pthread_attr_t *a, int inherit)
+{
+	if (inherit != PTHREAD_INHERIT_SCHED && inherit != PTHREAD_EXPLICIT_SCHED)
+		return EINVAL;
+	PT_A(a)->inherit = inherit;
+	return 0;
+}
+
+PT_API int pthread_attr_getinheritsched(const pthread_attr_t *a, int *inherit)
+{
+	*inherit = PT_A(a)->inherit;
+	return 0;
+}
+
+PT_API int pthread_attr_setscope(pthread_attr_t *a, int scope)
+{
+	if (scope != PTHREAD_SCOPE_SYSTEM && scope != PTHREAD_SCOPE_PROCESS)
+		return EINVAL;
+	PT_A(a)->scope = scope;
+	return 0;
+}
+
+PT_API int pthread_attr_getscope(const pthread_attr_t *a, int *scope)
+{
+	*scope = PT_A(a)->scope;
+	return 0;
+}
+
+PT_API int pthread_attr_setaffinity_np(pthread_attr_t *a, size_t size, const cpu_set_t *set)
+{
+	(void)a;
+	(void)size;
+	(void)set;
+	return 0;   /* accepted; green threads run on any worker */
+}
+
+PT_API int pthread_attr_getaffinity_np(const pthread_attr_t *a, size_t size, cpu_set_t *set)
+{
+	(void)a;
+	return sched_getaffinity(0, size, set) ? errno : 0;
+}
+
+/* Filled in by pthread_getattr_np (pt_thread.c). */
+void pt_attr_fill(pthread_attr_t *a, void *stackaddr, size_t stacksize, int detach) PT_HIDDEN;
+void pt_attr_fill(pthread_attr_t *a, void *stackaddr, size_t stacksize, int detach)
+{
+	pthread_attr_init(a);
+	PT_A(a)->stackaddr = stackaddr;
+	PT_A(a)->stacksize = stacksize;
+	PT_A(a)->detach = detach;
+}
