@@ -21,9 +21,9 @@
 
 #include "../context/cpu.h"
 
-/* The definition of `name` in the first loaded object, in the loader's
- * search order, that is neither the main program nor the pthread layer;
- * `dflt` when the layer is not loaded or the lookup finds nothing. */
+/* The definition of `name` that follows the pthread layer in the loader's
+ * search order; `dflt` when the layer is not loaded or the lookup finds
+ * nothing. */
 void *wf_libc_sym(const char *name, void *dflt) WF_HIDDEN;
 
 /* Racy cache: every thread that resolves it stores the same address. */

@@ -9,6 +9,10 @@
  * thread competes with every other (both PTHREAD_SCOPE_SYSTEM and
  * PTHREAD_SCOPE_PROCESS are accepted; the default reads SYSTEM, as on
  * glibc), and the guard page is always one page.
+ *
+ * An attribute object without the layer's magic number was made by glibc
+ * (by a call before the layer's constructor, or by glibc's own
+ * pthread_getattr_np): every call on it goes to glibc.
  */
 #include <sched.h>
 #include <string.h>
@@ -54,6 +58,8 @@ int pt_attr_to_weft(const pthread_attr_t *a, weft_attr_t *w, bool *any)
 
 PT_API int pthread_attr_init(pthread_attr_t *a)
 {
+	if (pt_early())
+		return pt_real(pthread_attr_init)(a);
 	memset(a, 0, sizeof *a);
 	struct pt_attr *p = PT_A(a);
 	p->magic = PT_A_MAGIC;
@@ -67,12 +73,16 @@ PT_API int pthread_attr_init(pthread_attr_t *a)
 
 PT_API int pthread_attr_destroy(pthread_attr_t *a)
 {
+	if (PT_A(a)->magic != PT_A_MAGIC)
+		return pt_real(pthread_attr_destroy)(a);   /* glibc's */
 	PT_A(a)->magic = 0;
 	return 0;
 }
 
 PT_API int pthread_attr_setdetachstate(pthread_attr_t *a, int s)
 {
+	if (PT_A(a)->magic != PT_A_MAGIC)
+		return pt_real(pthread_attr_setdetachstate)(a, s);   /* glibc's */
 	if (s != PTHREAD_CREATE_JOINABLE && s != PTHREAD_CREATE_DETACHED)
 		return EINVAL;
 	PT_A(a)->detach = s;
@@ -81,12 +91,16 @@ PT_API int pthread_attr_setdetachstate(pthread_attr_t *a, int s)
 
 PT_API int pthread_attr_getdetachstate(const pthread_attr_t *a, int *s)
 {
+	if (PT_A(a)->magic != PT_A_MAGIC)
+		return pt_real(pthread_attr_getdetachstate)(a, s);   /* glibc's */
 	*s = PT_A(a)->detach;
 	return 0;
 }
 
 PT_API int pthread_attr_setstacksize(pthread_attr_t *a, size_t size)
 {
+	if (PT_A(a)->magic != PT_A_MAGIC)
+		return pt_real(pthread_attr_setstacksize)(a, size);   /* glibc's */
 	if (size < (size_t)PTHREAD_STACK_MIN || size < WEFT_STACK_MIN)
 		return EINVAL;
 	PT_A(a)->stacksize = size;
@@ -96,6 +110,8 @@ PT_API int pthread_attr_setstacksize(pthread_attr_t *a, size_t size)
 
 PT_API int pthread_attr_getstacksize(const pthread_attr_t *a, size_t *size)
 {
+	if (PT_A(a)->magic != PT_A_MAGIC)
+		return pt_real(pthread_attr_getstacksize)(a, size);   /* glibc's */
 	size_t s = PT_A(a)->stacksize;
 	if (!s) {
 		/* The default every green thread gets: read it off a fresh
@@ -111,6 +127,8 @@ PT_API int pthread_attr_getstacksize(const pthread_attr_t *a, size_t *size)
 
 PT_API int pthread_attr_setstack(pthread_attr_t *a, void *addr, size_t size)
 {
+	if (PT_A(a)->magic != PT_A_MAGIC)
+		return pt_real(pthread_attr_setstack)(a, addr, size);   /* glibc's */
 	if (size < (size_t)PTHREAD_STACK_MIN || size < WEFT_STACK_MIN ||
 	    (uintptr_t)addr + size < (uintptr_t)addr)
 		return EINVAL;
@@ -121,24 +139,32 @@ PT_API int pthread_attr_setstack(pthread_attr_t *a, void *addr, size_t size)
 
 PT_API int pthread_attr_getstack(const pthread_attr_t *a, void **addr, size_t *size)
 {
+	if (PT_A(a)->magic != PT_A_MAGIC)
+		return pt_real(pthread_attr_getstack)(a, addr, size);   /* glibc's */
 	*addr = PT_A(a)->stackaddr;
 	return pthread_attr_getstacksize(a, size);
 }
 
 PT_API int pthread_attr_setguardsize(pthread_attr_t *a, size_t g)
 {
+	if (PT_A(a)->magic != PT_A_MAGIC)
+		return pt_real(pthread_attr_setguardsize)(a, g);   /* glibc's */
 	PT_A(a)->guardsize = g;   /* reported; weft's guard is one page */
 	return 0;
 }
 
 PT_API int pthread_attr_getguardsize(const pthread_attr_t *a, size_t *g)
 {
+	if (PT_A(a)->magic != PT_A_MAGIC)
+		return pt_real(pthread_attr_getguardsize)(a, g);   /* glibc's */
 	*g = PT_A(a)->guardsize;
 	return 0;
 }
 
 PT_API int pthread_attr_setschedpolicy(pthread_attr_t *a, int policy)
 {
+	if (PT_A(a)->magic != PT_A_MAGIC)
+		return pt_real(pthread_attr_setschedpolicy)(a, policy);   /* glibc's */
 	if (policy != SCHED_OTHER && policy != SCHED_FIFO && policy != SCHED_RR &&
 	    policy != SCHED_BATCH && policy != SCHED_IDLE)
 		return EINVAL;
@@ -148,12 +174,16 @@ PT_API int pthread_attr_setschedpolicy(pthread_attr_t *a, int policy)
 
 PT_API int pthread_attr_getschedpolicy(const pthread_attr_t *a, int *policy)
 {
+	if (PT_A(a)->magic != PT_A_MAGIC)
+		return pt_real(pthread_attr_getschedpolicy)(a, policy);   /* glibc's */
 	*policy = PT_A(a)->policy;
 	return 0;
 }
 
 PT_API int pthread_attr_setschedparam(pthread_attr_t *a, const struct sched_param *sp)
 {
+	if (PT_A(a)->magic != PT_A_MAGIC)
+		return pt_real(pthread_attr_setschedparam)(a, sp);   /* glibc's */
 	int lo = sched_get_priority_min(PT_A(a)->policy);
 	int hi = sched_get_priority_max(PT_A(a)->policy);
 	if (sp->sched_priority < lo || sp->sched_priority > hi)
@@ -164,6 +194,8 @@ PT_API int pthread_attr_setschedparam(pthread_attr_t *a, const struct sched_para
 
 PT_API int pthread_attr_getschedparam(const pthread_attr_t *a, struct sched_param *sp)
 {
+	if (PT_A(a)->magic != PT_A_MAGIC)
+		return pt_real(pthread_attr_getschedparam)(a, sp);   /* glibc's */
 	memset(sp, 0, sizeof *sp);
 	sp->sched_priority = PT_A(a)->prio;
 	return 0;
@@ -171,6 +203,8 @@ PT_API int pthread_attr_getschedparam(const pthread_attr_t *a, struct sched_para
 
 PT_API int pthread_attr_setinheritsched(pthread_attr_t *a, int inherit)
 {
+	if (PT_A(a)->magic != PT_A_MAGIC)
+		return pt_real(pthread_attr_setinheritsched)(a, inherit);   /* glibc's */
 	if (inherit != PTHREAD_INHERIT_SCHED && inherit != PTHREAD_EXPLICIT_SCHED)
 		return EINVAL;
 	PT_A(a)->inherit = inherit;
@@ -179,12 +213,16 @@ PT_API int pthread_attr_setinheritsched(pthread_attr_t *a, int inherit)
 
 PT_API int pthread_attr_getinheritsched(const pthread_attr_t *a, int *inherit)
 {
+	if (PT_A(a)->magic != PT_A_MAGIC)
+		return pt_real(pthread_attr_getinheritsched)(a, inherit);   /* glibc's */
 	*inherit = PT_A(a)->inherit;
 	return 0;
 }
 
 PT_API int pthread_attr_setscope(pthread_attr_t *a, int scope)
 {
+	if (PT_A(a)->magic != PT_A_MAGIC)
+		return pt_real(pthread_attr_setscope)(a, scope);   /* glibc's */
 	if (scope != PTHREAD_SCOPE_SYSTEM && scope != PTHREAD_SCOPE_PROCESS)
 		return EINVAL;
 	PT_A(a)->scope = scope;
@@ -193,12 +231,16 @@ PT_API int pthread_attr_setscope(pthread_attr_t *a, int scope)
 
 PT_API int pthread_attr_getscope(const pthread_attr_t *a, int *scope)
 {
+	if (PT_A(a)->magic != PT_A_MAGIC)
+		return pt_real(pthread_attr_getscope)(a, scope);   /* glibc's */
 	*scope = PT_A(a)->scope;
 	return 0;
 }
 
 PT_API int pthread_attr_setaffinity_np(pthread_attr_t *a, size_t size, const cpu_set_t *set)
 {
+	if (PT_A(a)->magic != PT_A_MAGIC)
+		return pt_real(pthread_attr_setaffinity_np)(a, size, set);   /* glibc's */
 	(void)a;
 	(void)size;
 	(void)set;
@@ -207,6 +249,8 @@ PT_API int pthread_attr_setaffinity_np(pthread_attr_t *a, size_t size, const cpu
 
 PT_API int pthread_attr_getaffinity_np(const pthread_attr_t *a, size_t size, cpu_set_t *set)
 {
+	if (PT_A(a)->magic != PT_A_MAGIC)
+		return pt_real(pthread_attr_getaffinity_np)(a, size, set);   /* glibc's */
 	(void)a;
 	return sched_getaffinity(0, size, set) ? errno : 0;
 }

@@ -9,10 +9,9 @@
  * user set WEFT_STACK_SIZE.  weft reads its configuration from the
  * environment once, at initialization, so the layer sets WEFT_STACK_SIZE
  * around that one call and removes it again: the program never sees it,
- * nor do its children.  The first layer call that could bring weft up
- * does this (pt_init): the layer's constructor, or earlier, a library
- * constructor that ran before it (the loader runs the constructors of the
- * program's other libraries before a preloaded one's).
+ * nor do its children.  The layer's constructor does this (pt_init), or the
+ * first call after it that needs weft; calls made before the constructor
+ * go to glibc (pt_early, pt_internal.h).
  *
  * WEFT_VERBOSE=1 prints one line on stderr once weft is up, to show that
  * the layer is active.
@@ -28,11 +27,22 @@
  * and only touched pages cost memory. */
 #define PT_DEFAULT_STACK "8M"
 
-/* weft's own code looks for this to call glibc, not the layer, for its own
- * kernel threads (src/kthreads/libc_real.c). */
-PT_API const int weft_pthread_layer_ = 1;
+/* weft's own code asks this for glibc's functions, not the layer's, for its
+ * own kernel threads (src/kthreads/libc_real.c): the definition that
+ * follows the layer in the loader's search order. */
+PT_API void *weft_pthread_layer_next(const char *name)
+{
+	/* Not a tail call: dlsym(RTLD_NEXT) searches past the object its
+	 * return address lies in, which must be the layer, not the caller. */
+	void *p = dlsym(RTLD_NEXT, name);
+	__asm__ __volatile__("" : "+r"(p));
+	return p;
+}
 
 int pt_ready;
+int pt_live;
+
+void pt_cxa_init(void) PT_HIDDEN;   /* pt_cxa.c */
 static int pt_state;   /* 0 not started, 1 starting, 2 done */
 
 void pt_runtime_init(void)
@@ -52,6 +62,8 @@ void pt_runtime_init(void)
 		e = weft_init();
 		unsetenv("WEFT_STACK_SIZE");
 	}
+	if (!e)
+		pt_cxa_init();
 	__atomic_store_n(&pt_state, 2, __ATOMIC_RELEASE);
 	__atomic_store_n(&pt_ready, 1, __ATOMIC_RELEASE);
 	const char *v = getenv("WEFT_VERBOSE");
@@ -75,6 +87,7 @@ void pt_runtime_init(void)
  * worker 0, as the program's first pthread call would make it anyway. */
 __attribute__((constructor)) static void pt_constructor(void)
 {
+	__atomic_store_n(&pt_live, 1, __ATOMIC_RELEASE);
 	pt_init();
 }
 

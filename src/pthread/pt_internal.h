@@ -31,6 +31,22 @@
 #define pt_likely(x)   __builtin_expect(!!(x), 1)
 #define pt_unlikely(x) __builtin_expect(!!(x), 0)
 
+/*
+ * Before the layer's constructor.  Code can call the layer before it is
+ * initialized: a sanitizer runtime during its own start (it must not see
+ * weft start under it: weft allocates), and constructors of libraries the
+ * loader initializes ahead of a preloaded one.  Until the constructor has
+ * begun (pt_live), the calls such code makes go to glibc, and the objects
+ * they make are glibc's: the layer recognizes them later where it can
+ * (attributes by a magic number, keys by value: glibc's are below
+ * PTHREAD_KEYS_MAX, weft's never) and passes them on to glibc.
+ */
+extern int pt_live PT_HIDDEN;
+static inline bool pt_early(void)
+{
+	return pt_unlikely(!__atomic_load_n(&pt_live, __ATOMIC_ACQUIRE));
+}
+
 /* Bring weft up the layer's way (its default stack size, the WEFT_VERBOSE
  * line) before the first weft call that could initialize it.  Cheap after
  * the first time: one load. */

@@ -30,9 +30,14 @@ static weft_mutex_t pt_dtors_lock = WEFT_MUTEX_INITIALIZER;
 struct pt_ftsd { int n; struct { weft_key_t k; void *v; } e[PTHREAD_KEYS_MAX]; };
 static __thread struct pt_ftsd *pt_ftsd;
 
+/* Keys made by glibc (before the layer's constructor) are below
+ * PTHREAD_KEYS_MAX; weft's never are (their sequence bits are odd). */
+static bool pt_glibc_key(pthread_key_t k) { return pt_unlikely(k < PTHREAD_KEYS_MAX); }
+
 PT_API int pthread_key_create(pthread_key_t *k, void (*dtor)(void *))
 {
-	pt_init();
+	if (pt_early())
+		return pt_real(pthread_key_create)(k, dtor);
 	weft_key_t wk;
 	int e = weft_key_create(&wk, dtor);
 	if (e)
@@ -51,6 +56,8 @@ PT_API int pthread_key_create(pthread_key_t *k, void (*dtor)(void *))
 
 PT_API int pthread_key_delete(pthread_key_t k)
 {
+	if (pt_glibc_key(k))
+		return pt_real(pthread_key_delete)(k);
 	int e = weft_key_delete(k);
 	if (e)
 		return e;
@@ -127,6 +134,8 @@ static void **pt_ftsd_slot(weft_key_t k, bool make)
 
 PT_API void *pthread_getspecific(pthread_key_t k)
 {
+	if (pt_glibc_key(k))
+		return pt_real(pthread_getspecific)(k);
 	void *v = weft_getspecific(k);
 	if (pt_likely(v) || pt_green())
 		return v;
@@ -138,6 +147,8 @@ PT_API void *pthread_getspecific(pthread_key_t k)
 
 PT_API int pthread_setspecific(pthread_key_t k, const void *v)
 {
+	if (pt_glibc_key(k))
+		return pt_real(pthread_setspecific)(k, v);
 	pt_init();
 	int e = weft_setspecific(k, v);
 	if (e != EPERM)
@@ -181,6 +192,8 @@ PT_API int pthread_once(pthread_once_t *o, void (*fn)(void))
 {
 	if (pt_likely(__atomic_load_n(o, __ATOMIC_ACQUIRE) == 2))
 		return 0;
+	if (pt_early())   /* glibc's states agree with ours: 0 new, 2 done */
+		return pt_real(pthread_once)(o, fn);
 	pt_init();
 	weft_mutex_lock(&pt_once_lock);
 	while (__atomic_load_n(o, __ATOMIC_ACQUIRE) == 1)

@@ -54,6 +54,10 @@ PT_API void pthread_exit(void *ret)
 
 PT_API pthread_t pthread_self(void)
 {
+	/* Until weft is up (also while it starts: a sanitizer reporting from
+	 * inside weft's start asks who is calling), glibc answers. */
+	if (pt_unlikely(!__atomic_load_n(&pt_ready, __ATOMIC_ACQUIRE)))
+		return pt_real(pthread_self)();
 	weft_t s = weft_self();
 	if (pt_likely(s))
 		return (pthread_t)s;
@@ -91,6 +95,12 @@ __attribute__((constructor)) static void pt_note_main(void)
 
 PT_API int pthread_getattr_np(pthread_t t, pthread_attr_t *a)
 {
+	/* Before weft is up every id is glibc's (pthread_self above), e.g. a
+	 * sanitizer's look at the stack of weft's own start-up probe thread. */
+	if (pt_unlikely(!__atomic_load_n(&pt_ready, __ATOMIC_ACQUIRE)))
+		return pt_real(pthread_getattr_np)(t, a);
+	if (t & PT_FOREIGN_BIT)
+		return pt_real(pthread_getattr_np)(t & ~PT_FOREIGN_BIT, a);
 	void *addr;
 	size_t size;
 	int e = weft_getstack((weft_t)t, &addr, &size);
@@ -174,4 +184,49 @@ PT_API int pthread_getcpuclockid(pthread_t t, clockid_t *clock)
 	(void)clock;
 	int e = pt_alive(t);
 	return e ? e : ENOENT;   /* no per-green-thread CPU clock */
+}
+
+/* Non-blocking and timed joins.  weft has no such join; a finished thread
+ * is recognized as one whose handle is still valid (weft_getname) but whose
+ * stack is gone (weft_getstack: ESRCH), and then weft_join returns at once.
+ * The timed variants poll every millisecond: they are meant for rare use. */
+PT_API int pthread_tryjoin_np(pthread_t t, void **ret)
+{
+	char c;
+	if (weft_getname((weft_t)t, &c, 1) == ESRCH)
+		return ESRCH;
+	if ((weft_t)t == weft_self())
+		return EDEADLK;
+	void *addr;
+	size_t size;
+	if (weft_getstack((weft_t)t, &addr, &size) != ESRCH)
+		return EBUSY;   /* running (or main) */
+	return weft_join((weft_t)t, ret);
+}
+
+PT_API int pthread_clockjoin_np(pthread_t t, void **ret, clockid_t clock,
+                                const struct timespec *abs)
+{
+	if (!abs)
+		return pthread_join(t, ret);
+	struct timespec mono;
+	int e = pt_abs_to_monotonic(clock, abs, &mono);
+	if (e)
+		return e;
+	for (;;) {
+		if ((e = pthread_tryjoin_np(t, ret)) != EBUSY)
+			return e;
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec > mono.tv_sec ||
+		    (now.tv_sec == mono.tv_sec && now.tv_nsec >= mono.tv_nsec))
+			return ETIMEDOUT;
+		struct timespec ms = { 0, 1000000 };
+		nanosleep(&ms, NULL);
+	}
+}
+
+PT_API int pthread_timedjoin_np(pthread_t t, void **ret, const struct timespec *abs)
+{
+	return pthread_clockjoin_np(t, ret, CLOCK_REALTIME, abs);
 }

@@ -199,8 +199,16 @@ int main()
 						if (std::stoi(e.what()) == j)
 							caught++;
 					} catch (int v) {
-						if (v == j)
-							caught++;
+						// Park inside the handler: other threads
+						// throw and catch on this worker meanwhile.
+						// A rethrow must still find our exception.
+						std::this_thread::yield();
+						try {
+							throw;
+						} catch (int again) {
+							if (v == j && again == j)
+								caught++;
+						}
 					}
 				}
 			});

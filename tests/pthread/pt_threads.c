@@ -124,9 +124,22 @@ int main(void)
 	int e = pthread_detach(a);
 	CHECK(e == EINVAL || e == ESRCH);   /* detached: running, or gone */
 	CHECK(pthread_equal(pthread_self(), pthread_self()));
-	CHECK_EQ(pthread_create(&b, NULL, ret_arg, NULL), 0);
+	CHECK_EQ(pthread_create(&b, NULL, ret_arg, (void *)5), 0);
 	CHECK(!pthread_equal(b, pthread_self()));
 	CHECK_EQ(pthread_join(b, NULL), 0);
+	/* tryjoin/timedjoin: busy while it runs, then joined. */
+	CHECK_EQ(pthread_barrier_init(&hold, NULL, 2), 0);
+	CHECK_EQ(pthread_create(&a, NULL, held, (void *)9), 0);
+	CHECK_EQ(pthread_tryjoin_np(a, &r), EBUSY);
+	struct timespec soon = in_ns(CLOCK_REALTIME, 3000000);
+	CHECK_EQ(pthread_timedjoin_np(a, &r, &soon), ETIMEDOUT);
+	pthread_barrier_wait(&hold);
+	soon = in_ns(CLOCK_REALTIME, 5000000000LL);
+	CHECK_EQ(pthread_timedjoin_np(a, &r, &soon), 0);
+	CHECK(r == (void *)9);
+	CHECK_EQ(pthread_tryjoin_np(a, &r), ESRCH);
+	CHECK_EQ(pthread_tryjoin_np(pthread_self(), &r), EDEADLK);
+	CHECK_EQ(pthread_barrier_destroy(&hold), 0);
 
 	/* Attributes. */
 	pthread_attr_t at;
