@@ -15,6 +15,7 @@
  * pthread_getattr_np): every call on it goes to glibc.
  */
 #include <sched.h>
+#include <signal.h>
 #include <string.h>
 #include <unistd.h>
 #include "pt_internal.h"
@@ -263,4 +264,62 @@ void pt_attr_fill(pthread_attr_t *a, void *stackaddr, size_t stacksize, int deta
 	PT_A(a)->stackaddr = stackaddr;
 	PT_A(a)->stacksize = stacksize;
 	PT_A(a)->detach = detach;
+}
+
+/* Obsolete glibc names and extensions that take an attribute object: they
+ * must not reach glibc with the layer's record, which glibc would write its
+ * own fields into. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+PT_API int pthread_attr_setstackaddr(pthread_attr_t *a, void *addr)
+{
+	if (PT_A(a)->magic != PT_A_MAGIC)
+		return pt_real(pthread_attr_setstackaddr)(a, addr);
+	/* The old interface names the top of the stack on a stack that grows
+	 * down, and no size: keep the current (or default) size below it. */
+	size_t size;
+	pthread_attr_getstacksize(a, &size);
+	PT_A(a)->stackaddr = (char *)addr - size;
+	PT_A(a)->stacksize = size;
+	return 0;
+}
+
+PT_API int pthread_attr_getstackaddr(const pthread_attr_t *a, void **addr)
+{
+	if (PT_A(a)->magic != PT_A_MAGIC)
+		return pt_real(pthread_attr_getstackaddr)(a, addr);
+	*addr = PT_A(a)->stackaddr ? (char *)PT_A(a)->stackaddr + PT_A(a)->stacksize : NULL;
+	return 0;
+}
+#pragma GCC diagnostic pop
+
+/* A signal mask for new threads: accepted, not applied (signals are left
+ * to weft's own handling, which is planned; docs/guide.md). */
+PT_API int pthread_attr_setsigmask_np(pthread_attr_t *a, const sigset_t *set)
+{
+	if (PT_A(a)->magic != PT_A_MAGIC)
+		return pt_real(pthread_attr_setsigmask_np)(a, set);
+	return 0;
+}
+
+PT_API int pthread_attr_getsigmask_np(const pthread_attr_t *a, sigset_t *set)
+{
+	if (PT_A(a)->magic != PT_A_MAGIC)
+		return pt_real(pthread_attr_getsigmask_np)(a, set);
+	(void)set;
+	return PTHREAD_ATTR_NO_SIGMASK_NP;
+}
+
+/* Process-wide defaults: reported as the layer's; only the stack size and
+ * guard size could mean something, and weft fixes them at start. */
+PT_API int pthread_getattr_default_np(pthread_attr_t *a)
+{
+	return pthread_attr_init(a);
+}
+
+PT_API int pthread_setattr_default_np(const pthread_attr_t *a)
+{
+	if (PT_A(a)->magic != PT_A_MAGIC)
+		return EINVAL;
+	return PT_A(a)->stacksize || PT_A(a)->stackaddr ? EINVAL : 0;
 }

@@ -248,3 +248,4 @@ PT_API int pthread_mutex_setprioceiling(pthread_mutex_t *m, int ceiling, int *ol
 	PT_M(m)->ceiling = (uint32_t)ceiling;
 	return 0;
 }
+

@@ -146,3 +146,17 @@ PT_API void pthread_testcancel(void)
 {
 	pt_testcancel();
 }
+
+PT_API int pthread_sigqueue(pthread_t t, int sig, const union sigval value)
+{
+	if (t & PT_FOREIGN_BIT)
+		return pt_real(pthread_sigqueue)(t & ~PT_FOREIGN_BIT, sig, value);
+	if (sig < 0 || sig >= NSIG)
+		return EINVAL;
+	char c;
+	if (weft_getname((weft_t)t, &c, 1) == ESRCH)
+		return ESRCH;
+	if (sig == 0)
+		return 0;
+	return sigqueue(getpid(), sig, value) ? errno : 0;   /* to the process */
+}

@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdint.h>
 #include <unistd.h>
 #include "pt_test.h"
@@ -59,6 +60,29 @@ static void *stack_info(void *a)
 	CHECK((char *)&here > (char *)addr && (char *)&here < (char *)addr + size);
 	pthread_attr_destroy(&at);
 	return NULL;
+}
+
+/* ---- cancellation ---- */
+static atomic_int cancel_go;
+static void *cancellable(void *a)
+{
+	(void)a;
+	for (;;) {
+		pthread_testcancel();
+		sched_yield();
+	}
+	return NULL;
+}
+static void *uncancellable(void *a)
+{
+	(void)a;
+	int old;
+	CHECK_EQ(pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old), 0);
+	CHECK_EQ(old, PTHREAD_CANCEL_ENABLE);
+	while (!atomic_load(&cancel_go))
+		sched_yield();
+	pthread_testcancel();   /* disabled: no effect */
+	return (void *)3;
 }
 
 /* ---- keys ---- */
@@ -190,6 +214,24 @@ int main(void)
 	CHECK_EQ(pthread_create(&a, &at, stack_info, NULL), 0);
 	CHECK_EQ(pthread_join(a, NULL), 0);
 	pthread_attr_destroy(&at);
+	/* Old and extension attribute calls on the layer's attributes. */
+	void *top, *got;
+	CHECK_EQ(pthread_attr_init(&at), 0);
+	top = mystack + sizeof mystack;
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+	CHECK_EQ(pthread_attr_setstackaddr(&at, top), 0);
+	CHECK_EQ(pthread_attr_getstackaddr(&at, &got), 0);
+#pragma GCC diagnostic pop
+	CHECK(got == top);
+	sigset_t ss;
+	CHECK_EQ(pthread_attr_getsigmask_np(&at, &ss), PTHREAD_ATTR_NO_SIGMASK_NP);
+	pthread_attr_destroy(&at);
+	CHECK_EQ(pthread_getattr_default_np(&at), 0);
+	CHECK_EQ(pthread_attr_getdetachstate(&at, &v), 0);
+	CHECK_EQ(v, PTHREAD_CREATE_JOINABLE);
+	pthread_attr_destroy(&at);
+
 	/* The default stack takes glibc-sized recursion. */
 	CHECK_EQ(pthread_create(&a, NULL, deep, (void *)4000), 0);
 	CHECK_EQ(pthread_join(a, NULL), 0);
@@ -225,6 +267,26 @@ int main(void)
 	CHECK(CPU_COUNT(&cs) >= 1);
 	CHECK_EQ(pthread_setaffinity_np(pthread_self(), sizeof cs, &cs), 0);
 	CHECK_EQ(pthread_setaffinity_np(b, sizeof cs, &cs), ESRCH);
+
+	/* Signals to threads (minimal: docs/guide.md) and cancellation at
+	 * pthread_testcancel. */
+	CHECK_EQ(pthread_kill(pthread_self(), 0), 0);
+	CHECK_EQ(pthread_kill(b, 0), ESRCH);
+	CHECK_EQ(pthread_kill(pthread_self(), -1), EINVAL);
+	union sigval sv = { .sival_int = 1 };
+	CHECK_EQ(pthread_sigqueue(b, 0, sv), ESRCH);
+	CHECK_EQ(pthread_cancel(b), ESRCH);
+	CHECK_EQ(pthread_create(&a, NULL, cancellable, NULL), 0);
+	CHECK_EQ(pthread_cancel(a), 0);
+	CHECK_EQ(pthread_join(a, &r), 0);
+	CHECK(r == PTHREAD_CANCELED);
+	CHECK_EQ(pthread_create(&a, NULL, uncancellable, NULL), 0);
+	CHECK_EQ(pthread_cancel(a), 0);
+	atomic_store(&cancel_go, 1);
+	CHECK_EQ(pthread_join(a, &r), 0);
+	CHECK(r == (void *)3);
+	CHECK_EQ(pthread_setcancelstate(42, NULL), EINVAL);
+	CHECK_EQ(pthread_setcanceltype(42, NULL), EINVAL);
 
 	/* Keys: PTHREAD_KEYS_MAX of them, values per thread, destructors. */
 	static pthread_key_t keys[PTHREAD_KEYS_MAX];
