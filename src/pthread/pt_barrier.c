@@ -35,9 +35,7 @@ PT_API int pthread_barrierattr_destroy(pthread_barrierattr_t *a) { (void)a; retu
 PT_API int pthread_barrierattr_setpshared(pthread_barrierattr_t *a, int pshared)
 {
 	(void)a;
-	if (pshared == PTHREAD_PROCESS_PRIVATE)
-		return 0;
-	return pshared == PTHREAD_PROCESS_SHARED ? ENOTSUP : EINVAL;
+	return pt_private_only(pshared);
 }
 
 PT_API int pthread_barrierattr_getpshared(const pthread_barrierattr_t *a, int *pshared)

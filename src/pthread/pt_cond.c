@@ -51,9 +51,7 @@ PT_API int pthread_condattr_getclock(const pthread_condattr_t *a, clockid_t *clo
 PT_API int pthread_condattr_setpshared(pthread_condattr_t *a, int pshared)
 {
 	(void)a;
-	if (pshared == PTHREAD_PROCESS_PRIVATE)
-		return 0;
-	return pshared == PTHREAD_PROCESS_SHARED ? ENOTSUP : EINVAL;
+	return pt_private_only(pshared);
 }
 
 PT_API int pthread_condattr_getpshared(const pthread_condattr_t *a, int *pshared)

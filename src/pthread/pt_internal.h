@@ -82,6 +82,15 @@ void *pt_real_sym(const char *name) PT_HIDDEN;
 	} \
 	p_; }))
 
+/* A setpshared call: PTHREAD_PROCESS_PRIVATE is what every object is;
+ * PTHREAD_PROCESS_SHARED is refused (docs/design.md §12). */
+static inline int pt_private_only(int pshared)
+{
+	if (pshared == PTHREAD_PROCESS_PRIVATE)
+		return 0;
+	return pshared == PTHREAD_PROCESS_SHARED ? ENOTSUP : EINVAL;
+}
+
 /* Absolute time on `clock` to an absolute CLOCK_MONOTONIC time (what weft's
  * timed calls take).  EINVAL for a bad timespec or an unsupported clock. */
 int pt_abs_to_monotonic(clockid_t clock, const struct timespec *abs,

@@ -107,9 +107,7 @@ PT_API int pthread_mutexattr_gettype(const pthread_mutexattr_t *a, int *type)
 PT_API int pthread_mutexattr_setpshared(pthread_mutexattr_t *a, int pshared)
 {
 	(void)a;
-	if (pshared == PTHREAD_PROCESS_PRIVATE)
-		return 0;
-	return pshared == PTHREAD_PROCESS_SHARED ? ENOTSUP : EINVAL;
+	return pt_private_only(pshared);
 }
 
 PT_API int pthread_mutexattr_getpshared(const pthread_mutexattr_t *a, int *pshared)

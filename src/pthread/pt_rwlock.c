@@ -31,9 +31,7 @@ PT_API int pthread_rwlockattr_destroy(pthread_rwlockattr_t *a) { (void)a; return
 PT_API int pthread_rwlockattr_setpshared(pthread_rwlockattr_t *a, int pshared)
 {
 	(void)a;
-	if (pshared == PTHREAD_PROCESS_PRIVATE)
-		return 0;
-	return pshared == PTHREAD_PROCESS_SHARED ? ENOTSUP : EINVAL;
+	return pt_private_only(pshared);
 }
 
 PT_API int pthread_rwlockattr_getpshared(const pthread_rwlockattr_t *a, int *pshared)
