@@ -10,6 +10,9 @@
  * "cross" is the share of hand-offs where the receiving thread ran on a
  * different worker (weft) or CPU (pthread, sched_getcpu) than the sender:
  * with 2 workers weft decides itself where the two threads run.
+ *
+ * Go (bench/go/cond.go): the same program on sync.Mutex and two sync.Cond,
+ * GOMAXPROCS = the worker count, n round trips like weft; no "cross" figure.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -140,10 +143,10 @@ static void run_pingpong(int impl)
 
 static const struct bench_case cases[] = {
 	{ .name = "cond-pingpong-1w", .what = "time per round trip; 1 worker / 1 CPU",
-	  .primary = "roundtrip", .impls = BENCH_WEFT | BENCH_PTHREAD, .weft_workers = 1,
+	  .primary = "roundtrip", .impls = BENCH_WEFT | BENCH_PTHREAD | BENCH_GO, .weft_workers = 1,
 	  .pin_one_cpu = 1, .run = run_pingpong },
 	{ .name = "cond-pingpong-2w", .what = "time per round trip; 2 workers / 2 CPUs",
-	  .primary = "roundtrip", .impls = BENCH_WEFT | BENCH_PTHREAD, .weft_workers = 2,
+	  .primary = "roundtrip", .impls = BENCH_WEFT | BENCH_PTHREAD | BENCH_GO, .weft_workers = 2,
 	  .run = run_pingpong },
 };
 

@@ -6,6 +6,10 @@
  *                   GNU Pth (one kernel thread by nature)
  *   create-join-2w  weft with WEFT_WORKERS=2; pthreads free on two CPUs
  *
+ * Go (bench/go/create.go, GOMAXPROCS = the worker count, n pairs like weft):
+ * a goroutine sends its argument on a channel and the creator receives it,
+ * which is how Go waits for one goroutine's result.
+ *
  * Default attributes everywhere: weft's default stack (WEFT_STACK_SIZE,
  * 64 KiB), glibc's default (8 MiB, cached by glibc between threads), Pth's
  * default (64 KiB).  A warm-up round of n/10 runs first.
@@ -107,10 +111,10 @@ static void run_create(int impl)
 
 static const struct bench_case cases[] = {
 	{ .name = "create-join-1w", .what = "time per create+join; 1 worker / 1 CPU",
-	  .primary = "pair", .impls = BENCH_WEFT | BENCH_PTHREAD | BENCH_PTH,
+	  .primary = "pair", .impls = BENCH_WEFT | BENCH_PTHREAD | BENCH_PTH | BENCH_GO,
 	  .weft_workers = 1, .pin_one_cpu = 1, .run = run_create },
 	{ .name = "create-join-2w", .what = "time per create+join; 2 workers / 2 CPUs",
-	  .primary = "pair", .impls = BENCH_WEFT | BENCH_PTHREAD,
+	  .primary = "pair", .impls = BENCH_WEFT | BENCH_PTHREAD | BENCH_GO,
 	  .weft_workers = 2, .pin_one_cpu = 0, .run = run_create },
 };
 

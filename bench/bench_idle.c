@@ -11,6 +11,8 @@
  *            pthread_cond_wait.  Only user-space memory is counted: each
  *            kernel thread also costs a kernel stack and a task_struct
  *            (about 20 KiB) that no RSS shows.
+ *   go       GOMAXPROCS=2, as many goroutines as weft's threads, each blocked
+ *            receiving from a channel nobody sends on (bench/go/idle.go)
  *
  * The baseline is read after the runtime is up and one thread has been
  * created and joined, so start-up costs are not charged to the threads;
@@ -147,7 +149,7 @@ static void run_idle(int impl)
 
 static const struct bench_case cases[] = {
 	{ .name = "idle-rss", .what = "resident memory per blocked thread; weft 100K, pthreads 10K",
-	  .primary = "rss/thread", .impls = BENCH_WEFT | BENCH_PTHREAD, .weft_workers = 2,
+	  .primary = "rss/thread", .impls = BENCH_WEFT | BENCH_PTHREAD | BENCH_GO, .weft_workers = 2,
 	  .run = run_idle },
 };
 

@@ -11,6 +11,9 @@
  *                      threads free on 2 CPUs.  The clock starts when all
  *                      64 are waiting at a start gate, just before they are
  *                      released; the final count is checked.
+ *
+ * Go (bench/go/mutex.go): sync.Mutex, goroutines for threads, GOMAXPROCS =
+ * the worker count (1, then 2), the same n, threads and per.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -140,10 +143,10 @@ static void run_contended(int impl)
 
 static const struct bench_case cases[] = {
 	{ .name = "mutex-uncontended", .what = "time per lock+unlock; 1 thread",
-	  .primary = "pair", .impls = BENCH_WEFT | BENCH_PTHREAD, .weft_workers = 1,
+	  .primary = "pair", .impls = BENCH_WEFT | BENCH_PTHREAD | BENCH_GO, .weft_workers = 1,
 	  .run = run_uncontended },
 	{ .name = "mutex-contended", .what = "time per lock+increment+unlock; 64 threads, 2 workers / 2 CPUs",
-	  .primary = "op", .impls = BENCH_WEFT | BENCH_PTHREAD, .weft_workers = 2,
+	  .primary = "op", .impls = BENCH_WEFT | BENCH_PTHREAD | BENCH_GO, .weft_workers = 2,
 	  .run = run_contended },
 };
 

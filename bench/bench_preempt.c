@@ -13,6 +13,10 @@
  *                     only in WEFT_QUANTUM_US (10000 vs 0): their weft
  *                     figures give the overhead of preemption at the default
  *                     quantum; pthreads (pinned, CFS) is the same in both.
+ *
+ * Go (bench/go/preempt.go): goroutines with GOMAXPROCS=1; Go preempts a
+ * goroutine that ran 10 ms with a signal, and compute-q-off runs it with
+ * GODEBUG=asyncpreemptoff=1, Go's way of turning that off.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -186,19 +190,19 @@ static void run_compute(int impl)
 
 static const struct bench_case cases[] = {
 	{ .name = "spinner-shares", .what = "max distance from a fair share",
-	  .primary = "max-share-distance-pp", .impls = BENCH_WEFT | BENCH_PTHREAD,
+	  .primary = "max-share-distance-pp", .impls = BENCH_WEFT | BENCH_PTHREAD | BENCH_GO,
 	  .weft_workers = 1, .pin_one_cpu = 1, .run = run_shares },
 	{ .name = "sleeper-late", .what = "lateness of a 2 ms sleep beside 4 spinners",
-	  .primary = "median-late", .impls = BENCH_WEFT | BENCH_PTHREAD,
+	  .primary = "median-late", .impls = BENCH_WEFT | BENCH_PTHREAD | BENCH_GO,
 	  .weft_workers = 1, .pin_one_cpu = 1, .run = run_sleeper },
 	{ .name = "compute-q10ms", .what = "per loop iteration, 2 spinners on one CPU",
-	  .primary = "ns-per-iteration", .impls = BENCH_WEFT | BENCH_PTHREAD,
+	  .primary = "ns-per-iteration", .impls = BENCH_WEFT | BENCH_PTHREAD | BENCH_GO,
 	  .weft_workers = 1, .pin_one_cpu = 1, .run = run_compute,
 	  .weft_env = "WEFT_QUANTUM_US=10000" },
 	{ .name = "compute-q-off", .what = "per loop iteration, 2 spinners on one CPU",
-	  .primary = "ns-per-iteration", .impls = BENCH_WEFT | BENCH_PTHREAD,
+	  .primary = "ns-per-iteration", .impls = BENCH_WEFT | BENCH_PTHREAD | BENCH_GO,
 	  .weft_workers = 1, .pin_one_cpu = 1, .run = run_compute,
-	  .weft_env = "WEFT_QUANTUM_US=0" },
+	  .weft_env = "WEFT_QUANTUM_US=0", .go_env = "GODEBUG=asyncpreemptoff=1" },
 };
 
 int main(int argc, char **argv)

@@ -8,10 +8,15 @@
  *   weft     WEFT_WORKERS=2, size 1,000,000 (1,111,111 threads)
  *   pthread  free on two CPUs, size 10,000 (11,111 threads): a million
  *            kernel threads is not feasible
+ *   go       GOMAXPROCS=2, size 1,000,000 like weft: the original skynet
+ *            program, each parent collecting its children's results on one
+ *            channel (bench/go/skynet.go)
  *
  * Figures: the whole run (from creating the root to joining it; runtime
  * initialization excluded), the time per thread (the ratio compares this),
- * the thread count, and the child process's peak RSS (ru_maxrss).  Stacks:
+ * the thread count, and, for the whole child process, its peak RSS
+ * (ru_maxrss) and the share of its CPU time spent in the kernel (sys-share;
+ * sys-cpu is that time).  Stacks:
  * weft's default (64 KiB); pthreads get the same 64 KiB (--pstack, 0 for
  * glibc's 8 MiB default).  Each repetition is one cold run in a fresh
  * process: no warm-up.
@@ -123,7 +128,7 @@ static void run_skynet(int impl)
 
 static const struct bench_case cases[] = {
 	{ .name = "skynet", .what = "time per thread; weft 1M leaves, pthreads 10K leaves; 2 workers / 2 CPUs",
-	  .primary = "thread", .impls = BENCH_WEFT | BENCH_PTHREAD, .weft_workers = 2,
+	  .primary = "thread", .impls = BENCH_WEFT | BENCH_PTHREAD | BENCH_GO, .weft_workers = 2,
 	  .show_maxrss = 1, .run = run_skynet },
 };
 

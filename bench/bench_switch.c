@@ -6,6 +6,8 @@
  *   weft     WEFT_WORKERS=1, two green threads calling weft_yield()
  *   pthread  two kernel threads pinned to one CPU calling sched_yield()
  *   pth      two GNU Pth threads calling pth_yield(NULL) (if built with Pth)
+ *   go       two goroutines calling runtime.Gosched(), GOMAXPROCS=1
+ *            (bench/go/switch.go), n yields each like weft
  *
  * The timed section starts when both threads are ready (a start gate) and
  * ends when both are joined.  A warm-up round of n/10 runs first.
@@ -103,7 +105,7 @@ static void run_pingpong(int impl)
 
 static const struct bench_case cases[] = {
 	{ .name = "yield-pingpong", .what = "time per switch; 2 threads, 1 worker / 1 CPU",
-	  .primary = "switch", .impls = BENCH_WEFT | BENCH_PTHREAD | BENCH_PTH,
+	  .primary = "switch", .impls = BENCH_WEFT | BENCH_PTHREAD | BENCH_PTH | BENCH_GO,
 	  .weft_workers = 1, .pin_one_cpu = 1, .run = run_pingpong },
 };
 

@@ -8,6 +8,11 @@
  *              formatted at exit and thrown away
  *   file       weft, WEFT_TRACE=<a temporary file>: the same, written to disk
  *   pthread    two kernel threads pinned to one CPU calling sched_yield()
+ *   go         the same three on Go (bench/go/trace.go, GOMAXPROCS=1):
+ *              untraced, and under runtime/trace writing to /dev/null or to
+ *              a file in /tmp.  Go's tracer encodes and writes while the
+ *              program runs; weft formats its records at exit, so compare
+ *              switch + exit for the total
  *
  * Besides the switch time, the traced children report how long exit() took
  * to format and write the trace ("exit", not part of the switch figure) and
@@ -15,10 +20,11 @@
  * warm-up and timed rounds stay under the default cap of 4 Mi records per
  * worker (a run past the cap would measure the cheaper dropping path).
  *
- * The harness prints weft/pthread ratios only; this program runs it in CSV
- * mode into a temporary file and prints its own table with the ratios that
- * matter here: traced / untraced, in wall-clock and CPU time.  --csv,
- * --list and --help go to the harness unchanged.
+ * The harness prints weft/pthread and weft/go ratios only; this program
+ * collects its medians (bench_collect) and prints its own table with the
+ * ratios that matter here: traced / untraced, in wall-clock and CPU time,
+ * and weft against Go in each mode.  --csv, --list and --help go to the
+ * harness unchanged.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -104,43 +110,22 @@ static void run_file(int impl) { (void)impl; run_weft("tmp"); }
 
 static const struct bench_case cases[] = {
 	{ .name = "off", .what = "yield ping-pong, 1 worker, WEFT_TRACE unset",
-	  .primary = "switch", .impls = BENCH_WEFT | BENCH_PTHREAD, .weft_workers = 1,
+	  .primary = "switch", .impls = BENCH_WEFT | BENCH_PTHREAD | BENCH_GO, .weft_workers = 1,
 	  .pin_one_cpu = 1, .run = run_off },
 	{ .name = "devnull", .what = "the same, WEFT_TRACE=/dev/null",
-	  .primary = "switch", .impls = BENCH_WEFT, .weft_workers = 1, .run = run_devnull },
+	  .primary = "switch", .impls = BENCH_WEFT | BENCH_GO, .weft_workers = 1,
+	  .run = run_devnull },
 	{ .name = "file", .what = "the same, WEFT_TRACE=a file in /tmp",
-	  .primary = "switch", .impls = BENCH_WEFT, .weft_workers = 1, .run = run_file },
+	  .primary = "switch", .impls = BENCH_WEFT | BENCH_GO, .weft_workers = 1, .run = run_file },
 };
 
 /* ------------------------------------------------------ the ratio table */
 
-struct row {
-	char cs[16], impl[16], fig[16];
-	double med, lo, hi;
-	int reps;
-};
+static struct bench_rows rows;
 
-static struct row rows[64];
-static int nrows;
-
-static const struct row *find(const char *cs, const char *impl, const char *fig)
+static const struct bench_row *find(const char *cs, const char *impl, const char *fig)
 {
-	for (int i = 0; i < nrows; i++)
-		if (!strcmp(rows[i].cs, cs) && !strcmp(rows[i].impl, impl) &&
-		    !strcmp(rows[i].fig, fig))
-			return &rows[i];
-	return NULL;
-}
-
-static void read_csv(FILE *f)
-{
-	char line[512];
-	while (fgets(line, sizeof line, f) && nrows < (int)(sizeof rows / sizeof rows[0])) {
-		struct row *r = &rows[nrows];
-		if (sscanf(line, "%*[^,],%15[^,],%15[^,],%15[^,],%*[^,],%lf,%lf,%lf,%d", r->cs,
-		           r->impl, r->fig, &r->med, &r->lo, &r->hi, &r->reps) == 7)
-			nrows++;
-	}
+	return bench_row_find(&rows, cs, impl, fig);
 }
 
 static const char *fmt(char *buf, size_t len, double ns)
@@ -156,11 +141,12 @@ static const char *fmt(char *buf, size_t len, double ns)
 
 static void print_row(const char *label, const char *cs, const char *impl)
 {
-	const struct row *w = find(cs, impl, "switch"), *c = find(cs, impl, "cpu"),
-	                 *e = find(cs, impl, "exit"), *f = find(cs, impl, "file");
+	const struct bench_row *w = find(cs, impl, "switch"), *c = find(cs, impl, "cpu"),
+	                       *e = find(cs, impl, "exit"), *f = find(cs, impl, "file");
 	char a[32], b[32], d[32], g[32];
 	if (!w) {
-		printf("  %-22s FAILED\n", label);
+		printf("  %-22s %s\n", label,
+		       !strcmp(impl, "go") && !bench_go_found() ? "n/a (bench/go not built)" : "FAILED");
 		return;
 	}
 	printf("  %-22s %10s (%s .. %s)  cpu %9s", label, fmt(a, sizeof a, w->med),
@@ -176,61 +162,49 @@ static void print_row(const char *label, const char *cs, const char *impl)
 static void print_ratio(const char *label, const char *cs1, const char *i1, const char *cs2,
                         const char *i2)
 {
-	const struct row *w1 = find(cs1, i1, "switch"), *w2 = find(cs2, i2, "switch");
-	const struct row *c1 = find(cs1, i1, "cpu"), *c2 = find(cs2, i2, "cpu");
+	const struct bench_row *w1 = find(cs1, i1, "switch"), *w2 = find(cs2, i2, "switch");
+	const struct bench_row *c1 = find(cs1, i1, "cpu"), *c2 = find(cs2, i2, "cpu");
 	if (w1 && w2 && c1 && c2)
 		printf("  %-30s wall %.3g  cpu %.3g\n", label, w1->med / w2->med,
 		       c1->med / c2->med);
+	else if (!bench_go_found() && (!strcmp(i1, "go") || !strcmp(i2, "go")))
+		printf("  %-30s n/a\n", label);
 }
 
 static int driver(int argc, char **argv)
 {
-	FILE *tmp = tmpfile();
-	char **av = calloc((size_t)argc + 2, sizeof *av);
-	if (!tmp || !av)
-		return 1;
-	memcpy(av, argv, sizeof *av * (size_t)argc);
-	av[argc] = "--csv";
-	fflush(stdout);
-	int saved = dup(STDOUT_FILENO);
-	dup2(fileno(tmp), STDOUT_FILENO);
-	int rc = bench_main(argc + 1, av, "bench_trace", cases, BENCH_COUNTOF(cases), params,
-	                    BENCH_COUNTOF(params));
-	fflush(stdout);
-	dup2(saved, STDOUT_FILENO);
-	close(saved);
-	rewind(tmp);
-	read_csv(tmp);
-	fclose(tmp);
-	const struct row *r = find("off", "weft", "switch");
-	printf("# bench_trace: yield ping-pong, n=%lld (weft) / pn=%lld (pthread) yields per "
-	       "thread; medians (min .. max) of %d reps, each a fresh process\n",
-	       params[0].value, params[1].value, r ? r->reps : 0);
+	int rc = bench_collect(argc, argv, "bench_trace", cases, BENCH_COUNTOF(cases), params,
+	                       BENCH_COUNTOF(params), &rows);
+	if (rc == 64)
+		return rc;
+	const struct bench_row *r = find("off", "weft", "switch");
+	printf("# bench_trace: yield ping-pong, n=%lld (weft, go) / pn=%lld (pthread) yields per "
+	       "thread; medians (min .. max) of %d reps, each a fresh process; load %.2f\n",
+	       params[0].value, params[1].value, r ? r->reps : 0, bench_loadavg());
 	print_row("weft, trace off", "off", "weft");
 	print_row("weft, /dev/null", "devnull", "weft");
 	print_row("weft, file", "file", "weft");
 	print_row("pthread", "off", "pthread");
+	print_row("go, trace off", "off", "go");
+	print_row("go, /dev/null", "devnull", "go");
+	print_row("go, file", "file", "go");
 	printf("ratios:\n");
 	print_ratio("/dev/null / off", "devnull", "weft", "off", "weft");
 	print_ratio("file / off", "file", "weft", "off", "weft");
 	print_ratio("off / pthread", "off", "weft", "off", "pthread");
 	print_ratio("/dev/null / pthread", "devnull", "weft", "off", "pthread");
-	free(av);
+	print_ratio("go: /dev/null / off", "devnull", "go", "off", "go");
+	print_ratio("weft/go, trace off", "off", "weft", "off", "go");
+	print_ratio("weft/go, /dev/null", "devnull", "weft", "devnull", "go");
+	print_ratio("weft/go, file", "file", "weft", "file", "go");
+	free(rows.row);
 	return rc;
-}
-
-/* Options whose output is the harness's own. */
-static int passthrough(const char *a)
-{
-	return !strncmp(a, "--child", 7) || !strcmp(a, "--csv") || !strcmp(a, "--list") ||
-	       !strcmp(a, "--help") || !strcmp(a, "--h");
 }
 
 int main(int argc, char **argv)
 {
-	for (int i = 1; i < argc; i++)
-		if (passthrough(argv[i]))
-			return bench_main(argc, argv, "bench_trace", cases, BENCH_COUNTOF(cases),
-			                  params, BENCH_COUNTOF(params));
+	if (bench_harness_prints(argc, argv))
+		return bench_main(argc, argv, "bench_trace", cases, BENCH_COUNTOF(cases), params,
+		                  BENCH_COUNTOF(params));
 	return driver(argc, argv);
 }

@@ -1,11 +1,18 @@
 /*
  * harness.c — driver and child support for weft's benchmarks (see harness.h).
+ *
+ * The Go implementation: the driver looks for bench/go's program at
+ * $WEFT_BENCH_GO, else at go/weft-bench-go beside its own executable (where
+ * CMake and bench/go/build.sh put it).  An empty WEFT_BENCH_GO, or no program
+ * there, turns the go column into "n/a"; a Go child that runs and fails is a
+ * failed repetition like any other.
  */
 #define _GNU_SOURCE
 #include "harness.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -20,12 +27,12 @@
 #include <unistd.h>
 #include <weft.h>
 
-#define MAX_FIGURES 16
+#define MAX_FIGURES 24
 #define MAX_REPS 101
 #define LINE_TAG "@bench "
 
-static const char *impl_names[] = { "weft", "pthread", "pth" };
-enum { NIMPL = 3 };
+static const char *impl_names[] = { "weft", "pthread", "pth", "go" };
+enum { NIMPL = 4, IMPL_WEFT = 0, IMPL_PTHREAD = 1, IMPL_PTH = 2, IMPL_GO = 3 };
 
 static struct bench_param *g_params;
 static int g_nparams;
@@ -207,17 +214,71 @@ static struct {
 	int verbose;
 	int timeout_s;
 	int impls;   /* BENCH_* bits selected with --impl */
+	int workers; /* --workers: WEFT_WORKERS and GOMAXPROCS for every case; 0: the case's */
 	const char *only;
 	const char *self;
 	const char *prog;
-} opt = { 5, 0, 0, 180, BENCH_WEFT | BENCH_PTHREAD | BENCH_PTH, NULL, NULL, NULL };
+	char go[PATH_MAX]; /* the Go program, or "" when it is not there */
+	struct bench_rows *collect; /* bench_collect's output, or NULL */
+} opt = { 5, 0, 0, 180, BENCH_WEFT | BENCH_PTHREAD | BENCH_PTH | BENCH_GO, 0, NULL, NULL,
+          NULL, "", NULL };
+
+/* Find the Go program (see the top of this file); "" when there is none. */
+static void find_go(void)
+{
+	const char *env = getenv("WEFT_BENCH_GO");
+	opt.go[0] = '\0';
+	if (env) {
+		if (*env && access(env, X_OK) == 0)
+			snprintf(opt.go, sizeof opt.go, "%s", env);
+		return;
+	}
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+	if (n <= 0)
+		return;
+	self[n] = '\0';
+	char *slash = strrchr(self, '/');
+	if (!slash)
+		return;
+	*slash = '\0';
+	char path[PATH_MAX + 32];
+	snprintf(path, sizeof path, "%s/go/weft-bench-go", self);
+	if (strlen(path) < sizeof opt.go && access(path, X_OK) == 0)
+		snprintf(opt.go, sizeof opt.go, "%s", path);
+}
+
+int bench_go_found(void) { return opt.go[0] != '\0'; }
+int bench_workers_override(void) { return opt.workers; }
+
+double bench_loadavg(void)
+{
+	double load = -1;
+	FILE *f = fopen("/proc/loadavg", "r");
+	if (f) {
+		if (fscanf(f, "%lf", &load) != 1)
+			load = -1;
+		fclose(f);
+	}
+	return load;
+}
+
+/* Figures the driver adds from wait4's rusage: shown in the text output only
+ * for cases with show_maxrss. */
+static int is_rusage_figure(const char *name)
+{
+	return !strcmp(name, "maxrss") || !strcmp(name, "sys-cpu") || !strcmp(name, "sys-share");
+}
 
 static struct figure *figure_get(struct case_result *r, const char *name, enum bench_kind kind)
 {
 	for (int i = 0; i < r->nfig; i++) {
 		struct figure *f = &r->fig[i];
 		if (!strcmp(f->name, name)) {
-			if (!f->n[0] && !f->n[1] && !f->n[2])
+			int none = 1;
+			for (int k = 0; k < NIMPL; k++)
+				none &= !f->n[k];
+			if (none)
 				f->kind = kind;  /* the primary is made before its kind is known */
 			return f;
 		}
@@ -328,6 +389,15 @@ static int parse_size(const char *s, long long *out)
 	return 0;
 }
 
+/* Append one value of a figure the driver measured itself. */
+static void add_figure(struct case_result *r, const char *name, enum bench_kind kind,
+                       int impl_idx, double v)
+{
+	struct figure *f = figure_get(r, name, kind);
+	if (f && f->n[impl_idx] < MAX_REPS)
+		f->v[impl_idx][f->n[impl_idx]++] = v;
+}
+
 /* Run one child; fold its figures into r.  Returns 0 on success. */
 static int run_child(const struct bench_case *c, int impl_idx, int rep, struct case_result *r)
 {
@@ -341,7 +411,7 @@ static int run_child(const struct bench_case *c, int impl_idx, int rep, struct c
 	char *argv[4 + 64];
 	char pbuf[64][96];
 	int ac = 0;
-	argv[ac++] = (char *)opt.prog;
+	argv[ac++] = (char *)(impl_idx == IMPL_GO ? opt.go : opt.prog);
 	argv[ac++] = childarg;
 	for (int i = 0; i < g_nparams && i < 64; i++) {
 		snprintf(pbuf[i], sizeof pbuf[i], "--%s=%lld", g_params[i].name, g_params[i].value);
@@ -357,13 +427,22 @@ static int run_child(const struct bench_case *c, int impl_idx, int rep, struct c
 	}
 	if (pid == 0) {
 		dup2(pfd[1], 1);
-		if (impl_idx == 0 && c->weft_workers > 0) {
-			char w[16];
-			snprintf(w, sizeof w, "%d", c->weft_workers);
+		int workers = opt.workers ? opt.workers : c->weft_workers;
+		char w[16];
+		snprintf(w, sizeof w, "%d", workers);
+		if (impl_idx == IMPL_WEFT && workers > 0)
 			setenv("WEFT_WORKERS", w, 1);
-		}
-		if (impl_idx == 0 && c->weft_env) {
-			char *env = strdup(c->weft_env), *save = NULL;
+		/* Go's processors follow weft's workers: the case's count, else
+		 * the WEFT_WORKERS the weft child inherits, else both default to
+		 * the CPUs the process may run on. */
+		if (impl_idx == IMPL_GO && workers > 0)
+			setenv("GOMAXPROCS", w, 1);
+		else if (impl_idx == IMPL_GO && getenv("WEFT_WORKERS"))
+			setenv("GOMAXPROCS", getenv("WEFT_WORKERS"), 1);
+		const char *extra = impl_idx == IMPL_WEFT ? c->weft_env
+		                    : impl_idx == IMPL_GO ? c->go_env : NULL;
+		if (extra) {
+			char *env = strdup(extra), *save = NULL;
 			for (char *kv = env ? strtok_r(env, " ", &save) : NULL; kv;
 			     kv = strtok_r(NULL, " ", &save)) {
 				char *eq = strchr(kv, '=');
@@ -373,7 +452,7 @@ static int run_child(const struct bench_case *c, int impl_idx, int rep, struct c
 				}
 			}
 		}
-		execv(opt.self, argv);
+		execv(impl_idx == IMPL_GO ? opt.go : opt.self, argv);
 		perror("execv");
 		_exit(127);
 	}
@@ -453,9 +532,13 @@ static int run_child(const struct bench_case *c, int impl_idx, int rep, struct c
 			        impl_names[impl_idx], WEXITSTATUS(status));
 		return -1;
 	}
-	struct figure *f = figure_get(r, "maxrss", BENCH_BYTES);
-	if (f && f->n[impl_idx] < MAX_REPS)
-		f->v[impl_idx][f->n[impl_idx]++] = (double)ru.ru_maxrss * 1024.0;
+	/* The whole child process, runtime start and warm-up included. */
+	double user = (double)ru.ru_utime.tv_sec * 1e9 + (double)ru.ru_utime.tv_usec * 1e3;
+	double sys = (double)ru.ru_stime.tv_sec * 1e9 + (double)ru.ru_stime.tv_usec * 1e3;
+	add_figure(r, "maxrss", BENCH_BYTES, impl_idx, (double)ru.ru_maxrss * 1024.0);
+	add_figure(r, "sys-cpu", BENCH_NS, impl_idx, sys);
+	if (user + sys > 0)
+		add_figure(r, "sys-share", BENCH_PCT, impl_idx, 100.0 * sys / (user + sys));
 	return 0;
 }
 
@@ -476,6 +559,79 @@ static int case_selected(const struct bench_case *c)
 	return 0;
 }
 
+/* Whether implementation k of case c runs in this invocation. */
+static int impl_runs(const struct bench_case *c, int k)
+{
+	if (!(c->impls & opt.impls & (1 << k)))
+		return 0;
+	return k != IMPL_GO || opt.go[0];
+}
+
+/* Whether it would run but cannot: the Go port was not built. */
+static int impl_na(const struct bench_case *c, int k)
+{
+	return k == IMPL_GO && (c->impls & opt.impls & BENCH_GO) && !opt.go[0];
+}
+
+/* Median of the primary figure for implementation k, or -1 if none. */
+static double prim_median(const struct figure *prim, int k)
+{
+	return prim && prim->n[k] ? median(prim->v[k], prim->n[k], NULL, NULL) : -1;
+}
+
+/* The ratios printed for every case: numerator / denominator of the primary. */
+static const struct { int num, den; } ratios[] = {
+	{ IMPL_WEFT, IMPL_PTHREAD }, { IMPL_PTH, IMPL_PTHREAD }, { IMPL_WEFT, IMPL_GO },
+};
+
+static void collect_case(const struct bench_case *c, const struct case_result *r)
+{
+	struct bench_rows *rs = opt.collect;
+	for (int i = 0; i < r->nfig; i++) {
+		const struct figure *f = &r->fig[i];
+		for (int k = 0; k < NIMPL; k++) {
+			if (!f->n[k])
+				continue;
+			if (rs->n == rs->cap) {
+				int cap = rs->cap ? 2 * rs->cap : 64;
+				struct bench_row *nr = realloc(rs->row, sizeof *nr * (size_t)cap);
+				if (!nr)
+					return;
+				rs->row = nr;
+				rs->cap = cap;
+			}
+			struct bench_row *row = &rs->row[rs->n++];
+			row->cs = c->name;
+			row->impl = impl_names[k];
+			snprintf(row->fig, sizeof row->fig, "%s", f->name);
+			row->kind = f->kind;
+			row->med = median(f->v[k], f->n[k], &row->lo, &row->hi);
+			row->reps = f->n[k];
+		}
+	}
+}
+
+static void print_csv(const char *title, const struct bench_case *c, const struct case_result *r,
+                      const struct figure *prim)
+{
+	for (int i = 0; i < r->nfig; i++) {
+		const struct figure *f = &r->fig[i];
+		for (int k = 0; k < NIMPL; k++) {
+			if (!f->n[k])
+				continue;
+			double lo, hi, m = median(f->v[k], f->n[k], &lo, &hi);
+			printf("%s,%s,%s,%s,%s,%.6g,%.6g,%.6g,%d\n", title, c->name, impl_names[k],
+			       f->name, kind_unit(f->kind), m, lo, hi, f->n[k]);
+		}
+	}
+	for (int i = 0; i < BENCH_COUNTOF(ratios); i++) {
+		double num = prim_median(prim, ratios[i].num), den = prim_median(prim, ratios[i].den);
+		if (num >= 0 && den > 0)
+			printf("%s,%s,ratio,%s,%s/%s,%.6g,,,\n", title, c->name, prim->name,
+			       impl_names[ratios[i].num], impl_names[ratios[i].den], num / den);
+	}
+}
+
 static void print_case(const char *title, const struct bench_case *c, struct case_result *r)
 {
 	const struct figure *prim = NULL;
@@ -483,25 +639,12 @@ static void print_case(const char *title, const struct bench_case *c, struct cas
 		if (!strcmp(r->fig[i].name, c->primary))
 			prim = &r->fig[i];
 
+	if (opt.collect) {
+		collect_case(c, r);
+		return;
+	}
 	if (opt.csv) {
-		for (int i = 0; i < r->nfig; i++) {
-			const struct figure *f = &r->fig[i];
-			for (int k = 0; k < NIMPL; k++) {
-				if (!f->n[k])
-					continue;
-				double lo, hi, m = median(f->v[k], f->n[k], &lo, &hi);
-				printf("%s,%s,%s,%s,%s,%.6g,%.6g,%.6g,%d\n", title, c->name,
-				       impl_names[k], f->name, kind_unit(f->kind), m, lo, hi, f->n[k]);
-			}
-		}
-		for (int k = 0; k < NIMPL; k += 2) {  /* weft/pthread, pth/pthread */
-			if (prim && prim->n[k] && prim->n[1]) {
-				double m = median(prim->v[k], prim->n[k], NULL, NULL) /
-				           median(prim->v[1], prim->n[1], NULL, NULL);
-				printf("%s,%s,ratio,%s,%s/pthread,%.6g,,,\n", title, c->name, prim->name,
-				       impl_names[k], m);
-			}
-		}
+		print_csv(title, c, r, prim);
 		fflush(stdout);
 		return;
 	}
@@ -513,7 +656,11 @@ static void print_case(const char *title, const struct bench_case *c, struct cas
 	              pos = pos < sizeof line ? pos : sizeof line - 1)
 	ADD("%-22s", c->name);
 	for (int k = 0; k < NIMPL; k++) {
-		if (!(c->impls & opt.impls & (1 << k)))
+		if (impl_na(c, k)) {
+			ADD("  %s n/a", impl_names[k]);
+			continue;
+		}
+		if (!impl_runs(c, k))
 			continue;
 		ADD("  %s ", impl_names[k]);
 		if (!prim || !prim->n[k]) {
@@ -527,7 +674,7 @@ static void print_case(const char *title, const struct bench_case *c, struct cas
 		int first = 1;
 		for (int i = 0; i < r->nfig; i++) {
 			const struct figure *f = &r->fig[i];
-			if (f == prim || !f->n[k] || (!strcmp(f->name, "maxrss") && !c->show_maxrss) ||
+			if (f == prim || !f->n[k] || (is_rusage_figure(f->name) && !c->show_maxrss) ||
 			    (!strncmp(f->name, "weft.", 5) && !opt.verbose))
 				continue;
 			fmt_value(vb, sizeof vb, f->kind, median(f->v[k], f->n[k], NULL, NULL));
@@ -539,10 +686,20 @@ static void print_case(const char *title, const struct bench_case *c, struct cas
 		if (r->failed[k])
 			ADD(" [%d of %d runs failed]", r->failed[k], r->failed[k] + r->ok[k]);
 	}
-	if (prim && prim->n[0] && prim->n[1]) {
-		double ratio = median(prim->v[0], prim->n[0], NULL, NULL) /
-		               median(prim->v[1], prim->n[1], NULL, NULL);
-		ADD("  ratio %.3g (weft/pthread)", ratio);
+	/* weft/pthread and weft/go; "n/a" where Go was not built. */
+	const char *sep = "  ratio ";
+	for (int i = 0; i < BENCH_COUNTOF(ratios); i++) {
+		int nk = ratios[i].num, dk = ratios[i].den;
+		double num = prim_median(prim, nk), den = prim_median(prim, dk);
+		if (nk != IMPL_WEFT)
+			continue;  /* pth/pthread: CSV only, as before */
+		if (num >= 0 && den > 0)
+			ADD("%s%.3g (%s/%s)", sep, num / den, impl_names[nk], impl_names[dk]);
+		else if (impl_na(c, dk))
+			ADD("%sn/a (%s/%s)", sep, impl_names[nk], impl_names[dk]);
+		else
+			continue;
+		sep = ", ";
 	}
 	ADD("  [%s]", c->what);
 #undef ADD
@@ -552,17 +709,21 @@ static void print_case(const char *title, const struct bench_case *c, struct cas
 
 static void usage(const char *title, const struct bench_case *cases, int ncases)
 {
-	printf("usage: %s [options]\n\n%s: runs each case on weft and on pthreads (and GNU Pth\n"
-	       "where it applies), each repetition in a fresh process, and prints medians.\n\n"
+	printf("usage: %s [options]\n\n%s: runs each case on weft, on pthreads and on Go (and\n"
+	       "GNU Pth where it applies), each repetition in a fresh process, and prints medians.\n\n"
 	       "options:\n"
 	       "  --reps=N          repetitions per implementation (default %d)\n"
 	       "  --only=A,B        run only these cases\n"
-	       "  --impl=weft,pthread,pth  implementations to run (default all available)\n"
+	       "  --impl=weft,pthread,pth,go  implementations to run (default all available)\n"
+	       "  --workers=N       WEFT_WORKERS (and GOMAXPROCS) for every case instead of the\n"
+	       "                    case's own; pthreads run as the case says\n"
 	       "  --csv             machine-readable output: bench,case,impl,figure,unit,median,min,max,reps\n"
 	       "  --verbose         print every repetition's figures on stderr\n"
 	       "  --timeout=S       kill a child after S seconds (default %d)\n"
-	       "  --list            list the cases\n",
-	       opt.prog, title, opt.reps, opt.timeout_s);
+	       "  --list            list the cases\n"
+	       "Go: %s\n",
+	       opt.prog, title, opt.reps, opt.timeout_s,
+	       opt.go[0] ? opt.go : "not found (build bench/go, or set WEFT_BENCH_GO): n/a");
 	for (int i = 0; i < g_nparams; i++) {
 		int pad = 14 - (int)strlen(g_params[i].name);
 		printf("  --%s=N%*s %s (default %lld)\n", g_params[i].name, pad > 0 ? pad : 1, "",
@@ -588,6 +749,8 @@ static int child_main(const char *spec, const struct bench_case *cases, int ncas
 			continue;
 		if (impl < 0 || !(c->impls & (1 << impl)))
 			bench_fail("case %s has no implementation %s", c->name, colon + 1);
+		if (impl == IMPL_GO)
+			bench_fail("the go implementation is bench/go's program, not this one");
 		if (impl != 0 && c->pin_one_cpu)
 			bench_pin_one_cpu();
 		c->run(1 << impl);
@@ -605,6 +768,7 @@ int bench_main(int argc, char **argv, const char *title, const struct bench_case
 	g_nparams = nparams;
 	opt.prog = argv[0];
 	opt.self = "/proc/self/exe";
+	find_go();
 #ifndef BENCH_HAVE_PTH
 	opt.impls &= ~BENCH_PTH;
 #endif
@@ -660,6 +824,14 @@ int bench_main(int argc, char **argv, const char *title, const struct bench_case
 				return 64;
 			}
 			*(name[0] == 'r' ? &opt.reps : &opt.timeout_s) = (int)v;
+		} else if (!strcmp(name, "workers")) {
+			NEEDVAL();
+			long long v;
+			if (parse_size(val, &v) || v < 1 || v > 1024) {
+				fprintf(stderr, "%s: bad --workers=%s (1..1024)\n", opt.prog, val);
+				return 64;
+			}
+			opt.workers = (int)v;
 		} else if (!strcmp(name, "impl")) {
 			NEEDVAL();
 			int m = 0;
@@ -702,21 +874,24 @@ int bench_main(int argc, char **argv, const char *title, const struct bench_case
 		return 0;
 	}
 
-	if (opt.csv) {
+	const char *goenv = getenv("WEFT_BENCH_GO");
+	if (goenv && *goenv && !opt.go[0])
+		fprintf(stderr, "%s: WEFT_BENCH_GO=%s is not an executable: go is n/a\n", opt.prog,
+		        goenv);
+	if (opt.collect) {
+		/* the caller prints */
+	} else if (opt.csv) {
 		printf("bench,case,impl,figure,unit,median,min,max,reps\n");
 	} else {
 		printf("# %s: %d reps per implementation, each a fresh process; medians", title, opt.reps);
 		for (int i = 0; i < nparams; i++)
 			printf("%s%s=%lld", i ? " " : "; ", params[i].name, params[i].value);
+		if (opt.workers)
+			printf("; --workers=%d (WEFT_WORKERS, GOMAXPROCS)", opt.workers);
+		if (!opt.go[0] && (opt.impls & BENCH_GO))
+			printf("; go n/a (no bench/go program)");
 		/* The machine's load: figures from a busy machine are not comparable. */
-		double load = -1;
-		FILE *f = fopen("/proc/loadavg", "r");
-		if (f) {
-			if (fscanf(f, "%lf", &load) != 1)
-				load = -1;
-			fclose(f);
-		}
-		printf("; %ld CPUs, load %.2f\n", sysconf(_SC_NPROCESSORS_ONLN), load);
+		printf("; %ld CPUs, load %.2f\n", sysconf(_SC_NPROCESSORS_ONLN), bench_loadavg());
 	}
 	fflush(stdout);
 
@@ -731,7 +906,7 @@ int bench_main(int argc, char **argv, const char *title, const struct bench_case
 		figure_get(r, c->primary, BENCH_NS);  /* primary first */
 		for (int rep = 0; rep < opt.reps; rep++) {
 			for (int k = 0; k < NIMPL; k++) {
-				if (!(c->impls & opt.impls & (1 << k)))
+				if (!impl_runs(c, k))
 					continue;
 				if (run_child(c, k, rep, r)) {
 					r->failed[k]++;
@@ -745,4 +920,37 @@ int bench_main(int argc, char **argv, const char *title, const struct bench_case
 		free(r);
 	}
 	return any_failed ? 1 : 0;
+}
+
+int bench_collect(int argc, char **argv, const char *title, const struct bench_case *cases,
+                  int ncases, struct bench_param *params, int nparams, struct bench_rows *rows)
+{
+	rows->row = NULL;
+	rows->n = rows->cap = 0;
+	opt.collect = rows;
+	int rc = bench_main(argc, argv, title, cases, ncases, params, nparams);
+	opt.collect = NULL;
+	return rc;
+}
+
+const struct bench_row *bench_row_find(const struct bench_rows *rows, const char *cs,
+                                       const char *impl, const char *fig)
+{
+	for (int i = 0; i < rows->n; i++) {
+		const struct bench_row *r = &rows->row[i];
+		if (!strcmp(r->cs, cs) && !strcmp(r->impl, impl) && !strcmp(r->fig, fig))
+			return r;
+	}
+	return NULL;
+}
+
+int bench_harness_prints(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (!strncmp(a, "--child", 7) || !strcmp(a, "--csv") || !strcmp(a, "--list") ||
+		    !strcmp(a, "--help") || !strcmp(a, "--h"))
+			return 1;
+	}
+	return 0;
 }

@@ -2,17 +2,22 @@
  * harness.h — the small shared driver of weft's benchmarks.
  *
  * Every benchmark program is a table of cases.  A case is one workload that
- * is run on several implementations (weft, plain pthreads, optionally GNU
- * Pth).  The program runs in two roles:
+ * is run on several implementations (weft, plain pthreads, Go, optionally
+ * GNU Pth).  The program runs in two roles:
  *
  *  - driver (what the user starts): for each repetition and each
  *    implementation it re-executes itself as a child with
  *    "--child=CASE:IMPL", in a fresh process, with WEFT_WORKERS set for the
- *    weft child when the case asks for a worker count.  Implementations are
- *    interleaved within a repetition so that a noisy stretch of the machine
- *    hits both.  The driver collects the child's figures and its peak RSS
- *    (ru_maxrss from wait4), then prints medians and the weft/pthread ratio
- *    of the case's primary figure, one line per case, or CSV with --csv.
+ *    weft child when the case asks for a worker count (--workers=N sets it
+ *    for every case).  The Go implementation is another program,
+ *    bench/go (weft-bench-go), run the same way with the same parameters
+ *    and GOMAXPROCS equal to the weft child's WEFT_WORKERS; when it has not
+ *    been built its column says "n/a" and nothing fails.  Implementations
+ *    are interleaved within a repetition so that a noisy stretch of the
+ *    machine hits all of them.  The driver collects the child's figures,
+ *    its peak RSS (ru_maxrss from wait4) and its system CPU share, then
+ *    prints medians and the weft/pthread and weft/go ratios of the case's
+ *    primary figure, one line per case, or CSV with --csv.
  *
  *  - child: runs the workload once (with its own warm-up) and reports
  *    figures with bench_result(); a failed check exits non-zero.
@@ -33,6 +38,8 @@ enum {
 	BENCH_WEFT = 1,
 	BENCH_PTHREAD = 2,
 	BENCH_PTH = 4,      /* GNU Pth, when built with it (BENCH_HAVE_PTH) */
+	BENCH_GO = 8,       /* the Go port in bench/go: a case sets this bit only
+	                     * when weft-bench-go implements a case of its name */
 };
 
 /* Kinds of figures, which decide how they are printed. */
@@ -57,12 +64,20 @@ struct bench_case {
 	const char *what;       /* what the primary figure measures, for the output */
 	const char *primary;    /* name of the figure the ratio compares */
 	int impls;              /* BENCH_* bits */
-	int weft_workers;       /* WEFT_WORKERS for the weft child; 0: inherit */
+	int weft_workers;       /* WEFT_WORKERS for the weft child and GOMAXPROCS
+	                         * for the Go child; 0: inherit (--workers=N
+	                         * overrides it) */
 	const char *weft_env;   /* more settings for the weft child, "NAME=VALUE"
 	                         * separated by spaces (e.g. "WEFT_QUANTUM_US=0"),
 	                         * or NULL */
-	int pin_one_cpu;        /* pthread/pth children run pinned to one CPU */
-	int show_maxrss;        /* print the child's peak RSS after the figure */
+	const char *go_env;     /* the same for the Go child, e.g.
+	                         * "GODEBUG=asyncpreemptoff=1", or NULL */
+	int pin_one_cpu;        /* pthread/pth children run pinned to one CPU (the
+	                         * Go child is not pinned: GOMAXPROCS=1 is Go's
+	                         * counterpart of one worker) */
+	int show_maxrss;        /* print the child's peak RSS and the share of its
+	                         * CPU time spent in the kernel after the figure
+	                         * (CSV output always has them) */
 	/* The child body: run the workload on `impl` and report figures. */
 	void (*run)(int impl);
 };
@@ -129,6 +144,42 @@ void bench_weft_stats(const struct weft_stats *before, double ops);
 int bench_main(int argc, char **argv, const char *title,
                const struct bench_case *cases, int ncases,
                struct bench_param *params, int nparams);
+
+/* A program that prints its own table (bench_trace, bench_fib) runs the
+ * driver through bench_collect() instead: the same options and children, but
+ * the medians are handed back as rows instead of being printed.  --csv,
+ * --list, --help and --child must still go to bench_main(). */
+struct bench_row {
+	const char *cs;       /* case name (from the case table) */
+	const char *impl;     /* "weft", "pthread", "pth", "go" */
+	char fig[64];         /* figure name */
+	enum bench_kind kind;
+	double med, lo, hi;   /* median, minimum, maximum over the repetitions */
+	int reps;             /* repetitions that reported the figure */
+};
+struct bench_rows {
+	struct bench_row *row;
+	int n, cap;
+};
+/* Returns what bench_main would (0, 1 if a child failed, 64 for bad usage);
+ * free rows->row afterwards. */
+int bench_collect(int argc, char **argv, const char *title,
+                  const struct bench_case *cases, int ncases,
+                  struct bench_param *params, int nparams, struct bench_rows *rows);
+/* The row of a case, implementation and figure, or NULL. */
+const struct bench_row *bench_row_find(const struct bench_rows *rows, const char *cs,
+                                       const char *impl, const char *fig);
+/* After bench_main or bench_collect: whether the Go port was found (1) or
+ * the go column is "n/a" (0), and the worker count --workers set (0: each
+ * case's own). */
+int bench_go_found(void);
+int bench_workers_override(void);
+/* Whether the arguments ask for output only the harness makes (--csv,
+ * --list, --help, --child): a program with its own table then calls
+ * bench_main() instead of bench_collect(). */
+int bench_harness_prints(int argc, char **argv);
+/* The 1-minute load average (-1 if unknown), for a table's header. */
+double bench_loadavg(void);
 
 #define BENCH_COUNTOF(a) ((int)(sizeof(a) / sizeof((a)[0])))
 

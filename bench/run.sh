@@ -7,9 +7,11 @@
 # re-executes itself once per repetition and implementation (see
 # bench/harness.h); this script only sequences them.  --quick uses small sizes
 # (for a smoke run, not for figures); --csv prints one CSV table for all.
-# Options other than --quick are passed to every program.  The environment
-# is passed on too, so e.g. WEFT_QUANTUM_US=0 bench/run.sh compares a run
-# without preemption.
+# Options other than --quick are passed to every program (--workers=N runs
+# every case on N workers and GOMAXPROCS=N).  The environment is passed on
+# too, so e.g. WEFT_QUANTUM_US=0 bench/run.sh compares a run without
+# preemption, and WEFT_BENCH_GO= (empty) one without the Go column.  For
+# the 1/2/8-worker table of docs/benchmarks.md see bench/scaling.sh.
 set -eu
 
 build=./build
@@ -30,17 +32,11 @@ if [ ! -x "$dir/bench_switch" ]; then
 	exit 1
 fi
 
+# shellcheck source=bench/sizes.sh
+. "$(dirname "$0")/sizes.sh"
 sizes() {
 	if [ "$quick" = 1 ]; then
-		case "$1" in
-		switch) echo "--n=1M --pn=20K --thn=20K" ;;
-		create) echo "--n=200K --pn=2K --thn=5K" ;;
-		skynet) echo "--size=100000 --psize=1000" ;;
-		idle) echo "--threads=10000 --pthreads=1000" ;;
-		mutex) echo "--n=5M --per=20K" ;;
-		cond) echo "--n=100K --pn=5K" ;;
-		preempt) echo "--secs=1 --sleeps=100 --work=50M" ;;
-		esac
+		quick_sizes "$1"
 	fi
 }
 
@@ -49,7 +45,7 @@ first=1
 # The known programs in a fixed order, then any other bench_* of the tree.
 # bench_idle goes last: its 10,000 short-lived runnable pthreads inflate the
 # load average that the next programs would print in their headers.
-list="switch create skynet mutex cond preempt idle"
+list="switch create skynet fib mutex cond preempt idle"
 for p in "$dir"/bench_*; do
 	b=${p##*/bench_}
 	if [ ! -f "$p" ] || [ ! -x "$p" ]; then continue; fi

@@ -52,13 +52,6 @@ static void usage(FILE *f, const char *prog)
 "2 bad usage or weft_init failed.\n", prog, START_BALANCE);
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 struct account {
 	weft_mutex_t lock;
 	long balance;
@@ -71,7 +64,7 @@ struct teller {
 	int id;
 } __attribute__((aligned(64)));
 
-static struct account *acct;
+static struct account *accts;
 static struct teller *tel;
 static int ntellers = 32, naccounts = 64;
 static _Atomic int stop;
@@ -126,8 +119,8 @@ static void *teller(void *arg)
 		int j = (int)((x >> 40) % (uint64_t)(naccounts - 1));
 		if (j >= i)
 			j++;
-		struct account *lo = &acct[i < j ? i : j], *hi = &acct[i < j ? j : i];
-		struct account *from = &acct[i], *to = &acct[j];
+		struct account *lo = &accts[i < j ? i : j], *hi = &accts[i < j ? j : i];
+		struct account *from = &accts[i], *to = &accts[j];
 		lock(t, lo);
 		lock(t, hi);
 		enter(lo);
@@ -150,12 +143,12 @@ static void *teller(void *arg)
 static long audit(void)
 {
 	for (int i = 0; i < naccounts; i++)
-		lock(NULL, &acct[i]);
+		lock(NULL, &accts[i]);
 	long total = 0;
 	for (int i = 0; i < naccounts; i++)
-		total += acct[i].balance;
+		total += accts[i].balance;
 	for (int i = naccounts - 1; i >= 0; i--)
-		unlock(&acct[i]);
+		unlock(&accts[i]);
 	return total;
 }
 
@@ -206,17 +199,6 @@ static void *auditor(void *arg)
 	return NULL;
 }
 
-static int parse_int(const char *s, int lo, int hi, int *out)
-{
-	char *end;
-	errno = 0;
-	long v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v < lo || v > hi)
-		return -1;
-	*out = (int)v;
-	return 0;
-}
-
 int main(int argc, char **argv)
 {
 	int seconds = 3, v;
@@ -265,20 +247,20 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bank: weft_init: %s\n", strerror(e));
 		return 2;
 	}
-	acct = aligned_alloc(64, sizeof *acct * (size_t)naccounts);
+	accts = aligned_alloc(64, sizeof *accts * (size_t)naccounts);
 	tel = aligned_alloc(64, sizeof *tel * (size_t)ntellers);
-	if (!acct || !tel) {
+	if (!accts || !tel) {
 		fprintf(stderr, "bank: out of memory\n");
 		return 2;
 	}
 	memset(tel, 0, sizeof *tel * (size_t)ntellers);
 	for (int i = 0; i < naccounts; i++) {
-		if ((e = weft_mutex_init(&acct[i].lock, NULL))) {
+		if ((e = weft_mutex_init(&accts[i].lock, NULL))) {
 			fprintf(stderr, "bank: weft_mutex_init: %s\n", strerror(e));
 			return 2;
 		}
-		acct[i].balance = START_BALANCE;
-		atomic_init(&acct[i].inside, 0);
+		accts[i].balance = START_BALANCE;
+		atomic_init(&accts[i].inside, 0);
 	}
 	expected_total = (long)naccounts * START_BALANCE;
 	int nworkers = weft_workers();
@@ -306,10 +288,10 @@ int main(int argc, char **argv)
 
 	long final = 0;
 	for (int i = 0; i < naccounts; i++) {
-		final += acct[i].balance;
-		if (acct[i].balance < 0)
+		final += accts[i].balance;
+		if (accts[i].balance < 0)
 			atomic_fetch_add(&violations, 1);  /* overdrawn: a lost update */
-		weft_mutex_destroy(&acct[i].lock);
+		weft_mutex_destroy(&accts[i].lock);
 	}
 	uint64_t contended, n = total_transfers(&contended);
 	weft_stats_t st;

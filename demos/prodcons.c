@@ -48,13 +48,6 @@ static void usage(FILE *f, const char *prog)
 "or weft_init failed.\n", prog);
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 struct item { uint32_t producer; uint32_t seq; };
 
 static uint64_t item_hash(struct item it)
@@ -159,17 +152,6 @@ static void *consumer(void *arg)
 	}
 	sink += x;
 	return NULL;
-}
-
-static int parse_int(const char *s, int lo, int hi, int *out)
-{
-	char *end;
-	errno = 0;
-	long v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v < lo || v > hi)
-		return -1;
-	*out = (int)v;
-	return 0;
 }
 
 static void report(uint64_t t0)

@@ -4,17 +4,22 @@
  *
  * N spinners (default 4) run a tight arithmetic loop and never call weft.
  * A printer thread sleeps until each full second and prints a table: per
- * thread, the worker it runs on, its iterations in that second, the quanta
- * it got and its share of its worker's CPU time.  The printer only gets to
- * run because the spinners are preempted; it also shows how far past its
- * deadline the spinners kept its worker.
+ * thread, the worker it last ran on, its iterations in that second, the
+ * quanta it got and its share of all the spinners' work.  The printer only
+ * gets to run because the spinners are preempted; it also shows how far
+ * past its deadline the spinners kept its worker.
+ *
+ * With more than one worker, preempted threads circulate through every
+ * worker (weft's global queue), so N spinners on W workers each get W/N of
+ * a CPU, not whatever their first worker happened to hold: fairness is
+ * judged across the whole process.
  *
  * Fairness is judged two ways.  Quanta: each spinner notes, every few
  * microseconds, whether it is still the thread that ran last on its worker;
- * when it is not, it has just been given the worker again, and that is one
- * quantum (turn).  Round-robin gives the threads of a worker the same number
- * of quanta, and nothing outside weft changes that number.  CPU time
- * (iterations): the share each thread got of its worker's work.  On a quiet
+ * when it is not, it has just been given a worker again, and that is one
+ * quantum (turn).  Round-robin gives every thread the same number of
+ * quanta, and nothing outside weft changes that number.  CPU time
+ * (iterations): the share each thread got of all the work.  On a quiet
  * machine both agree; on a busy one the kernel also runs other processes
  * in the middle of some quanta, so CPU time per quantum varies by several
  * percent while the quanta stay equal.  The verdict wants equal quanta
@@ -26,6 +31,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -70,13 +76,6 @@ static void usage(FILE *f, const char *prog)
 "     end and the verdict says so;\n"
 "  2  bad usage, or weft_init failed.\n",
 	        prog, MAX_THREADS);
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 struct spinner {
@@ -132,9 +131,8 @@ static void *spin(void *arg)
 /* ---- accounting, by the printer each second and by main at the end ---- */
 
 static uint64_t prev_iters[MAX_THREADS], prev_turns[MAX_THREADS];
-/* Whole run: what each thread got, and its fair share of what its worker
- * gave out, interval by interval (a thread is counted on the worker it was
- * on at the end of each interval). */
+/* Whole run: what each thread got, and its fair share (an equal part) of
+ * what all the workers gave out, interval by interval. */
 static double got_cpu[MAX_THREADS], fair_cpu[MAX_THREADS];
 static double got_q[MAX_THREADS], fair_q[MAX_THREADS];
 static uint64_t max_overrun_ns, max_late_ns;
@@ -152,16 +150,14 @@ static void account(uint64_t interval_ns, bool print)
 		wk[i] = atomic_load(&sp[i].worker);
 	}
 	if (print)
-		printf("  thread  worker  iterations/s  quanta  CPU share of its worker\n");
+		printf("  thread  worker  iterations/s  quanta  share of all the work\n");
+	uint64_t gi = 0, gt = 0;
+	int members = nthreads;
+	for (int j = 0; j < nthreads; j++) {
+		gi += di[j];
+		gt += dt[j];
+	}
 	for (int i = 0; i < nthreads; i++) {
-		uint64_t gi = 0, gt = 0;
-		int members = 0;
-		for (int j = 0; j < nthreads; j++)
-			if (wk[j] == wk[i]) {
-				gi += di[j];
-				gt += dt[j];
-				members++;
-			}
 		got_cpu[i] += (double)di[i];
 		fair_cpu[i] += (double)gi / members;
 		got_q[i] += (double)dt[i];
@@ -214,20 +210,13 @@ static void *printer(void *arg)
 	return NULL;
 }
 
-static int parse_int(const char *s, int lo, int hi, int *out)
-{
-	char *end;
-	errno = 0;
-	long v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v < lo || v > hi)
-		return -1;
-	*out = (int)v;
-	return 0;
-}
-
 int main(int argc, char **argv)
 {
 	int seconds = 5, tol = 10, v;
+	/* weft's tick fires at the kernel's tick (docs/design.md,
+	 * "Preemption"): the printer may be kept up to about one past its
+	 * deadline, and one more when the kernel ran other processes. */
+	uint64_t tick_ns = demo_kernel_tick_ns();
 	static const struct option opts[] = {
 		{ "threads", required_argument, NULL, 't' },
 		{ "seconds", required_argument, NULL, 's' },
@@ -310,7 +299,7 @@ int main(int argc, char **argv)
 		weft_join(t[i], NULL);
 	account(0, false);  /* the last few microseconds */
 
-	/* Verdict: each thread against its fair share on its worker. */
+	/* Verdict: each thread against its fair share of the whole. */
 	int worst_q = 0, worst_c = 0;
 	double dev_q = 0, dev_c = 0;
 	bool quanta_ok = true, cpu_ok = true;
@@ -318,8 +307,13 @@ int main(int argc, char **argv)
 		double dq = fair_q[i] > 0 ? got_q[i] / fair_q[i] - 1 : 0;
 		double dc = fair_cpu[i] > 0 ? got_cpu[i] / fair_cpu[i] - 1 : 0;
 		double aq = dq < 0 ? -dq : dq, ac = dc < 0 ? -dc : dc;
-		double slack = got_q[i] - fair_q[i];
-		if (aq * 100 > tol && (slack < -2 || slack > 2))
+		/* Counting error: a turn that straddles an interval, and, with
+		 * threads moving between workers, two chance orders of who ran
+		 * last where; allow twice the square root of the count. */
+		double slack = got_q[i] - fair_q[i], allow = 2 * sqrt(fair_q[i]);
+		if (allow < 2)
+			allow = 2;
+		if (aq * 100 > tol && (slack < -allow || slack > allow))
 			quanta_ok = false;
 		if (ac > 0.5)
 			cpu_ok = false;
@@ -328,7 +322,7 @@ int main(int argc, char **argv)
 		if (ac > (dev_c < 0 ? -dev_c : dev_c))
 			dev_c = dc, worst_c = i;
 	}
-	bool printer_ok = max_overrun_ns <= 5000000ull;
+	bool printer_ok = max_overrun_ns <= 2 * tick_ns + 2000000ull;
 	weft_stats_t st;
 	weft_stats_get(-1, &st);
 	printf("whole run, %% of the fair share - quanta:");
@@ -343,7 +337,7 @@ int main(int argc, char **argv)
 	       (unsigned long long)st.ticks, (unsigned long long)st.preemptions,
 	       (unsigned long long)st.deferred_ticks);
 	if (quanta_ok && cpu_ok && printer_ok) {
-		printf("verdict: FAIR - on every worker the threads took turns: quanta within %+.1f %% "
+		printf("verdict: FAIR - the threads took turns: quanta within %+.1f %% "
 		       "of fair (limit +-%d %%), CPU time within %+.1f %%%s; the printer was kept past "
 		       "its deadline %.2f ms at most\n", 100 * dev_q, tol, 100 * dev_c,
 		       dev_c * 100 > tol || dev_c * 100 < -tol ?

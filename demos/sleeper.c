@@ -43,7 +43,8 @@ static void usage(FILE *f, const char *prog)
 "  --sleeps N       sleeps to measure (default 200)\n"
 "  --min-ms, --max-ms  each sleep lasts a random time in this range (default 2-5)\n"
 "  --limit-ms MS    verdict: median time the spinners may keep the sleeper\n"
-"                   waiting past its deadline (default 1)\n"
+"                   waiting past its deadline (default: the kernel's tick,\n"
+"                   measured, plus 1; weft's tick fires at the kernel's)\n"
 "  --timeout S      spinners give up after S seconds even if the sleeper has\n"
 "                   not finished, so that the demo ends without preemption too\n"
 "                   (default 5)\n"
@@ -56,13 +57,6 @@ static void usage(FILE *f, const char *prog)
 "spinners running during at least 90 %% of the sleeps, and the sleeper started\n"
 "within 1 s); 1 late, e.g. with WEFT_QUANTUM_US=0, where the spinners keep the\n"
 "workers until --timeout; 2 bad usage or weft_init failed.\n", prog);
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 struct spinner {
@@ -149,22 +143,11 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static int parse_int(const char *s, int lo, int hi, int *out)
-{
-	char *end;
-	errno = 0;
-	long v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v < lo || v > hi)
-		return -1;
-	*out = (int)v;
-	return 0;
-}
-
 static double ms(uint64_t ns) { return (double)ns / 1e6; }
 
 int main(int argc, char **argv)
 {
-	int limit_ms = 1, timeout_s = 5, v;
+	int limit_ms = -1, timeout_s = 5, v;
 	static const struct option opts[] = {
 		{ "spinners", required_argument, NULL, 'n' },
 		{ "sleeps", required_argument, NULL, 'k' },
@@ -210,6 +193,10 @@ int main(int argc, char **argv)
 		usage(stderr, argv[0]);
 		return 2;
 	}
+	/* weft's tick fires at the kernel's tick (docs/design.md,
+	 * "Preemption"): by default the sleeper may be kept about one. */
+	if (limit_ms < 0)
+		limit_ms = (int)((demo_kernel_tick_ns() + 999999) / 1000000) + 1;
 	int e = weft_init();
 	if (e) {
 		fprintf(stderr, "sleeper: weft_init: %s\n", strerror(e));

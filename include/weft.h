@@ -83,13 +83,18 @@ extern "C" {
  */
 WEFT_API int weft_init(void);
 
-/** Number of kernel workers.  Any caller; initializes on first use.
+/** Number of kernel workers that run green threads (WEFT_WORKERS).  Any
+ *  caller; initializes on first use.  While a worker is blocked in a system
+ *  call weft was not told about, a standby kernel worker runs green threads
+ *  in its place, so the number running green threads stays this one.
  *  @return the number of workers; 0 if initialization failed. */
 WEFT_API int weft_workers(void);
 
 /** Which worker runs the caller.  Any caller; does not initialize.
- *  @return the index 0..workers-1 of the worker running the caller; -1 when
- *          the caller is not running on a weft worker. */
+ *  @return the index of the worker running the caller: 0..workers-1, or, on
+ *          a standby worker standing in for a blocked one, an index from
+ *          weft_workers() up; -1 when the caller is not running on a weft
+ *          worker. */
 WEFT_API int weft_worker_self(void);
 
 /** Disable preemption of the calling green thread; nests.  The caller can
@@ -210,6 +215,23 @@ WEFT_API int weft_yield(void);
  *  @param ns  how long to sleep, in nanoseconds
  *  @return 0; EPERM when the caller is not a green thread. */
 WEFT_API int weft_sleep_ns(uint64_t ns);
+
+/** Announce a call that may block the calling kernel thread (a read from
+ *  a slow disk, stat, getaddrinfo, fsync, ...), up to weft_blocking_end.
+ *  If the call is still blocked after a few milliseconds, the worker's
+ *  other threads are handed to another kernel thread (without the
+ *  announcement the same happens, a little later, once weft's monitor sees
+ *  the worker asleep in the kernel).  Make no other weft call in between.
+ *  Who may call: anyone; from a kernel thread that is not a green thread it
+ *  does nothing.
+ *  @return 0. */
+WEFT_API int weft_blocking_begin(void);
+
+/** End the section opened by weft_blocking_begin.  If the worker was handed
+ *  over meanwhile, the caller continues on another worker.  Who may call:
+ *  anyone; from a kernel thread that is not a green thread it does nothing.
+ *  @return 0. */
+WEFT_API int weft_blocking_end(void);
 
 /** Name thread t (at most 31 bytes are kept; longer names are truncated).
  *  Any caller.
@@ -945,10 +967,16 @@ typedef struct weft_stats {
 	uint64_t finished;        /**< threads finished */
 	uint64_t idle_sleeps;     /**< times the worker slept on its futex */
 	uint64_t idle_ns;         /**< ns the worker had nothing to run */
+	uint64_t migrations;      /**< threads resumed on this worker after
+	                               running last on another one */
 	uint64_t alive;           /**< threads created and not finished, main
 	                               excluded: process-wide, the same for every
 	                               worker */
 	uint64_t queued;          /**< threads in the worker's run queue (summed) */
+	uint64_t handoffs;        /**< times a worker found blocked in the kernel
+	                               had its threads handed to another kernel
+	                               thread: process-wide, the same for every
+	                               worker */
 } weft_stats_t;
 
 /**
@@ -956,7 +984,9 @@ typedef struct weft_stats {
  * worker is -1.  Who may call: any code, any kernel thread; cheap (no lock,
  * no system call).  Counters are per worker and read without stopping
  * anyone, so a sum is a snapshot only up to concurrent increments.
- * @param worker  a worker index 0..weft_workers()-1, or -1 for all
+ * @param worker  a worker index (0..weft_workers()-1, or a standby
+ *                worker's index as weft_worker_self reports it), or -1 for
+ *                all, standby workers included
  * @param out     receives the statistics
  * @return 0; EINVAL out NULL, worker out of range, or the runtime could not
  *         be initialized.

@@ -1,7 +1,7 @@
 /*
  * test_badinput.c — every documented error of the Runtime, Threads,
- * Attributes and Thread-specific data sections (API.md, weft.h), and bad
- * handles that must never crash (DESIGN §3.6).
+ * Attributes and Thread-specific data sections (weft.h), and bad handles
+ * that must never crash (docs/design.md, "Threads and their control blocks").
  *
  * Covered: NULL pointers (EINVAL); WEFT_NULL, made-up, random 64-bit and
  * stale handles (after join, after a detached thread finished, with the
@@ -34,16 +34,8 @@
 
 #include "weft_check.h"
 #include "child_capture.h"
+#include "helpers.h"
 
-
-#define MS 1000000ull
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static void set_workers(const char *n)
 {
@@ -64,20 +56,6 @@ static void *gated(void *a)
 	while (!atomic_load(&gate))
 		weft_sleep_ns(10 * MS);
 	return a;
-}
-
-static void *ret_arg(void *a) { return a; }
-
-static int wait_stale(weft_t t, unsigned ms)
-{
-	char buf[32];
-	uint64_t end = now_ns() + ms * MS;
-	while (weft_getname(t, buf, sizeof buf) != ESRCH) {
-		if (now_ns() > end)
-			return 0;
-		weft_sleep_ns(100000);
-	}
-	return 1;
 }
 
 /* Every call taking a handle says ESRCH; none crashes. */

@@ -19,15 +19,7 @@
 #include <weft.h>
 #include "sched/sched_internal.h"
 #include "weft_check.h"
-
-#define MS 1000000ull
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
+#include "helpers.h"
 
 static void set_env(const char *workers)
 {

@@ -27,9 +27,11 @@
 
 #include "kthreads/kthread.h"
 #include "kthreads/kt_internal.h"
+#include "helpers.h"
+#include "test_env.h"
 
 #define NWORKERS      3
-#define HAMMER_NS     1000000000LL
+#define HAMMER_NS     (1000 * MS)
 #define WORKER_STACK  (64 * 1024)
 
 /* ---- helpers ---------------------------------------------------------- */
@@ -69,26 +71,11 @@ static enum wf_kt_backend select_env(void)
 	return b;
 }
 
-static int64_t now_ns(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (int64_t)t.tv_sec * 1000000000LL + t.tv_nsec;
-}
-
-static struct timespec deadline_in(int64_t ns)
-{
-	int64_t t = now_ns() + ns;
-	struct timespec ts = { .tv_sec = t / 1000000000LL,
-	                       .tv_nsec = t % 1000000000LL };
-	return ts;
-}
 
 /* Wait until *word >= target; false on a 30 s timeout. */
 static bool wait_at_least(_Atomic uint32_t *word, uint32_t target)
 {
-	struct timespec dl = deadline_in(30LL * 1000000000LL);
+	struct timespec dl = ts_in(30000 * MS);
 	uint32_t v;
 
 	while ((v = atomic_load(word)) < target)
@@ -195,6 +182,11 @@ START_TEST(test_select_clone)
 		ck_assert_int_eq(e, EAGAIN);
 		ck_assert_int_eq(wf_kt_backend(), WF_KT_NONE);
 		ck_assert(strncmp(out, "weft: WEFT_KTHREADS=clone: ", 27) == 0);
+#if !defined(__x86_64__)
+		/* Not ported: the gate names why, whatever the glibc. */
+		ck_assert_str_eq(out, "weft: WEFT_KTHREADS=clone: architecture check (the "
+		                      "thread block is validated on x86-64 only) failed\n");
+#endif
 	}
 }
 END_TEST
@@ -279,7 +271,7 @@ struct hammer {
 	_Atomic uint32_t *done;
 	FILE *null_out;          /* shared by all workers */
 	FILE *mem_out;           /* shared: lines must come out whole */
-	int64_t until;
+	uint64_t until;
 	/* results */
 	long iters, errors, lines;
 	char first_error[96];
@@ -465,7 +457,7 @@ START_TEST(test_workers_hammer)
 	size_t memlen = 0;
 	FILE *null_out = fopen("/dev/null", "w");
 	FILE *mem_out = open_memstream(&membuf, &memlen);
-	int64_t until = now_ns() + HAMMER_NS;
+	uint64_t until = now_ns() + HAMMER_NS;
 
 	ck_assert_ptr_nonnull(null_out);
 	ck_assert_ptr_nonnull(mem_out);
@@ -490,7 +482,8 @@ START_TEST(test_workers_hammer)
 		ck_assert(!pthread_equal(h[i].self, pthread_self()));
 		ck_assert_uint_ge(h[i].altstack, 64 * 1024);
 		if (b == WF_KT_CLONE) {
-			/* the recorded stack of DESIGN §6: libc allocas <= 4 KiB */
+			/* the recorded stack (docs/design.md, "Stacks and
+			 * overflow"): libc allocas <= 4 KiB */
 			ck_assert_uint_eq(h[i].recorded_stack, WF_KT_RECORDED_STACK);
 			if (alloca_cutoff()) {
 				ck_assert_int_eq(h[i].cutoff_small, 1);
@@ -517,20 +510,20 @@ END_TEST
 START_TEST(test_futex_timeout)
 {
 	_Atomic uint32_t w = 7;
-	struct timespec dl = deadline_in(50 * 1000000LL);
-	int64_t t0 = now_ns(), dt;
+	struct timespec dl = ts_in(50 * MS);
+	uint64_t t0 = now_ns(), dt;
 
 	errno = 4321;
 	ck_assert_int_eq(wf_futex_wait(&w, 7, &dl), ETIMEDOUT);
 	dt = now_ns() - t0;
-	ck_assert_int_ge(dt, 50 * 1000000LL - 1000000LL);
-	ck_assert_int_lt(dt, 5000LL * 1000000LL);
+	ck_assert_uint_ge(dt, 49 * MS);
+	ck_assert_uint_lt(dt, 5000 * MS);
 	/* a past deadline times out at once; a changed value is EAGAIN */
 	ck_assert_int_eq(wf_futex_wait(&w, 7, &dl), ETIMEDOUT);
-	dl = deadline_in(5000LL * 1000000LL);
+	dl = ts_in(5000 * MS);
 	t0 = now_ns();
 	ck_assert_int_eq(wf_futex_wait(&w, 8, &dl), EAGAIN);
-	ck_assert_int_lt(now_ns() - t0, 1000LL * 1000000LL);
+	ck_assert_uint_lt(now_ns() - t0, 1000 * MS);
 	ck_assert_int_eq(errno, 4321); /* raw calls: errno untouched */
 }
 END_TEST
@@ -573,13 +566,13 @@ static char thread_state(pid_t tid)
 START_TEST(test_futex_wake)
 {
 	pid_t tid = 0;
-	int64_t give_up;
+	uint64_t give_up;
 
 	select_env();
 	ck_assert_int_eq(wf_kt_spawn(futex_waiter, NULL, WORKER_STACK, &tid), 0);
 	ck_assert(wait_at_least(&fw_state, 1));
 	/* the worker really sleeps in the kernel before we wake it */
-	give_up = now_ns() + 5000LL * 1000000LL;
+	give_up = now_ns() + 5000 * MS;
 	while (thread_state(tid) != 'S' && now_ns() < give_up)
 		usleep(1000);
 	ck_assert_int_eq(thread_state(tid), 'S');
@@ -608,6 +601,14 @@ START_TEST(test_worker_setup_main)
 	enum wf_kt_backend b = select_env();
 	cutoff_fn cutoff = alloca_cutoff();
 	stack_t ss;
+	pthread_attr_t a;
+	/* Whether glibc finds the initial thread's stack before weft runs:
+	 * under qemu-user with a page size larger than the host's it does
+	 * not (its emulated /proc/self/maps lacks the stack), and the last
+	 * check below cannot be made. */
+	int getattr_before = pthread_getattr_np(pthread_self(), &a);
+	if (getattr_before == 0)
+		pthread_attr_destroy(&a);
 
 	if (cutoff) /* glibc's default for the initial thread: 64 KiB */
 		ck_assert_int_eq(cutoff(65536), 1);
@@ -625,9 +626,13 @@ START_TEST(test_worker_setup_main)
 		ck_assert_int_eq(cutoff(65536), 1); /* left alone */
 	}
 	/* the initial thread's stack is still reported from /proc/self/maps */
-	pthread_attr_t a;
 	void *addr;
 	size_t size;
+	if (getattr_before != 0) {
+		weft_test_unsupported("the initial thread's stack after setup (pthread_getattr_np "
+		                      "fails on it before weft runs: an emulator?)");
+		return;
+	}
 	ck_assert_int_eq(pthread_getattr_np(pthread_self(), &a), 0);
 	pthread_attr_getstack(&a, &addr, &size);
 	pthread_attr_destroy(&a);
@@ -640,6 +645,10 @@ END_TEST
  * page and the handler runs on the alternate stack.  Exit code 42 says so. */
 static char *volatile ov_top;
 static volatile int ov_limit = INT_MAX;
+/* The stack the worker really has: WORKER_STACK, or the pthread backend's
+ * minimum where it is larger (128 KiB on AArch64), in pages of the
+ * machine's size. */
+static uintptr_t ov_stack, ov_page;
 
 static void ov_handler(int sig, siginfo_t *si, void *uc)
 {
@@ -651,7 +660,7 @@ static void ov_handler(int sig, siginfo_t *si, void *uc)
 	(void)uc;
 	on_alt = sigaltstack(NULL, &ss) == 0 && (ss.ss_flags & SS_ONSTACK);
 	/* the fault is just below the worker's stack: in its guard page */
-	_exit(on_alt && a < top && a >= top - WORKER_STACK - 2 * 4096 ? 42 : 1);
+	_exit(on_alt && a < top && a >= top - ov_stack - 2 * ov_page ? 42 : 1);
 }
 
 static int ov_recurse(int n)
@@ -683,6 +692,9 @@ static void ov_worker(void *arg)
 
 START_TEST(test_worker_stack_overflow)
 {
+	long min = sysconf(_SC_THREAD_STACK_MIN);
+	ov_page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	ov_stack = min > WORKER_STACK ? (uintptr_t)min : WORKER_STACK;
 	select_env();
 	ck_assert_int_eq(wf_kt_spawn(ov_worker, NULL, WORKER_STACK, NULL), 0);
 	sleep(20);

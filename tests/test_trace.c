@@ -38,15 +38,7 @@
 
 #include "weft_check.h"
 #include "child_capture.h"
-
-#define MS 1000000ull
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
+#include "helpers.h"
 
 /* ------------------------------------------------------------------------ */
 /* Reading a trace back                                                     */
@@ -408,8 +400,19 @@ static void *yielder(void *arg)
 	return NULL;
 }
 
+/* Keeps a thread alive well after main reaches weft_exit, so that main
+ * parks there (its "block exit" event) even when a loaded machine delays
+ * main past the spinners' 40 ms. */
+static void *laggard(void *arg)
+{
+	(void)arg;
+	weft_sleep_ns(300 * MS);
+	return NULL;
+}
+
 static void two_workers_body(void)
 {
+	weft_detach(spawn("laggard", laggard, NULL));
 	for (int i = 0; i < 4; i++)
 		weft_detach(spawn(NULL, spinner, (void *)(uintptr_t)40));
 	weft_detach(spawn("yielder-a", yielder, NULL));
@@ -424,9 +427,12 @@ START_TEST(t_two_workers_preempt_steal)
 	run_child(&c, "2", "WEFT_QUANTUM_US=1000", two_workers_body);
 	read_trace(c.path, &tr);
 	check_slices(&tr);
-	ck_assert_int_eq(tr.workers, 2);
-	ck_assert_int_eq(count(&tr, 'M', "thread_name", NULL), 2);
-	int per_worker[2] = { 0, 0 }, unnamed = 0;
+	/* Two workers, and a stand-in if the monitor found one blocked in the
+	 * kernel (main's membarrier at weft_exit may sleep). */
+	ck_assert_int_ge(tr.workers, 2);
+	ck_assert_int_le(tr.workers, 8);
+	ck_assert_int_eq(count(&tr, 'M', "thread_name", NULL), tr.workers);
+	int per_worker[8] = { 0 }, unnamed = 0;
 	for (int i = 0; i < tr.n; i++) {
 		const struct tev *e = &tr.ev[i];
 		if (e->ph != 'X')
@@ -447,7 +453,7 @@ START_TEST(t_two_workers_preempt_steal)
 	for (int i = 0; i < tr.n; i++) {
 		const struct tev *e = &tr.ev[i];
 		if (e->ph == 'i' && !strcmp(e->name, "steal"))
-			ck_assert_msg(e->from >= 0 && e->from < 2 && e->from != e->tid,
+			ck_assert_msg(e->from >= 0 && e->from < tr.workers && e->from != e->tid,
 			              "steal by worker %d from %ld", e->tid, e->from);
 		if (e->ph == 'i')
 			ck_assert_int_gt(e->id, 0);

@@ -53,6 +53,10 @@ void wf_stack_stats_get(struct wf_stack_stats *st) WF_HIDDEN;
  * and for 0; wf_stack_alloc then fails with EINVAL). */
 #define WF_STACK_SIZE_MAX ((size_t)1 << 30)
 
+/* The page size (sysconf, read once and cached): guard pages here, and the
+ * kernel workers' own stacks and guards (src/kthreads). */
+size_t wf_pagesize(void) WF_HIDDEN;
+
 /* Release every stack of a cache (its worker is going away). */
 void wf_stack_cache_drain(wf_stack_cache *cache) WF_HIDDEN;
 

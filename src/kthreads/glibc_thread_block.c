@@ -452,7 +452,7 @@ static const char *wf_tb_run_probe(void)
 	if (WF_LIBC(pthread_attr_init)(&a) != 0)
 		return failed;
 	WF_LIBC(pthread_attr_setstacksize)(&a, 256 * 1024);
-	WF_LIBC(pthread_attr_setguardsize)(&a, wf_kt_page_size());
+	WF_LIBC(pthread_attr_setguardsize)(&a, wf_pagesize());
 	e = WF_LIBC(pthread_create)(&t, &a, wf_tb_probe_main, &failed);
 	WF_LIBC(pthread_attr_destroy)(&a);
 	if (e != 0 || WF_LIBC(pthread_join)(t, NULL) != 0)
@@ -594,6 +594,18 @@ bool wf_tb_record_main_stack(void)
 
 #else /* !__x86_64__ */
 
+/*
+ * Other ISAs: the gate fails closed, so `auto` uses pthread workers and
+ * WEFT_KTHREADS=clone is an error.  On AArch64 glibc lays the block out
+ * differently (TLS variant I: the thread pointer points just past struct
+ * pthread, at a 16-byte tcbhead {dtv, private}; the stack and pointer
+ * guards are globals, not block fields; PTR_MANGLE has no rotation; RSEQ_SIG
+ * differs), so the recipe would need its own table and cross-checks, and
+ * every fact under it was measured on x86-64 hardware; the only AArch64
+ * that CI has is qemu-user, which has no rseq and emulates signals, so it
+ * could not validate one.  docs/design.md §4, "The clone gate".
+ */
+
 char *wf_tb_self(void)
 {
 	return NULL;
@@ -606,7 +618,7 @@ ptrdiff_t wf_tb_errno_offset(void)
 
 int wf_tb_validate(const char **failed)
 {
-	*failed = "architecture check";
+	*failed = "architecture check (the thread block is validated on x86-64 only)";
 	return EAGAIN;
 }
 

@@ -9,7 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 #include "kthread.h"
+#include "../context/stack.h"   /* wf_pagesize */
 
 /* The clone backend (kthread_clone.c). */
 
@@ -35,7 +37,7 @@ void wf_kt_gate_inject_failure(const char *check) WF_HIDDEN;
 int wf_futex_wait_shared(volatile int *word, int expected,
                          const struct timespec *abs_monotonic) WF_HIDDEN;
 
-/* Page size, cached. */
-size_t wf_kt_page_size(void) WF_HIDDEN;
+/* The CPU-time clock of kernel thread `tid` (thread_state.c). */
+clockid_t wf_kt_cpu_clock(pid_t tid) WF_HIDDEN;
 
 #endif

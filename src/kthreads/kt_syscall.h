@@ -3,8 +3,8 @@
  *
  * They return the kernel's result (negative errno on failure) and never touch
  * errno: weft's internals must not clobber the errno of the green thread they
- * run for (DESIGN §3.5), and a freshly cloned worker must make a few calls
- * before it has initialized anything of libc.
+ * run for (docs/design.md, "Configuration and errors"), and a freshly cloned
+ * worker must make a few calls before it has initialized anything of libc.
  */
 #ifndef WF_KT_SYSCALL_H
 #define WF_KT_SYSCALL_H

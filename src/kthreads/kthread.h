@@ -8,6 +8,7 @@
 #ifndef WF_KTHREAD_H
 #define WF_KTHREAD_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <time.h>
@@ -59,5 +60,21 @@ void wf_futex_wake(_Atomic uint32_t *word, int n) WF_HIDDEN;
 
 /* Kernel thread id of the caller, without a libc call. */
 pid_t wf_kt_gettid(void) WF_HIDDEN;
+
+/* CPU time kernel thread `tid` of this process has used, in ns (0 if it
+ * cannot be read).  Any thread may ask. */
+uint64_t wf_kt_cpu_ns(pid_t tid) WF_HIDDEN;
+
+/* Is kernel thread `tid` running or waiting for a CPU (as opposed to
+ * sleeping in a system call)?  From /proc/self/task/<tid>/stat; *fd caches
+ * the open file between calls (start it at -1).  True when unknown. */
+bool wf_kt_runnable(pid_t tid, int *fd) WF_HIDDEN;
+
+/*
+ * The calling kernel thread's static TLS block and thread descriptor: every
+ * address initial-exec or local-exec TLS code (errno included) or
+ * pthread_self() yields on this thread lies in [*lo, *hi) (tls_span.c).
+ */
+void wf_kt_tls_span(uintptr_t *lo, uintptr_t *hi) WF_HIDDEN;
 
 #endif

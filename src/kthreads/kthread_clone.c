@@ -4,7 +4,7 @@
  * Why clone, and why it is not simple
  * -----------------------------------
  * weft's workers are kernel threads that live as long as the process and
- * run a scheduler loop; DESIGN §4 asks for them to be made with clone().
+ * run a scheduler loop, made with clone() (docs/design.md, "Kernel workers").
  * But a kernel thread is not a libc thread.  glibc keeps everything a thread
  * owns in one block, struct pthread, found through the thread pointer (%fs
  * on x86-64): errno and every other __thread variable sit just below it,
@@ -13,7 +13,8 @@
  * pointer-mangling key, the robust-futex list, the rseq area, the resolver
  * state.  A bare clone(CLONE_VM|FS|FILES|SIGHAND|THREAD|SYSVSEM) without
  * CLONE_SETTLS shares the creator's block, and with it everything above.
- * Measured (notes/glibc-clone-workers.md §1): malloc aborts within
+ * Measured (docs/design.md, "glibc and clone workers: what was measured"):
+ * malloc aborts within
  * milliseconds ("double free detected in tcache 2"; with no pthread ever
  * created it even takes its unlocked single-threaded path), errno and
  * pthread_self() are one address/value on every worker, and stdio either
@@ -47,7 +48,8 @@
  *    for the ctype tables, and only then restores the signal mask and runs.
  *  - the stack fields record WF_KT_RECORDED_STACK (16 KiB), not the real
  *    stack: libc allocas up to a quarter of it, and a worker's libc calls
- *    run on whatever green stack is current (DESIGN §6).
+ *    run on whatever green stack is current (docs/design.md, "Stacks and
+ *    overflow").
  *
  * The gate
  * --------
@@ -87,9 +89,9 @@
  *  - Linking _dl_allocate_tls & co. directly: pins the binary to one glibc
  *    version (it fails to load elsewhere) and removes the fallback; dlvsym
  *    lets the gate fail closed instead.
- *  - pthread_create alone: works (it is the fallback backend) but is not
- *    what DESIGN §4 asks for, and cannot record a stack size different
- *    from the stack it allocates.
+ *  - pthread_create alone: works (it is the fallback backend) but is not the
+ *    design (docs/design.md, "Kernel workers"), and cannot record a stack
+ *    size different from the stack it allocates.
  *
  * What stays unsafe (documented, not fixed)
  * -----------------------------------------
@@ -181,7 +183,7 @@ static wf_spin_t wf_ktw_lock = WF_SPIN_INIT;
 
 static int wf_ktw_map_stack(struct wf_ktw *w, size_t stack_size)
 {
-	size_t page = wf_kt_page_size();
+	size_t page = wf_pagesize();
 	size_t size = stack_size < WF_KT_RECORDED_STACK ? WF_KT_RECORDED_STACK
 	                                                : stack_size;
 	char *m;

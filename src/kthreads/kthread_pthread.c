@@ -3,13 +3,14 @@
  *
  * Everything glibc needs per thread is built by pthread_create itself, so
  * this backend works on any libc; what it cannot do is record a stack size
- * different from the stack it allocates.  glibc bounds its internal alloca
- * by min(64 KiB, recorded size / 4) (DESIGN §6), and the recorded size of a
- * pthread is its stack attribute plus the guard: a worker asked for a
- * 64 KiB scheduler stack lets libc alloca about 17 KiB on whatever green
- * stack is running when it calls libc.  Callers that want the clone
- * backend's 4 KiB bound should therefore ask for a small worker stack here
- * (PTHREAD_STACK_MIN, 16 KiB, gives 5 KiB) and keep green stacks above the
+ * different from the stack it allocates.  glibc bounds its internal alloca by
+ * min(64 KiB, recorded size / 4) (docs/design.md, "Stacks and overflow"), and
+ * the recorded size of a pthread is its stack attribute plus the guard: a
+ * worker asked for a 64 KiB scheduler stack lets libc alloca about 17 KiB on
+ * whatever green stack is running when it calls libc.  Callers that want the
+ * clone backend's 4 KiB bound should therefore ask for a small worker stack
+ * here (PTHREAD_STACK_MIN, 16 KiB on x86-64, gives 5 KiB; on AArch64 it is
+ * 128 KiB, which gives about 32 KiB) and keep green stacks above the
  * resulting bound.  The main thread (worker 0) keeps glibc's 64 KiB bound
  * in this backend; see wf_kt_worker_setup.
  */
@@ -48,7 +49,7 @@ static size_t wf_ktp_stack_size(size_t stack_size)
 {
 	long min = sysconf(_SC_THREAD_STACK_MIN);
 	size_t lo = min > 0 ? (size_t)min : PTHREAD_STACK_MIN;
-	size_t page = wf_kt_page_size();
+	size_t page = wf_pagesize();
 
 	if (stack_size < lo)
 		stack_size = lo;
@@ -71,7 +72,7 @@ int wf_kt_pthread_spawn(void (*fn)(void *), void *arg, size_t stack_size,
 		return EAGAIN;
 	e = WF_LIBC(pthread_attr_setstacksize)(&a, wf_ktp_stack_size(stack_size));
 	if (!e)
-		e = WF_LIBC(pthread_attr_setguardsize)(&a, wf_kt_page_size());
+		e = WF_LIBC(pthread_attr_setguardsize)(&a, wf_pagesize());
 	if (!e)
 		e = WF_LIBC(pthread_attr_setdetachstate)(&a, PTHREAD_CREATE_DETACHED);
 	if (!e)

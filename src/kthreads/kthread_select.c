@@ -1,7 +1,8 @@
 /*
  * kthread_select.c — which backend makes the workers, decided once
- * (DESIGN §4): clone when its gate passes, pthread otherwise, unless
- * WEFT_KTHREADS (read by the caller, passed as the mode) says which.
+ * (docs/design.md, "Kernel workers"): clone when its gate passes, pthread
+ * otherwise, unless WEFT_KTHREADS (read by the caller, passed as the mode)
+ * says which.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -110,17 +111,4 @@ int wf_kt_spawn(void (*fn)(void *), void *arg, size_t stack_size, pid_t *tid)
 	if (b == WF_KT_CLONE)
 		return wf_kt_clone_spawn(fn, arg, stack_size, tid);
 	return wf_kt_pthread_spawn(fn, arg, stack_size, tid);
-}
-
-size_t wf_kt_page_size(void)
-{
-	static _Atomic size_t page;
-	size_t p = page;
-
-	if (!p) {
-		long v = sysconf(_SC_PAGESIZE);
-		p = v > 0 ? (size_t)v : 4096;
-		page = p;
-	}
-	return p;
 }

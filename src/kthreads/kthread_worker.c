@@ -16,7 +16,7 @@
 static size_t wf_kt_altstack_size(void)
 {
 	long sys = sysconf(_SC_SIGSTKSZ);
-	size_t page = wf_kt_page_size();
+	size_t page = wf_pagesize();
 	size_t n = WF_KT_ALTSTACK_MIN;
 
 	if (sys > 0 && (size_t)sys * 4 > n)
@@ -33,7 +33,7 @@ static size_t wf_kt_altstack_size(void)
  */
 static int wf_kt_altstack(void)
 {
-	size_t page = wf_kt_page_size(), size = wf_kt_altstack_size();
+	size_t page = wf_pagesize(), size = wf_kt_altstack_size();
 	stack_t cur, ss;
 	char *m;
 
@@ -65,7 +65,8 @@ static int wf_kt_altstack(void)
 }
 
 /*
- * The recorded stack size (DESIGN §6).  Clone workers got
+ * The recorded stack size (docs/design.md, "Stacks and overflow").  Clone
+ * workers got
  * WF_KT_RECORDED_STACK in their block when they were built; what is left is
  * worker 0.  On the clone backend, when worker 0 is the process's initial
  * thread, its block's layout was validated by the gate and its recorded

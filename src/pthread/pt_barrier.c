@@ -1,10 +1,10 @@
 /*
  * pt_barrier.c — pthread_barrier_t on weft barriers, and pthread spinlocks.
  *
- * Barrier storage (docs/design.md §12): a weft barrier (40 bytes) does not
- * fit in a pthread_barrier_t (32 bytes), and a barrier has no static
- * initializer, so pthread_barrier_init takes a pool cell and stores its
- * address in the first word; pthread_barrier_destroy gives it back.
+ * Barrier storage (docs/design.md, "The pthread layer"): a weft barrier (40
+ * bytes) does not fit in a pthread_barrier_t (32 bytes), and a barrier has no
+ * static initializer, so pthread_barrier_init takes a pool cell and stores
+ * its address in the first word; pthread_barrier_destroy gives it back.
  *
  * Spinlocks: a pthread_spinlock_t is an int, too small for a weft spinlock
  * (which records its holder), so the lock is kept in place as the int

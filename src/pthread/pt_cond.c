@@ -2,14 +2,13 @@
  * pt_cond.c — pthread_cond_t and pthread_condattr_t on weft condition
  * variables.
  *
- * Storage (docs/design.md §12): in place.  A weft condition variable is 40
- * bytes and all-zero bytes are a valid one, so it occupies the first 40 of
- * the 48 bytes of a pthread_cond_t, and the clock of timed waits
+ * Storage (docs/design.md, "The pthread layer"): in place.  A weft condition
+ * variable is 40 bytes and all-zero bytes are a valid one, so it occupies the
+ * first 40 of the 48 bytes of a pthread_cond_t, and the clock of timed waits
  * (pthread_condattr_setclock; 0 is CLOCK_REALTIME, the default) the next
- * 4.  PTHREAD_COND_INITIALIZER is all zero bytes: a usable condition
- * variable on CLOCK_REALTIME.  Timed waits convert the deadline to
- * CLOCK_MONOTONIC once, at the call (a later step of the wall clock is not
- * followed).
+ * 4.  PTHREAD_COND_INITIALIZER is all zero bytes: a usable condition variable
+ * on CLOCK_REALTIME.  Timed waits convert the deadline to CLOCK_MONOTONIC
+ * once, at the call (a later step of the wall clock is not followed).
  */
 #include <string.h>
 #include "pt_internal.h"

@@ -3,15 +3,15 @@
  * own functions past the layer.
  *
  * The layer's default stack size.  glibc gives each thread 8 MiB (its
- * RLIMIT_STACK default), and programs written for it recurse as deep as
- * that allows.  weft's own default, 64 KiB, suits programs written for weft.
- * The layer uses PT_DEFAULT_STACK (docs/design.md §12 says why), unless the
- * user set WEFT_STACK_SIZE.  weft reads its configuration from the
- * environment once, at initialization, so the layer sets WEFT_STACK_SIZE
- * around that one call and removes it again: the program never sees it,
- * nor do its children.  The layer's constructor does this (pt_init), or the
- * first call after it that needs weft; calls made before the constructor
- * go to glibc (pt_early, pt_internal.h).
+ * RLIMIT_STACK default), and programs written for it recurse as deep as that
+ * allows.  weft's own default, 64 KiB, suits programs written for weft.  The
+ * layer uses PT_DEFAULT_STACK (docs/design.md, "The pthread layer", says
+ * why), unless the user set WEFT_STACK_SIZE.  weft reads its configuration
+ * from the environment once, at initialization, so the layer sets
+ * WEFT_STACK_SIZE around that one call and removes it again: the program
+ * never sees it, nor do its children.  The layer's constructor does this
+ * (pt_init), or the first call after it that needs weft; calls made before
+ * the constructor go to glibc (pt_early, pt_internal.h).
  *
  * WEFT_VERBOSE=1 prints one line on stderr once weft is up, to show that
  * the layer is active.

@@ -3,9 +3,9 @@
  *
  * The layer (libweft-pthread.so) exports the pthread interface with glibc's
  * x86-64 ABI and maps every call onto weft's public API (weft.h) only
- * (docs/design.md §12).  Its exported functions keep glibc's names and
- * prototypes, which <pthread.h> declares; PT_API marks them exported (the
- * layer is built with hidden visibility).
+ * (docs/design.md, "The pthread layer").  Its exported functions keep glibc's
+ * names and prototypes, which <pthread.h> declares; PT_API marks them
+ * exported (the layer is built with hidden visibility).
  *
  * Who is calling.  A green thread gets weft's behaviour (it parks); a
  * kernel thread that is not a weft worker (a "foreign" thread) uses weft
@@ -83,7 +83,7 @@ void *pt_real_sym(const char *name) PT_HIDDEN;
 	p_; }))
 
 /* A setpshared call: PTHREAD_PROCESS_PRIVATE is what every object is;
- * PTHREAD_PROCESS_SHARED is refused (docs/design.md §12). */
+ * PTHREAD_PROCESS_SHARED is refused (docs/design.md, "The pthread layer"). */
 static inline int pt_private_only(int pshared)
 {
 	if (pshared == PTHREAD_PROCESS_PRIVATE)

@@ -1,11 +1,12 @@
 /*
  * pt_mutex.c — pthread_mutex_t and pthread_mutexattr_t on weft mutexes.
  *
- * Storage (docs/design.md §12).  A weft mutex (56 bytes) does not fit in a
- * pthread_mutex_t (40 bytes), so it lives in a 64-byte pool cell, made on
- * first use and published with one compare-and-swap into the first word of
- * the pthread_mutex_t; the loser of a race frees its cell.  Every other
- * field keeps glibc's meaning where programs or initializers write it:
+ * Storage (docs/design.md, "The pthread layer").  A weft mutex (56 bytes) does
+ * not fit in a pthread_mutex_t (40 bytes), so it lives in a 64-byte pool
+ * cell, made on first use and published with one compare-and-swap into the
+ * first word of the pthread_mutex_t; the loser of a race frees its
+ * cell.  Every other field keeps glibc's meaning where programs or
+ * initializers write it:
  *
  *   offset  glibc field   here
  *    0      __lock/count  weft_mutex_t * (NULL until first use)

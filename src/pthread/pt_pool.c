@@ -1,7 +1,7 @@
 /*
- * pt_pool.c — memory for the weft objects that do not fit in place in
- * glibc's type (docs/design.md §12: a pthread_mutex_t is 40 bytes, a weft
- * mutex 56).
+ * pt_pool.c — memory for the weft objects that do not fit in place in glibc's
+ * type (docs/design.md, "The pthread layer": a pthread_mutex_t is 40 bytes, a
+ * weft mutex 56).
  *
  * Fixed-size, 64-byte-aligned cells (one cache line each: two mutexes never
  * share one) carved from 64 KiB mmap chunks and recycled through a free

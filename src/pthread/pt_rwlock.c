@@ -1,13 +1,13 @@
 /*
  * pt_rwlock.c — pthread_rwlock_t on weft reader-writer locks.
  *
- * Storage (docs/design.md §12): in place.  A weft rwlock is 40 bytes and
- * all-zero bytes are a valid one, so it occupies the first 40 of the 56
- * bytes of a pthread_rwlock_t.  glibc's __flags word (offset 48), which
+ * Storage (docs/design.md, "The pthread layer"): in place.  A weft rwlock is
+ * 40 bytes and all-zero bytes are a valid one, so it occupies the first 40 of
+ * the 56 bytes of a pthread_rwlock_t.  glibc's __flags word (offset 48), which
  * its _NP static initializers set, is left alone and ignored: weft's rwlock
- * always serves readers and writers in arrival order, so writers never
- * starve (glibc's default prefers readers).  A consequence to know: a
- * thread that takes a second read lock while a writer waits deadlocks.
+ * always serves readers and writers in arrival order, so writers never starve
+ * (glibc's default prefers readers).  A consequence to know: a thread that
+ * takes a second read lock while a writer waits deadlocks.
  */
 #include <string.h>
 #include "pt_internal.h"

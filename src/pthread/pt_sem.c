@@ -1,8 +1,9 @@
 /*
  * pt_sem.c — unnamed POSIX semaphores (sem_*) on weft semaphores.
  *
- * Storage (docs/design.md §12): in place.  A weft semaphore is exactly the
- * 32 bytes of a sem_t; sem_init makes it (sem_t has no static initializer).
+ * Storage (docs/design.md, "The pthread layer"): in place.  A weft semaphore
+ * is exactly the 32 bytes of a sem_t; sem_init makes it (sem_t has no static
+ * initializer).
  *
  * Process-shared and named semaphores are glibc's own, real ones: sem_init
  * with pshared != 0 and sem_open give glibc's futex-based semaphore, which

@@ -6,9 +6,6 @@
 #include <string.h>
 #include "sched_internal.h"
 
-#define WF_ATTR_MAGIC 0x77617474u
-#define WF_STACK_MAX  ((size_t)1 << 30)
-
 static bool wf_attr_ok(const weft_attr_t *a) { return a && a->_magic == WF_ATTR_MAGIC; }
 
 int weft_attr_init(weft_attr_t *a)
@@ -30,7 +27,7 @@ int weft_attr_destroy(weft_attr_t *a)
 
 int weft_attr_setstacksize(weft_attr_t *a, size_t size)
 {
-	if (!wf_attr_ok(a) || size < WEFT_STACK_MIN || size > WF_STACK_MAX)
+	if (!wf_attr_ok(a) || size < WEFT_STACK_MIN || size > WF_STACK_SIZE_MAX)
 		return EINVAL;
 	a->_stacksize = size;
 	a->_stackaddr = NULL;
@@ -42,7 +39,7 @@ int weft_attr_getstacksize(const weft_attr_t *a, size_t *size)
 	if (!wf_attr_ok(a) || !size)
 		return EINVAL;
 	*size = a->_stacksize ? a->_stacksize
-	                      : (wf_runtime_ensure() ? 65536 : wf_rt.cfg.stack_size);
+	                      : (wf_runtime_ensure() ? WF_STACK_SIZE_DEFAULT : wf_rt.cfg.stack_size);
 	return 0;
 }
 

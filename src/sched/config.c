@@ -1,5 +1,6 @@
 /*
- * config.c — the environment, read once at init (DESIGN §7).  A bad value
+ * config.c — the environment, read once at init (docs/design.md,
+ * "Configuration and errors").  A bad value
  * is refused with EINVAL and one stderr line naming the variable and what it
  * accepts; nothing is guessed.
  */
@@ -8,19 +9,29 @@
 #include <limits.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "sched_internal.h"
 #include "../kthreads/kthread.h"
 
-#define WF_WORKERS_MAX    1024
-#define WF_QUANTUM_US_MAX 10000000ull        /* 10 s */
-#define WF_STACK_SIZE_MAX ((size_t)1 << 30)  /* 1 GiB */
+#define WF_WORKERS_MAX        1024
+#define WF_QUANTUM_US_DEFAULT 10000ull           /* 10 ms */
+#define WF_QUANTUM_US_MIN     100ull
+#define WF_QUANTUM_US_MAX     10000000ull        /* 10 s */
 
-static int wf_bad(const char *var, const char *val, const char *accepted)
+/* One line on stderr: var=val is invalid, expected <accepted, formatted>. */
+static int wf_bad(const char *var, const char *val, const char *accepted, ...)
+	__attribute__((format(printf, 3, 4)));
+static int wf_bad(const char *var, const char *val, const char *accepted, ...)
 {
-	fprintf(stderr, "weft: %s=\"%s\" is invalid: expected %s\n", var, val, accepted);
+	char what[512];   /* the longest, the signal list, is about 230 */
+	va_list ap;
+	va_start(ap, accepted);
+	vsnprintf(what, sizeof what, accepted, ap);
+	va_end(ap);
+	fprintf(stderr, "weft: %s=\"%s\" is invalid: expected %s\n", var, val, what);
 	return EINVAL;
 }
 
@@ -57,7 +68,7 @@ static int wf_read_workers(struct wf_config *c)
 	uint64_t v;
 	const char *rest;
 	if (!wf_parse_u64(s, &v, &rest) || *rest || v < 1 || v > WF_WORKERS_MAX)
-		return wf_bad("WEFT_WORKERS", s, "a whole number from 1 to 1024");
+		return wf_bad("WEFT_WORKERS", s, "a whole number from 1 to %d", WF_WORKERS_MAX);
 	c->workers = (int)v;
 	return 0;
 }
@@ -65,15 +76,16 @@ static int wf_read_workers(struct wf_config *c)
 static int wf_read_quantum(struct wf_config *c)
 {
 	const char *s = getenv("WEFT_QUANTUM_US");
-	c->quantum_us = 10000;
+	c->quantum_us = WF_QUANTUM_US_DEFAULT;
 	if (!s)
 		return 0;
 	uint64_t v;
 	const char *rest;
-	if (!wf_parse_u64(s, &v, &rest) || *rest || (v != 0 && v < 100) ||
+	if (!wf_parse_u64(s, &v, &rest) || *rest || (v != 0 && v < WF_QUANTUM_US_MIN) ||
 	    v > WF_QUANTUM_US_MAX)
 		return wf_bad("WEFT_QUANTUM_US", s,
-		              "0 (preemption off) or microseconds from 100 to 10000000");
+		              "0 (preemption off) or microseconds from %llu to %llu",
+		              WF_QUANTUM_US_MIN, WF_QUANTUM_US_MAX);
 	c->quantum_us = v;
 	return 0;
 }
@@ -81,7 +93,7 @@ static int wf_read_quantum(struct wf_config *c)
 static int wf_read_stack_size(struct wf_config *c)
 {
 	const char *s = getenv("WEFT_STACK_SIZE");
-	c->stack_size = 64 * 1024;
+	c->stack_size = WF_STACK_SIZE_DEFAULT;
 	if (!s)
 		return 0;
 	uint64_t v;
@@ -98,8 +110,9 @@ static int wf_read_stack_size(struct wf_config *c)
 			return 0;
 		}
 	}
-	return wf_bad("WEFT_STACK_SIZE", s,
-	              "bytes from 16384 (16K) to 1073741824 (1024M), with optional K or M");
+	return wf_bad("WEFT_STACK_SIZE", s, "bytes from %zu (%zuK) to %zu (%zuM), with optional K or M",
+	              WEFT_STACK_MIN, WEFT_STACK_MIN >> 10, WF_STACK_SIZE_MAX,
+	              WF_STACK_SIZE_MAX >> 20);
 }
 
 static int wf_read_kthreads(struct wf_config *c)

@@ -106,6 +106,12 @@ struct wf_worker *wf_switch(struct wf_worker *w, struct wf_thread *prev,
 			wf_spin_backoff(&spins);
 	}
 	atomic_store_explicit(&next->on_cpu, 1, memory_order_relaxed);
+	/* Saved (on_cpu was 0) and last run elsewhere: rebase its TLS
+	 * pointers into this worker's span (migrate.c). */
+	if (wf_unlikely(next->worker != w) && next->worker) {
+		wf_migrate(next, next->worker, w);
+		WF_STAT_INC(w, migrations);
+	}
 	prev->saved_errno = *w->errno_loc;
 	w->prev = prev;
 	w->prev_action = (uint8_t)action;
@@ -156,7 +162,8 @@ void wf_thread_entry(void *transfer, void *arg)
  * scheduler context (which steals or sleeps). */
 struct wf_thread *wf_pick_next(struct wf_worker *w)
 {
-	struct wf_thread *t = wf_rq_pop(w);
+	/* A retaken worker runs nothing more: its idle context stands by. */
+	struct wf_thread *t = wf_worker_retaken(w) ? NULL : wf_rq_pop(w);
 	return t ? t : w->idle;
 }
 
@@ -165,6 +172,8 @@ static struct wf_thread *wf_find_work(struct wf_worker *w)
 	if (atomic_load_explicit(&w->next_deadline, memory_order_relaxed) != UINT64_MAX)
 		wf_timer_run(w, wf_clock_ns());
 	struct wf_thread *t = wf_rq_pop(w);
+	if (!t)
+		t = wf_gq_pop();
 	if (!t && (t = wf_rq_steal(w)))
 		WF_STAT_INC(w, steals);
 	return t;
@@ -194,6 +203,7 @@ static void wf_idle_sleep(struct wf_worker *w)
 	/* Whoever clears `sleeping` owns the decrement of nsleeping. */
 	if (atomic_exchange(&w->sleeping, 0))
 		atomic_fetch_sub(&wf_rt.nsleeping, 1);
+	wf_monitor_worker_awake();
 }
 
 _Noreturn void wf_idle_main(struct wf_worker *w)
@@ -202,7 +212,9 @@ _Noreturn void wf_idle_main(struct wf_worker *w)
 	uint64_t idle_from = 0;   /* when the worker found nothing to run; 0 = busy */
 	for (;;) {
 		struct wf_thread *t = NULL;
-		for (int i = 0; i < WF_IDLE_SPINS && !t; i++) {
+		if (wf_worker_retaken(w))
+			wf_worker_standby(w);
+		for (int i = 0; i < WF_IDLE_SPINS && !t && !wf_worker_retaken(w); i++) {
 			t = wf_find_work(w);
 			if (!t) {
 				if (!idle_from)  /* the clock is read only once idle */
@@ -219,6 +231,7 @@ _Noreturn void wf_idle_main(struct wf_worker *w)
 			w = wf_switch(w, self, t, WF_PREV_NONE, NULL);
 			continue;
 		}
-		wf_idle_sleep(w);
+		if (!wf_worker_retaken(w))
+			wf_idle_sleep(w);
 	}
 }

@@ -33,11 +33,11 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/uio.h>
-#include <ucontext.h>
 #include <unistd.h>
 #include <stdlib.h>
 #include "sched_internal.h"
 #include "dump_symbols.h"
+#include "../context/sigctx.h"
 
 #define WF_DUMP_FRAMES 32
 
@@ -158,51 +158,38 @@ static bool wf_view_read(struct wf_thread *t, struct wf_view *v)
 /* The thread id users see: the slot part of its weft_t (slot + 1). */
 static unsigned wf_view_id(const struct wf_thread *t) { return t->index + 1; }
 
-static const char *const wf_block_names[] = {
-	[WF_BLOCK_NONE] = "parked",           [WF_BLOCK_JOIN] = "joining",
-	[WF_BLOCK_SLEEP] = "sleeping",        [WF_BLOCK_MUTEX] = "waiting for mutex",
-	[WF_BLOCK_COND] = "waiting on cond",  [WF_BLOCK_SEM] = "waiting on semaphore",
-	[WF_BLOCK_RWLOCK_READ] = "waiting to read-lock rwlock",
-	[WF_BLOCK_RWLOCK_WRITE] = "waiting to write-lock rwlock",
-	[WF_BLOCK_BARRIER] = "waiting at barrier", [WF_BLOCK_ONCE] = "waiting for once",
-	[WF_BLOCK_EXIT] = "in weft_exit, waiting for all threads to finish",
-};
-
 static void wf_print_secs(FILE *out, uint64_t ns)
 {
 	fprintf(out, "%llu.%03llu s", (unsigned long long)(ns / 1000000000ull),
 	        (unsigned long long)(ns / 1000000ull % 1000));
 }
 
-/* The holder of a mutex or write-locked rwlock, read through the peeker:
- * the object may be gone by now.  0 if none or unreadable. */
-static uintptr_t wf_holder(struct wf_peeker *p, const struct wf_view *v)
+/* The owner of the object v is blocked on, for a kind that has one (a
+ * mutex, an rwlock's writer), read through the peeker: the object may be
+ * gone by now.  0 if none or unreadable. */
+static uintptr_t wf_holder(struct wf_peeker *p, const struct wf_view *v,
+                           const struct wf_block_kind *k)
 {
-	uintptr_t owner = 0, at = (uintptr_t)v->block_obj;
-	if (v->block_kind == WF_BLOCK_MUTEX)
-		at += offsetof(weft_mutex_t, _owner);
-	else if (v->block_kind == WF_BLOCK_RWLOCK_WRITE || v->block_kind == WF_BLOCK_RWLOCK_READ)
-		at += offsetof(weft_rwlock_t, _owner);
-	else
+	uintptr_t owner = 0;
+	if (!k->held || !v->block_obj)
 		return 0;
+	uintptr_t at = (uintptr_t)v->block_obj + wf_block_owner_at[v->block_kind];
 	return wf_peek(p, at, &owner, sizeof owner) ? owner : 0;
 }
 
 static void wf_print_blocked(FILE *out, struct wf_peeker *p, const struct wf_view *v,
                              uint64_t coarse_now, uint64_t now)
 {
-	unsigned k = v->block_kind < sizeof wf_block_names / sizeof wf_block_names[0]
-	             ? v->block_kind : WF_BLOCK_NONE;
-	fprintf(out, "blocked, %s", wf_block_names[k]);
-	if (k == WF_BLOCK_JOIN && v->block_obj)
+	const struct wf_block_kind *k =
+		&wf_block_kinds[v->block_kind < WF_BLOCK_COUNT ? v->block_kind : WF_BLOCK_NONE];
+	fprintf(out, "blocked, %s", k->words);
+	if (k->show == WF_SHOW_THREAD && v->block_obj)
 		fprintf(out, " thread %u", ((const struct wf_thread *)v->block_obj)->index + 1);
-	else if (k != WF_BLOCK_SLEEP && k != WF_BLOCK_EXIT && v->block_obj)
+	else if (k->show == WF_SHOW_ADDRESS && v->block_obj)
 		fprintf(out, " %p", v->block_obj);
-	uintptr_t holder = wf_holder(p, v);
+	uintptr_t holder = wf_holder(p, v, k);
 	if (holder)
-		fprintf(out, " (%s by thread %u)",
-		        v->block_kind == WF_BLOCK_MUTEX ? "held" : "write-locked",
-		        (unsigned)(uint32_t)holder);
+		fprintf(out, " (%s by thread %u)", k->held, (unsigned)(uint32_t)holder);
 	if (v->deadline) {
 		fputs(v->deadline > now ? ", wakes in " : ", deadline passed ", out);
 		wf_print_secs(out, v->deadline > now ? v->deadline - now : now - v->deadline);
@@ -268,13 +255,14 @@ static int wf_walk(struct wf_peeker *p, uintptr_t pc, uintptr_t fp, uintptr_t fl
 	int n = 0;
 	while (n < WF_DUMP_FRAMES && pc) {
 		pcs[n++] = pc;
-		uintptr_t link[2];   /* saved frame pointer, return address */
+		uintptr_t link[2];   /* a frame record (context.h) */
 		if (!fp || (fp & 7) || fp < floor || !wf_peek(p, fp, link, sizeof link))
 			break;
-		if (link[0] && link[0] <= fp)
+		uintptr_t up = link[WF_FRAME_RECORD_FP];
+		if (up && up <= fp)
 			break;   /* frame pointers grow towards the stack's base */
-		pc = link[1];
-		fp = link[0];
+		pc = link[WF_FRAME_RECORD_PC];
+		fp = up;
 	}
 	return n;
 }
@@ -285,11 +273,9 @@ static bool wf_start(struct wf_peeker *p, const struct wf_view *v, uintptr_t *pc
                      uintptr_t *fp, bool *exact)
 {
 	if (v->in_signal && v->sig_ctx) {
-		greg_t regs[NGREG];
-		uintptr_t at = (uintptr_t)v->sig_ctx + offsetof(ucontext_t, uc_mcontext.gregs);
-		if (wf_peek(p, at, regs, sizeof regs)) {
-			*pc = (uintptr_t)regs[REG_RIP];
-			*fp = (uintptr_t)regs[REG_RBP];
+		uintptr_t at = (uintptr_t)v->sig_ctx;
+		if (wf_peek(p, at + WF_SIGCTX_PC, pc, sizeof *pc) &&
+		    wf_peek(p, at + WF_SIGCTX_FP, fp, sizeof *fp)) {
 			*exact = true;
 			return true;
 		}

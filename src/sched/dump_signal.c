@@ -69,5 +69,5 @@ int wf_dump_signal_install(void)
 	WF_LIBC(pthread_setname_np)(th, "weft-dump");
 	struct sigaction sa = { .sa_handler = wf_dump_handler, .sa_flags = SA_RESTART };
 	sigemptyset(&sa.sa_mask);
-	return sigaction(sig, &sa, NULL) ? EAGAIN : 0;
+	return wf_signal_own(sig, &sa) ? EAGAIN : 0;
 }

@@ -6,7 +6,7 @@
  * lock a weft mutex, wait on a condition variable, post a semaphore.  It
  * cannot park — there is no scheduler on its kernel thread to switch to —
  * so it blocks in the kernel instead, and green threads and it wake each
- * other (docs/design.md §6 "Foreign threads").
+ * other (docs/design.md, "Foreign threads").
  *
  * The whole wait protocol of park.h is kept; only its last step changes.
  * A foreign thread gets a TCB from the ordinary table (kind
@@ -48,8 +48,6 @@
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
                "the futex word of a foreign wait is the low half of t->wait");
 
-__thread struct wf_thread *wf_tls_foreign __attribute__((tls_model("initial-exec")));
-
 /* glibc's thread-exit destructor registration (what C++ thread_local uses);
  * called at the exit of every thread made by pthread_create, and at exit()
  * for the main thread. */
@@ -72,12 +70,10 @@ static void wf_foreign_release(void *p)
 	wf_tcb_free_global(t);
 }
 
-struct wf_thread *wf_foreign_self(void)
+struct wf_thread *wf_foreign_make(void)
 {
-	struct wf_thread *t = wf_tls_foreign;
-	if (t)
-		return t;
-	if (!(t = wf_tcb_alloc(NULL)))
+	struct wf_thread *t = wf_tcb_alloc(NULL);
+	if (!t)
 		return NULL;
 	t->kind = WF_KIND_FOREIGN;
 	t->state = WF_RUNNING;

@@ -1,12 +1,18 @@
 /*
- * foreign.h — the two halves of a wait by a foreign thread (park.h), for
- * park.c only: the kernel-side wait and its wake-up.
+ * foreign.h — what park.c needs of foreign.c: a foreign thread's identity,
+ * made on first use, and the two halves of its wait (the kernel-side wait
+ * and its wake-up).  For park.c only.
  */
 #ifndef WF_SCHED_FOREIGN_H
 #define WF_SCHED_FOREIGN_H
 
 #include <stdint.h>
 #include "park.h"
+
+/* Make the calling kernel thread's foreign TCB and set wf_tls_foreign
+ * (wf_foreign_self, park.h, when it has none yet); NULL when no TCB can be
+ * had. */
+struct wf_thread *wf_foreign_make(void) WF_HIDDEN;
 
 /* wf_park for a caller with no worker: release held, sleep on the caller's
  * wait word until its wait is claimed (0) or deadline passes and the

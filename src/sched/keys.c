@@ -90,7 +90,8 @@ int weft_setspecific(weft_key_t k, const void *v)
 	if (!wf_key_decode(k, &slot, &seq))
 		return EINVAL;
 	/* A value needs a green thread: the first weft call that needs the
-	 * runtime initializes it and makes its caller "main" (API.md). */
+	 * runtime initializes it and makes its caller "main" (docs/design.md,
+	 * "Configuration and errors"). */
 	wf_runtime_ensure();
 	struct wf_thread *t = wf_current();
 	if (!t || t->kind == WF_KIND_IDLE)

@@ -16,7 +16,6 @@
 #include <unistd.h>
 #include "sched_internal.h"
 
-static struct sigaction wf_prev_segv;
 
 static void wf_write_str(char *buf, size_t cap, size_t *n, const char *s)
 {
@@ -56,20 +55,14 @@ static void wf_segv(int sig, siginfo_t *si, void *uc)
 	struct wf_thread *t = w ? w->current : NULL;
 	if (t && wf_stack_in_guard(&t->stack, si->si_addr)) {
 		wf_report_overflow(t);
-		signal(SIGABRT, SIG_DFL);
+		wf_signal_default(SIGABRT);
 		abort();
 	}
-	if (wf_prev_segv.sa_flags & SA_SIGINFO && wf_prev_segv.sa_sigaction) {
-		wf_prev_segv.sa_sigaction(sig, si, uc);
+	if (wf_signal_forward(sig, si, uc))
 		return;
-	}
-	if (wf_prev_segv.sa_handler != SIG_DFL && wf_prev_segv.sa_handler != SIG_IGN) {
-		wf_prev_segv.sa_handler(sig);
-		return;
-	}
 	/* Default action: returning re-executes the access, which faults again
 	 * with the default disposition. */
-	signal(SIGSEGV, SIG_DFL);
+	wf_signal_default(SIGSEGV);
 }
 
 int wf_overflow_install(void)
@@ -79,5 +72,5 @@ int wf_overflow_install(void)
 	sa.sa_sigaction = wf_segv;
 	sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
 	sigemptyset(&sa.sa_mask);
-	return sigaction(SIGSEGV, &sa, &wf_prev_segv) ? errno : 0;
+	return wf_signal_own(SIGSEGV, &sa);
 }

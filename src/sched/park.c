@@ -1,5 +1,7 @@
 /*
- * park.c — blocking and waking green threads (the protocol is in park.h).
+ * park.c — park.h, implemented: blocking and waking green threads (the
+ * protocol is in park.h), preemption off and on, yielding, the clocks, and
+ * the entry points that bring weft up for the layers above.
  *
  * A wait is claimed exactly once: by a waker (WAITING -> WOKEN) or by the
  * timer (WAITING -> TIMEDOUT), with a compare-and-swap on t->wait, whose
@@ -10,9 +12,29 @@
  * queued it (on_cpu keeps it from being resumed before it is saved).
  */
 #include <errno.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
 #include "sched_internal.h"
 #include "trace.h"
 #include "foreign.h"
+
+/* Set once by each worker's kernel thread, before it runs anything. */
+__thread struct wf_worker *wf_tls_worker __attribute__((tls_model("initial-exec")));
+
+/* --- who is calling: a kernel thread that is not a worker (foreign.c) --- */
+
+/* Set by a foreign kernel thread at its first blocking call, cleared at its
+ * exit; never set on a worker. */
+__thread struct wf_thread *wf_tls_foreign __attribute__((tls_model("initial-exec")));
+
+struct wf_thread *wf_foreign_self(void)
+{
+	struct wf_thread *t = WF_TLS_LOAD(wf_tls_foreign);
+	return t ? t : wf_foreign_make();
+}
+
+/* --- parking ------------------------------------------------------------ */
 
 void wf_park_prepare(struct wf_thread *self)
 {
@@ -21,6 +43,11 @@ void wf_park_prepare(struct wf_thread *self)
 	                      memory_order_relaxed);
 	self->deadline = 0;
 }
+
+#define WF_BLOCK_ROW_(name, tag, words, show, held, owner) \
+	[WF_BLOCK_##name] = { tag, words, held, show },
+const struct wf_block_kind wf_block_kinds[WF_BLOCK_COUNT] = { WF_BLOCK_KINDS(WF_BLOCK_ROW_) };
+#undef WF_BLOCK_ROW_
 
 void wf_park_reason(struct wf_thread *t, int kind, const void *obj)
 {
@@ -99,6 +126,8 @@ static bool wf_unpark_at(struct wf_thread *t, bool at_head)
 bool wf_unpark(struct wf_thread *t) { return wf_unpark_at(t, false); }
 bool wf_unpark_first(struct wf_thread *t) { return wf_unpark_at(t, true); }
 
+/* --- for spinners ------------------------------------------------------- */
+
 /* The TCB table is never freed (handle.c), so a handle that went stale
  * after the caller read it still names readable memory: the lookup says
  * NULL, or names a reused TCB whose on_cpu is merely a wrong hint. */
@@ -107,6 +136,32 @@ bool wf_handle_on_cpu(uintptr_t h)
 	struct wf_thread *t = wf_tcb_lookup((weft_t)h);
 	return t && atomic_load_explicit(&t->on_cpu, memory_order_relaxed);
 }
+
+void wf_yield_internal(void)
+{
+	struct wf_worker *w = wf_worker_self();
+	if (wf_unlikely(!w)) {
+		syscall(SYS_sched_yield);   /* a foreign thread: give up the CPU */
+		return;
+	}
+	struct wf_thread *self = w->current;
+	if (wf_worker_retaken(w)) {
+		wf_worker_hand_over(w, self);
+		return;
+	}
+	if (atomic_load_explicit(&w->next_deadline, memory_order_relaxed) != UINT64_MAX)
+		wf_timer_run(w, wf_clock_ns());
+	/* Queued before it is saved: whoever picks it waits for on_cpu == 0. */
+	struct wf_thread *next = wf_rq_rotate(w, self);
+	if (!next && !wf_gq_empty())
+		next = wf_rq_preempt_rotate(w, self, false);
+	if (!next)
+		return;
+	WF_STAT_INC(w, yields);
+	wf_switch(w, self, next, WF_PREV_SAVED, NULL);
+}
+
+/* --- preemption off and on ---------------------------------------------- */
 
 void wf_preempt_off(void)
 {
@@ -129,3 +184,44 @@ void weft_preempt_disable(void)
 }
 
 void weft_preempt_enable(void) { wf_preempt_on(); }
+
+/* --- bringing weft up ---------------------------------------------------- */
+
+int wf_ensure_init(void) { return wf_runtime_ensure(); }
+
+int wf_parallel(void)
+{
+	if (wf_likely(atomic_load_explicit(&wf_rt.state, memory_order_acquire) == WF_RT_READY))
+		return wf_rt.nworkers;
+	return wf_runtime_ensure() ? 1 : wf_rt.nworkers;
+}
+
+/* --- clocks ---------------------------------------------------------------- */
+
+static inline uint64_t wf_clock_read(clockid_t c)
+{
+	struct timespec ts;
+	clock_gettime(c, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t wf_clock_ns(void) { return wf_clock_read(CLOCK_MONOTONIC); }
+
+uint64_t wf_coarse_ns(void) { return wf_clock_read(CLOCK_MONOTONIC_COARSE); }
+
+int wf_timespec_to_ns(const struct timespec *ts, uint64_t *ns)
+{
+	if (!ts || ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000L)
+		return EINVAL;
+	if (ts->tv_sec < 0) {
+		*ns = 1;  /* long past */
+		return 0;
+	}
+	if ((uint64_t)ts->tv_sec > UINT64_MAX / 1000000000ull - 1)
+		*ns = UINT64_MAX - 1;
+	else
+		*ns = (uint64_t)ts->tv_sec * 1000000000ull + (uint64_t)ts->tv_nsec;
+	if (*ns == 0)
+		*ns = 1;  /* 0 means "no deadline" internally */
+	return 0;
+}

@@ -1,8 +1,14 @@
 /*
- * park.h — the one interface between blocking objects (src/sync) and the
- * scheduler: park the caller, wake a parked thread.
+ * park.h — the whole interface of the scheduler (src/sched) to the layers
+ * above it (src/sync): who is calling, park the caller, wake a parked
+ * thread, preemption off and on, yield, the clock, and bringing weft up.
+ * Those layers include nothing else of src/sched and call nothing else of
+ * it.  park.c defines everything declared here but one table, which
+ * src/sync provides for the thread dump (wf_block_owner_at, below);
+ * docs/design.md ("What park.h offers") lists it all, and the layers test
+ * (tests/check_layers.sh) checks it.
  *
- * Protocol (DESIGN §3.1, no lost wake-up):
+ * Protocol (no lost wake-up; docs/design.md, "Parking and the sync objects"):
  *   waiter:  lock(q); wf_park_prepare(); enqueue self; wf_park(&q.lock, dl);
  *            wf_park releases q.lock only after the waiter's registers are
  *            saved, so a waker that finds it in q can never resume a thread
@@ -31,6 +37,7 @@
 #include <stdint.h>
 #include <time.h>
 #include "../context/cpu.h"
+#include "../context/tls.h"
 
 struct wf_thread;
 struct wf_worker;
@@ -48,15 +55,16 @@ extern __thread struct wf_worker *wf_tls_worker
 	__attribute__((tls_model("initial-exec"))) WF_HIDDEN;
 
 /* The calling green thread, or NULL on a kernel thread that is not a weft
- * worker (or before init). */
+ * worker (or before init).  WF_TLS_LOAD: the worker of the kernel thread
+ * running now, even after a switch earlier in the caller (tls.h). */
 static inline struct wf_thread *wf_current(void)
 {
-	const struct wf_worker *w = wf_tls_worker;
+	const struct wf_worker *w = WF_TLS_LOAD(wf_tls_worker);
 	return w ? ((const struct wf_worker_head *)(const void *)w)->current : NULL;
 }
 
 /*
- * Foreign threads (docs/design.md §6 "Foreign threads").  A kernel thread
+ * Foreign threads (docs/design.md, "Foreign threads").  A kernel thread
  * that is not a weft worker has no scheduler to switch to.  When it uses a
  * weft object it is given a TCB of its own (kind WF_KIND_FOREIGN: an
  * identity and a wait word, never queued, never run by a worker), and it
@@ -77,7 +85,7 @@ struct wf_thread *wf_foreign_self(void) WF_HIDDEN;
 static inline struct wf_thread *wf_caller(void)
 {
 	struct wf_thread *t = wf_current();
-	return t ? t : wf_tls_foreign;
+	return t ? t : WF_TLS_LOAD(wf_tls_foreign);
 }
 
 /* t's public handle: (generation << 32) | (slot + 1) (handle.c). */
@@ -89,21 +97,66 @@ static inline uintptr_t wf_thread_handle(const struct wf_thread *t)
 	return (uintptr_t)((gen << 32) | ((uint64_t)h->index + 1));
 }
 
-/* What a parked thread waits for, shown by weft_dump and the gdb script.
- * The values are part of the gdb script's contract (share/weft/weft-gdb.py). */
-enum wf_block {
-	WF_BLOCK_NONE = 0,
-	WF_BLOCK_JOIN,         /* obj: the wf_thread joined */
-	WF_BLOCK_SLEEP,        /* obj: NULL; the TCB's deadline says until when */
-	WF_BLOCK_MUTEX,        /* obj: weft_mutex_t */
-	WF_BLOCK_COND,         /* obj: weft_cond_t */
-	WF_BLOCK_SEM,          /* obj: weft_sem_t */
-	WF_BLOCK_RWLOCK_READ,  /* obj: weft_rwlock_t */
-	WF_BLOCK_RWLOCK_WRITE, /* obj: weft_rwlock_t */
-	WF_BLOCK_BARRIER,      /* obj: weft_barrier_t */
-	WF_BLOCK_ONCE,         /* obj: weft_once_t */
-	WF_BLOCK_EXIT,         /* main in weft_exit, waiting for all threads */
+/*
+ * What a parked thread waits for: the one list of block kinds.  weft_dump
+ * (dump.c), the trace timeline (trace.c) and the gdb script describe a
+ * parked thread from it, through the tables built from it: wf_block_kinds
+ * (park.c) and wf_block_owner_at (src/sync).  The gdb script reads both
+ * tables from the program's debug info, so it holds no copy.  Adding a
+ * kind is adding a row; docs/design.md ("Observability") says why the list
+ * is here rather than with the objects.
+ *
+ * X(NAME, tag, words, show, held, owner):
+ *   NAME   WF_BLOCK_<NAME>, the number wf_park_reason records (in order);
+ *   tag    the trace's "reason" (one word);
+ *   words  weft_dump's and the gdb script's wording;
+ *   show   how the object is shown: WF_SHOW_NOTHING, WF_SHOW_THREAD (obj
+ *          is the wf_thread waited for), WF_SHOW_ADDRESS;
+ *   held   how the object's owner holds it ("held by thread 3"), or NULL
+ *          when the object has no owner to show;
+ *   owner  WF_OWNER(type): the object is a `type` whose `_owner` holds its
+ *          owner's weft_t; WF_NO_OWNER.  Only src/sync expands this
+ *          column (into wf_block_owner_at): the scheduler never reads a
+ *          field of a sync object itself.
+ */
+#define WF_BLOCK_KINDS(X) \
+	X(NONE, "other", "parked", WF_SHOW_ADDRESS, NULL, WF_NO_OWNER) \
+	X(JOIN, "join", "joining", WF_SHOW_THREAD, NULL, WF_NO_OWNER) \
+	X(SLEEP, "sleep", "sleeping", WF_SHOW_NOTHING, NULL, WF_NO_OWNER) \
+	X(MUTEX, "mutex", "waiting for mutex", WF_SHOW_ADDRESS, "held", \
+	  WF_OWNER(weft_mutex_t)) \
+	X(COND, "cond", "waiting on cond", WF_SHOW_ADDRESS, NULL, WF_NO_OWNER) \
+	X(SEM, "sem", "waiting on semaphore", WF_SHOW_ADDRESS, NULL, WF_NO_OWNER) \
+	X(RWLOCK_READ, "rwlock-read", "waiting to read-lock rwlock", WF_SHOW_ADDRESS, \
+	  "write-locked", WF_OWNER(weft_rwlock_t)) \
+	X(RWLOCK_WRITE, "rwlock-write", "waiting to write-lock rwlock", WF_SHOW_ADDRESS, \
+	  "write-locked", WF_OWNER(weft_rwlock_t)) \
+	X(BARRIER, "barrier", "waiting at barrier", WF_SHOW_ADDRESS, NULL, WF_NO_OWNER) \
+	X(ONCE, "once", "waiting for once", WF_SHOW_ADDRESS, NULL, WF_NO_OWNER) \
+	X(EXIT, "exit", "in weft_exit, waiting for all threads to finish", WF_SHOW_NOTHING, \
+	  NULL, WF_NO_OWNER)
+
+#define WF_BLOCK_ENUM_(name, tag, words, show, held, owner) WF_BLOCK_##name,
+enum wf_block { WF_BLOCK_KINDS(WF_BLOCK_ENUM_) WF_BLOCK_COUNT };
+#undef WF_BLOCK_ENUM_
+
+enum wf_block_show { WF_SHOW_NOTHING = 0, WF_SHOW_THREAD, WF_SHOW_ADDRESS };
+
+/* A row of the list, for the observers (park.c builds wf_block_kinds). */
+struct wf_block_kind {
+	const char *tag;
+	const char *words;
+	const char *held;
+	enum wf_block_show show;
 };
+extern const struct wf_block_kind wf_block_kinds[WF_BLOCK_COUNT] WF_HIDDEN;
+
+/* Where each kind's object keeps its owner's weft_t (offset in the object,
+ * for a kind whose `held` is not NULL), built by src/sync from the owner
+ * column: the one thing the scheduler takes from the layer above, and only
+ * to describe a thread (weft_dump), never to schedule one.  The object may
+ * be gone by the time it is read: read it as weft_dump does. */
+extern const uint16_t wf_block_owner_at[WF_BLOCK_COUNT] WF_HIDDEN;
 
 /* Record what t is about to park on (t itself, before wf_park; or whoever
  * moves a parked t onto another object's queue, under that queue's lock). */
@@ -134,18 +187,29 @@ bool wf_unpark_first(struct wf_thread *t) WF_HIDDEN;
 void wf_preempt_off(void) WF_HIDDEN;
 void wf_preempt_on(void) WF_HIDDEN;
 
-/* Monotonic clock in ns, and conversion of an absolute timespec (EINVAL for
- * tv_nsec out of range or negative tv_sec). */
-uint64_t wf_clock_ns(void) WF_HIDDEN;
-int wf_timespec_to_ns(const struct timespec *ts, uint64_t *ns) WF_HIDDEN;
+/* Yield the worker to another ready thread (for bounded spin loops); on a
+ * foreign thread, yield its CPU (a sched_yield system call). */
+void wf_yield_internal(void) WF_HIDDEN;
 
 /* Is the thread with handle h running on a worker right now (or switching
  * away from one)?  A hint for spinners: false for a stale or unknown
  * handle, and the answer may change as soon as it is returned. */
 bool wf_handle_on_cpu(uintptr_t h) WF_HIDDEN;
 
-/* Yield the worker to another ready thread (for bounded spin loops); on a
- * foreign thread, yield its CPU (sched_yield system call). */
-void wf_yield_internal(void) WF_HIDDEN;
+/* Initialize weft if nobody has yet (what the first weft call does): 0, or
+ * the error initialization failed with, every time after. */
+int wf_ensure_init(void) WF_HIDDEN;
+
+/* How many threads can run at once: the number of workers, initializing
+ * weft if needed; 1 if initialization failed. */
+int wf_parallel(void) WF_HIDDEN;
+
+/* Monotonic clock in ns (CLOCK_MONOTONIC), the clock of park deadlines. */
+uint64_t wf_clock_ns(void) WF_HIDDEN;
+
+/* An absolute CLOCK_MONOTONIC timespec as a park deadline: EINVAL for NULL,
+ * or tv_nsec out of range; a negative tv_sec is long past (1).  Never 0,
+ * which means "no deadline". */
+int wf_timespec_to_ns(const struct timespec *ts, uint64_t *ns) WF_HIDDEN;
 
 #endif

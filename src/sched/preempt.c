@@ -1,27 +1,31 @@
 /*
  * preempt.c — timer preemption at safe points.
  *
- * Each worker has a CLOCK_MONOTONIC timer aimed at its own kernel thread
- * (src/kthreads/worker_timer.c).  The tick's handler runs on the stack of
- * the interrupted green thread, where the kernel has already saved every
- * register.  If the interrupted PC is a safe point, the handler queues the
- * thread at the tail and switches to the next one with an ordinary
- * wf_switch; when the thread is resumed (always on this worker: a thread
- * preempted inside the handler is never stolen, runqueue.c), the switch
- * returns, the handler returns, and rt_sigreturn restores the thread
- * exactly as it was interrupted.
+ * Each worker has a timer on its own kernel thread's CPU-time clock, aimed
+ * at that thread (src/kthreads/worker_timer.c says why CPU time: a tick
+ * never ends a system call with EINTR).  The tick's handler runs on the
+ * stack of the interrupted green thread, where the kernel has already saved
+ * every register.  If the interrupted PC is a safe point, the handler queues
+ * the thread (with more than one worker, on the global queue: runqueue.c)
+ * and switches to the next one with an ordinary wf_switch; when the thread
+ * is resumed, here or on another worker (which rebases its TLS pointers
+ * first, migrate.c), the switch returns, the handler returns, and
+ * rt_sigreturn restores the thread exactly as it was interrupted.
  *
- * Safe points (DESIGN §3.4).  Only code of the program itself: the PC must
- * lie in an executable segment of the main program and outside weft's own
- * code (which a static link puts there; the build renames weft's .text to
- * weft_text so the linker brackets it with __start/__stop symbols, and
+ * Safe points (docs/design.md, "Preemption").  Only code of the program
+ * itself: the PC must lie in an executable segment of the main program and
+ * outside weft's own code (which a static link puts there; the build
+ * renames weft's .text to weft_text so the linker brackets it with
+ * __start/__stop symbols, and
  * compiles weft with -fno-plt: a libc call from weft through a PLT stub in
  * the program's text was once taken for program code and preempted a thread
  * half-way through parking, losing it).  libc, ld.so, the vdso (called by
  * libc with locks held) and every other shared object hold locks and per-thread
  * state that a switch, and worse a migration, would corrupt (measured: 74–98 %
  * of unrestricted switches landed in malloc, heap corruption within
- * seconds).  A thread with preemption disabled, or the idle context, is not
+ * seconds).  Nor is a thread while a program signal handler runs on its
+ * worker (in_handler, program_signals.c): the handler may have interrupted
+ * anything.  A thread with preemption disabled, or the idle context, is not
  * preempted either.  An unsafe tick is deferred: a flag, and a one-shot retry
  * WF_RETRY_NS later, so a thread that returns to its own code now and then
  * is preempted soon after its quantum; weft_preempt_enable honours a pending
@@ -44,7 +48,7 @@
  * disarms it.
  *
  * Rejected: switching wherever the PC is (heap corruption, see above); a
- * CPU-time clock (never fires while the worker is blocked in the kernel);
+ * CLOCK_MONOTONIC tick (ends system calls with EINTR; worker_timer.c);
  * one process-wide timer (ticks land on arbitrary workers); a cooperative
  * check in weft calls only (a spinning thread never calls weft).
  */
@@ -54,10 +58,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
-#include <ucontext.h>
 #include <unistd.h>
 #include "sched_internal.h"
 #include "trace.h"
+#include "../context/sigctx.h"
 
 #define WF_RETRY_NS   50000ull   /* retry of a deferred tick */
 #define WF_MAX_RANGES 8
@@ -67,7 +71,6 @@ extern char __stop_weft_text[] __attribute__((weak));
 
 static struct { uintptr_t lo, hi; } wf_app[WF_MAX_RANGES];
 static int wf_napp;
-static struct sigaction wf_prev_action;
 static uint64_t wf_quantum_ns;
 static int wf_sig;
 
@@ -182,7 +185,7 @@ static void wf_preempt_quiet(struct wf_worker *w)
 	wf_worker_timer_arm(&w->timer, 0, 0);
 	w->timer_due = 0;
 	atomic_store(&w->timer_armed, 0);
-	if (atomic_load(&w->rq_len))
+	if (atomic_load(&w->rq_len) || !wf_gq_empty())
 		wf_preempt_note_ready(w);
 }
 
@@ -206,7 +209,7 @@ static void wf_preempt_idle(struct wf_worker *w)
 	}
 	w->timer_due = 0;
 	atomic_store(&w->timer_armed, 0);
-	if (atomic_load(&w->rq_len))
+	if (atomic_load(&w->rq_len) || !wf_gq_empty())
 		wf_preempt_note_ready(w);
 }
 
@@ -214,29 +217,26 @@ static void wf_preempt_idle(struct wf_worker *w)
  * deadline comes before the next periodic tick, tick at it instead.  The
  * periodic tick alone would wake a sleeper whose sleep is longer than a
  * quantum up to a quantum late. */
-static void wf_preempt_deadlines(struct wf_worker *w)
+static int wf_preempt_deadlines(struct wf_worker *w)
 {
 	uint64_t now = wf_clock_ns();
-	wf_timer_run(w, now);
+	int woken = wf_timer_run(w, now);
 	uint64_t dl = atomic_load_explicit(&w->next_deadline, memory_order_relaxed);
 	if (dl != UINT64_MAX && dl < now + wf_quantum_ns) {
 		w->timer_due = dl;
 		wf_worker_timer_arm(&w->timer, dl > now + WF_RETRY_NS ? dl - now : WF_RETRY_NS,
 		                    wf_quantum_ns);
 	}
+	return woken;
 }
 
+/* A delivery of the tick's signal that is not weft's tick (alarm(), kill):
+ * the program's action, as without weft; its default terminates. */
 static void wf_chain(int sig, siginfo_t *si, void *uc)
 {
-	if (wf_prev_action.sa_flags & SA_SIGINFO) {
-		if (wf_prev_action.sa_sigaction)
-			wf_prev_action.sa_sigaction(sig, si, uc);
-	} else if (wf_prev_action.sa_handler == SIG_DFL) {
-		/* The default action of the signal: terminate, like before weft. */
-		signal(sig, SIG_DFL);
+	if (!wf_signal_forward(sig, si, uc)) {
+		wf_signal_default(sig);
 		raise(sig);
-	} else if (wf_prev_action.sa_handler != SIG_IGN) {
-		wf_prev_action.sa_handler(sig);
 	}
 }
 
@@ -254,8 +254,8 @@ static void wf_tick(int sig, siginfo_t *si, void *ucv)
 		wf_preempt_idle(w);
 		goto out;
 	}
-	uintptr_t pc = (uintptr_t)((ucontext_t *)ucv)->uc_mcontext.gregs[REG_RIP];
-	if (cur->preempt_off || !wf_pc_is_app(pc)) {
+	uintptr_t pc = wf_sigctx_pc(ucv);
+	if (cur->preempt_off || w->in_handler || !wf_pc_is_app(pc)) {
 		WF_STAT_INC(w, deferred_ticks);
 		w->tick_pending = 1;
 		w->timer_due = 0;
@@ -264,13 +264,26 @@ static void wf_tick(int sig, siginfo_t *si, void *ucv)
 	}
 	w->tick_pending = 0;
 	w->timer_due = 0;
+	if (wf_worker_retaken(w)) {
+		/* Back from the kernel after the monitor gave this worker's
+		 * place away (standby.c): the thread goes to the others. */
+		cur->sig_ctx = ucv;
+		cur->in_signal = 1;
+		w->sig_blocked = 1;
+		wf_gq_push(cur);
+		w = wf_switch(w, cur, w->idle, WF_PREV_SAVED, NULL);
+		cur->in_signal = 0;
+		goto out;
+	}
+	int woken = 0;
 	if (atomic_load_explicit(&w->next_deadline, memory_order_relaxed) != UINT64_MAX)
-		wf_preempt_deadlines(w);
-	/* Pinned (in_signal) before it is queued: thieves test it under
-	 * rq_lock, which wf_rq_rotate takes. */
-	cur->sig_ctx = ucv;   /* where it was interrupted, for weft_dump */
+		woken = wf_preempt_deadlines(w);
+	/* Marked before it is queued: whoever resumes it, here or on another
+	 * worker (migrate.c), finds its signal frame. */
+	cur->sig_ctx = ucv;   /* where it was interrupted */
 	cur->in_signal = 1;
-	struct wf_thread *next = wf_rq_rotate(w, cur);
+	struct wf_thread *next = wf_rt.nworkers > 1 || !wf_gq_empty()
+	                         ? wf_rq_preempt_rotate(w, cur, woken > 0) : wf_rq_rotate(w, cur);
 	if (!next) {
 		cur->in_signal = 0;
 		wf_preempt_quiet(w);
@@ -309,13 +322,32 @@ int wf_preempt_init(void)
 	sa.sa_sigaction = wf_tick;
 	sa.sa_flags = SA_SIGINFO | SA_RESTART;
 	sigemptyset(&sa.sa_mask);
-	if (sigaction(wf_sig, &sa, &wf_prev_action))
-		return errno;
+	int e = wf_signal_own(wf_sig, &sa);
+	if (e)
+		return e;
 	for (int i = 0; i < wf_rt.nworkers; i++) {
-		struct wf_worker *w = &wf_rt.workers[i];
-		int e = wf_worker_timer_create(&w->timer, w->tid, wf_sig, w);
+		int e = wf_preempt_timer_create(&wf_rt.workers[i]);
 		if (e)
 			return e;
 	}
 	return 0;
+}
+
+/* w's tick timer (w's kernel thread is up and published its tid). */
+int wf_preempt_timer_create(struct wf_worker *w)
+{
+	if (!wf_quantum_ns)
+		return 0;
+	return wf_worker_timer_create(&w->timer, w->tid, wf_sig, w);
+}
+
+/* The monitor retook w while w sat in the kernel: tick w as soon as it
+ * runs again (its CPU clock is still), so that it hands its thread over
+ * within a kernel tick of coming back.  Any thread may call. */
+void wf_preempt_soon(struct wf_worker *w)
+{
+	if (!wf_quantum_ns)
+		return;
+	atomic_store(&w->timer_armed, 1);
+	wf_worker_timer_arm(&w->timer, 1, wf_quantum_ns);
 }

@@ -12,15 +12,20 @@
  * worker for a few microseconds (wf_steal_hold_off: it is usually a
  * hand-off in progress).
  *
- * A thread preempted by the timer is never stolen: it resumes on the worker
- * it was interrupted on.  The compiler keeps TLS addresses — &errno above
- * all, since __errno_location is declared const — in registers across any
- * code, so a thread interrupted anywhere and resumed on another kernel
- * thread would write that worker's errno (measured: errors within seconds in
- * a malloc/snprintf/errno loop on 2 workers).  On its own worker, weft's
- * save/restore of errno at every switch keeps a cached address right.
- * Threads migrate only where they called weft (yield, block, create), a
- * documented migration point.
+ * Any ready thread may be taken by any worker, a preempted one included:
+ * a thread resumed on another kernel thread has its TLS pointers rebased
+ * first (migrate.c).
+ *
+ * Fair shares across workers.  Per-worker queues alone share each worker's
+ * CPU among its own threads: 5 spinners on 2 workers would get 1/3 and 1/2
+ * of a CPU for ever, since no worker is ever idle enough to steal.  So with
+ * more than one worker a preempted thread goes to one global FIFO (Go's
+ * global run queue does the same), and a tick's next thread comes from the
+ * worker's own queue and the global one in turn (wf_rq_preempt_rotate):
+ * CPU-bound threads then circulate through every worker, and each gets its
+ * W/N share.  Yielding and woken threads stay on per-worker queues (a yield
+ * must stay cheap, and a wake-up is best run where its data is warm); the
+ * global queue sees one push and one pop per quantum per worker.
  *
  * Rejected: a Chase–Lev deque (the owner's end is LIFO, which breaks the
  * round-robin order preemption promises), and one global queue (every
@@ -32,9 +37,6 @@
 #include "sched_internal.h"
 #include "trace.h"
 #include "../kthreads/kthread.h"
-
-/* How far into a victim's queue a thief looks past pinned threads. */
-#define WF_STEAL_SCAN 16
 
 /* Polls (one pause each, about 25 ns here) a thief waits before it takes
  * the lone thread of a busy worker: a few microseconds, see wf_rq_steal. */
@@ -200,7 +202,7 @@ struct wf_thread *wf_rq_steal(struct wf_worker *thief)
 {
 	struct wf_worker *victim = NULL;
 	uint32_t best = 0;
-	for (int i = 0; i < wf_rt.nworkers; i++) {
+	for (int i = 0, n = wf_nkthreads(); i < n; i++) {
 		struct wf_worker *v = &wf_rt.workers[i];
 		uint32_t n = atomic_load_explicit(&v->rq_len, memory_order_relaxed);
 		if (v != thief && n > best) {
@@ -210,34 +212,92 @@ struct wf_thread *wf_rq_steal(struct wf_worker *thief)
 	}
 	if (!victim || wf_steal_hold_off(victim, best) || !wf_spin_trylock(&victim->rq_lock))
 		return NULL;
-	/* The oldest thread that is not pinned by a preemption (in_signal is
-	 * set before its push, both under rq_lock). */
-	struct wf_thread *prev = NULL, *t = victim->rq_head;
-	for (int n = 0; t && t->in_signal && n < WF_STEAL_SCAN; n++)
-		prev = t, t = t->next;
-	if (t && !t->in_signal) {
-		if (prev) {
-			prev->next = t->next;
-			if (victim->rq_tail == t)
-				victim->rq_tail = prev;
-			t->next = NULL;
-			atomic_store_explicit(&victim->rq_len, atomic_load_explicit(&victim->rq_len,
-			                      memory_order_relaxed) - 1, memory_order_relaxed);
-		} else {
-			wf_rq_pop_locked(victim);
-		}
-	} else {
-		t = NULL;
-	}
+	struct wf_thread *t = wf_rq_pop_locked(victim);   /* the oldest */
 	wf_spin_unlock(&victim->rq_lock);
 	if (t && wf_tracing())
 		wf_trace_steal(thief, t, victim);
 	return t;
 }
 
+/* --- the global queue ---------------------------------------------------- */
+
+void wf_gq_push(struct wf_thread *t)
+{
+	t->state = WF_READY;
+	t->next = NULL;
+	wf_spin_lock(&wf_rt.gq_lock);
+	if (wf_rt.gq_tail)
+		wf_rt.gq_tail->next = t;
+	else
+		wf_rt.gq_head = t;
+	wf_rt.gq_tail = t;
+	uint32_t n = atomic_load_explicit(&wf_rt.gq_len, memory_order_relaxed);
+	atomic_store_explicit(&wf_rt.gq_len, n + 1, memory_order_relaxed);
+	wf_spin_unlock(&wf_rt.gq_lock);
+	/* Every push here is a producer's: wake a sleeping worker (its seq_cst
+	 * fence orders the push before the look at the sleepers, as in
+	 * wf_ready), and give every busy worker a tick, since the thread
+	 * competes for all of them.  The second only when the queue was empty:
+	 * otherwise the workers were already told. */
+	wf_kick_idle();
+	if (n == 0)
+		for (int i = 0, n = wf_nkthreads(); i < n; i++)
+			if (!atomic_load_explicit(&wf_rt.workers[i].timer_armed, memory_order_relaxed))
+				wf_preempt_note_ready(&wf_rt.workers[i]);
+}
+
+struct wf_thread *wf_gq_pop(void)
+{
+	if (wf_gq_empty())
+		return NULL;
+	wf_spin_lock(&wf_rt.gq_lock);
+	struct wf_thread *t = wf_rt.gq_head;
+	if (t) {
+		wf_rt.gq_head = t->next;
+		if (!wf_rt.gq_head)
+			wf_rt.gq_tail = NULL;
+		t->next = NULL;
+		atomic_store_explicit(&wf_rt.gq_len, atomic_load_explicit(&wf_rt.gq_len,
+		                      memory_order_relaxed) - 1, memory_order_relaxed);
+	}
+	wf_spin_unlock(&wf_rt.gq_lock);
+	return t;
+}
+
+/* Move everything queued on w to the global queue: w was retaken
+ * (monitor.c, standby.c), and a thread left in its queue would only be
+ * stolen by an idle worker, never compete with a busy one's for ticks.
+ * Any thread may call. */
+void wf_rq_drain_global(struct wf_worker *w)
+{
+	struct wf_thread *t;
+	while ((t = wf_rq_pop(w)))
+		wf_gq_push(t);
+}
+
+/* t (running on w, not yet saved) gives up the CPU at a tick.  The next
+ * thread comes from w's own queue and the global one in turn, so that
+ * neither waits for the other to drain, but from w's own first when asked
+ * (a sleeper whose deadline the tick just met waits at its head); t goes to the global tail only if
+ * there is a next thread (it keeps running otherwise).  Between the pop
+ * and the push a thief may find every queue empty and go to sleep: the
+ * push kicks it (wf_gq_push). */
+struct wf_thread *wf_rq_preempt_rotate(struct wf_worker *w, struct wf_thread *t, bool local_first)
+{
+	bool global_first = !local_first && (++w->preempt_turn & 1) && !wf_gq_empty();
+	struct wf_thread *next = global_first ? wf_gq_pop() : wf_rq_pop(w);
+	if (!next)
+		next = global_first ? wf_rq_pop(w) : wf_gq_pop();
+	if (next)
+		wf_gq_push(t);
+	return next;
+}
+
 bool wf_any_ready(void)
 {
-	for (int i = 0; i < wf_rt.nworkers; i++)
+	if (!wf_gq_empty())
+		return true;
+	for (int i = 0, n = wf_nkthreads(); i < n; i++)
 		if (atomic_load(&wf_rt.workers[i].rq_len))
 			return true;
 	return false;
@@ -248,7 +308,7 @@ void wf_kick_idle(void)
 	atomic_thread_fence(memory_order_seq_cst);
 	if (!atomic_load_explicit(&wf_rt.nsleeping, memory_order_relaxed))
 		return;
-	for (int i = 0; i < wf_rt.nworkers; i++) {
+	for (int i = 0, n = wf_nkthreads(); i < n; i++) {
 		struct wf_worker *v = &wf_rt.workers[i];
 		if (atomic_load_explicit(&v->sleeping, memory_order_relaxed) &&
 		    atomic_exchange(&v->sleeping, 0)) {

@@ -15,17 +15,18 @@
  * for thread creation).
  */
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
 #include "sched_internal.h"
 #include "trace.h"
 #include "../kthreads/kthread.h"
+#include "../kthreads/libc_real.h"
 
 struct wf_runtime wf_rt;
-__thread struct wf_worker *wf_tls_worker __attribute__((tls_model("initial-exec")));
 
 /* Worker 0's scheduler stack (a weft stack; the other workers run their
  * scheduler on their kernel stacks). */
@@ -41,39 +42,6 @@ __thread struct wf_worker *wf_tls_worker __attribute__((tls_model("initial-exec"
 #else
 #define WF_WORKER_KSTACK WF_KT_RECORDED_STACK
 #endif
-
-uint64_t wf_clock_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-uint64_t wf_now_ns(void) { return wf_clock_ns(); }
-
-uint64_t wf_coarse_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-int wf_timespec_to_ns(const struct timespec *ts, uint64_t *ns)
-{
-	if (!ts || ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000L)
-		return EINVAL;
-	if (ts->tv_sec < 0) {
-		*ns = 1;  /* long past */
-		return 0;
-	}
-	if ((uint64_t)ts->tv_sec > UINT64_MAX / 1000000000ull - 1)
-		*ns = UINT64_MAX - 1;
-	else
-		*ns = (uint64_t)ts->tv_sec * 1000000000ull + (uint64_t)ts->tv_nsec;
-	if (*ns == 0)
-		*ns = 1;  /* 0 means "no deadline" internally */
-	return 0;
-}
 
 static void wf_worker_init(struct wf_worker *w, int index)
 {
@@ -95,12 +63,21 @@ static struct wf_thread *wf_idle_tcb(struct wf_worker *w)
 	return t;
 }
 
+/* What a worker learns about its own kernel thread, on it, once it is set
+ * up (wf_kt_worker_setup installed the alternate signal stack). */
+static void wf_worker_kthread_facts(struct wf_worker *w)
+{
+	wf_kt_tls_span(&w->tls_lo, &w->tls_hi);
+	sigaltstack(NULL, &w->altstack);
+}
+
 static void wf_worker_kthread_main(void *arg)
 {
 	struct wf_worker *w = arg;
 	wf_tls_worker = w;
 	w->errno_loc = &errno;   /* on w's own kernel thread, before any switch or tick */
 	wf_kt_worker_setup();
+	wf_worker_kthread_facts(w);
 	atomic_store_explicit(&w->tid, wf_kt_gettid(), memory_order_release);
 	w->current = w->idle;
 	atomic_store(&w->idle->on_cpu, 1);
@@ -127,24 +104,60 @@ static int wf_make_main(struct wf_worker *w0)
 	m->worker = w0;
 	atomic_store(&m->on_cpu, 1);
 	strcpy(m->name, "main");
+	/* main keeps the stack it has: its bounds, for rebasing its frames
+	 * when it moves (migrate.c); never freed (user). */
+	pthread_attr_t a;
+	void *lo;
+	size_t size;
+	if (WF_LIBC(pthread_getattr_np)(WF_LIBC(pthread_self)(), &a) == 0) {
+		if (WF_LIBC(pthread_attr_getstack)(&a, &lo, &size) == 0) {
+			m->stack.lo = lo;
+			m->stack.hi = (char *)lo + size;
+		}
+		WF_LIBC(pthread_attr_destroy)(&a);
+	}
+	m->stack.user = 1;
 	wf_rt.main = m;
 	w0->current = m;
 
 	struct wf_thread *idle = w0->idle;
 	if (wf_stack_alloc(NULL, WF_IDLE_STACK, &idle->stack))
 		return EAGAIN;
-	idle->sp = wf_ctx_make(idle->stack.lo, idle->stack.hi, wf_worker0_idle_entry, NULL);
-#ifdef WF_ASAN
-	idle->asan_bottom = idle->stack.lo;
-	idle->asan_size = (size_t)((char *)idle->stack.hi - (char *)idle->stack.lo);
-#endif
+	wf_tcb_first_context(idle, wf_worker0_idle_entry, NULL);
+	return 0;
+}
+
+/* A new worker, the monitor's stand-in for a blocked one: started ACTIVE,
+ * published once its kernel thread and its timer exist.  Only the monitor
+ * calls this, so nothing races for the slot. */
+int wf_worker_add(struct wf_worker **out)
+{
+	int k = atomic_load_explicit(&wf_rt.nkthreads, memory_order_relaxed);
+	if (k >= WF_MAX_KTHREADS)
+		return EAGAIN;
+	struct wf_worker *w = &wf_rt.workers[k];
+	wf_worker_init(w, k);
+	if (!(w->idle = wf_idle_tcb(w)))
+		return EAGAIN;
+	pid_t tid;
+	if (wf_kt_spawn(wf_worker_kthread_main, w, WF_WORKER_KSTACK, &tid))
+		return EAGAIN;
+	unsigned spins = 0;
+	while (!atomic_load_explicit(&w->tid, memory_order_acquire))
+		wf_spin_backoff(&spins);
+	if (wf_preempt_timer_create(w))
+		return EAGAIN;   /* it runs, untimed: still a worker */
+	atomic_store_explicit(&wf_rt.nkthreads, k + 1, memory_order_release);
+	*out = w;
 	return 0;
 }
 
 static int wf_start_workers(void)
 {
 	int n = wf_rt.cfg.workers;
-	struct wf_worker *ws = aligned_alloc(WF_CACHELINE, sizeof *ws * (size_t)n);
+	/* Room for the spares too; only the pages of workers in use are
+	 * touched. */
+	struct wf_worker *ws = aligned_alloc(WF_CACHELINE, sizeof *ws * WF_MAX_KTHREADS);
 	if (!ws)
 		return EAGAIN;
 	for (int i = 0; i < n; i++) {
@@ -154,6 +167,8 @@ static int wf_start_workers(void)
 	}
 	wf_rt.workers = ws;
 	wf_rt.nworkers = n;
+	atomic_store(&wf_rt.nactive, n);
+	atomic_store_explicit(&wf_rt.nkthreads, n, memory_order_release);
 
 	struct wf_worker *w0 = &ws[0];
 	wf_tls_worker = w0;
@@ -164,6 +179,7 @@ static int wf_start_workers(void)
 		return e;
 	if ((e = wf_kt_worker_setup()))
 		return EAGAIN;
+	wf_worker_kthread_facts(w0);
 	if ((e = wf_overflow_install()))
 		return EAGAIN;
 	for (int i = 1; i < n; i++) {
@@ -193,28 +209,32 @@ static int wf_runtime_init(void)
 		return e;
 	if ((e = wf_trace_init()))
 		return e;
+	if ((e = wf_monitor_start()))
+		return e;
+	wf_signals_adopt();
 	return wf_dump_signal_install();
 }
 
 int wf_runtime_ensure(void)
 {
 	int s = atomic_load_explicit(&wf_rt.state, memory_order_acquire);
-	if (wf_likely(s == 2))
+	if (wf_likely(s == WF_RT_READY))
 		return 0;
-	if (s == 3)
+	if (s == WF_RT_FAILED)
 		return wf_rt.init_error;
-	int expected = 0;
-	if (atomic_compare_exchange_strong(&wf_rt.state, &expected, 1)) {
+	int expected = WF_RT_NONE;
+	if (atomic_compare_exchange_strong(&wf_rt.state, &expected, WF_RT_INITIALIZING)) {
 		int e = wf_runtime_init();
 		wf_rt.init_error = e;
-		atomic_store_explicit(&wf_rt.state, e ? 3 : 2, memory_order_release);
+		atomic_store_explicit(&wf_rt.state, e ? WF_RT_FAILED : WF_RT_READY,
+		                      memory_order_release);
 		return e;
 	}
 	/* Another kernel thread is initializing: wait for it. */
 	unsigned spins = 0;
-	while ((s = atomic_load_explicit(&wf_rt.state, memory_order_acquire)) == 1)
+	while ((s = atomic_load_explicit(&wf_rt.state, memory_order_acquire)) == WF_RT_INITIALIZING)
 		wf_spin_backoff(&spins);
-	return s == 2 ? 0 : wf_rt.init_error;
+	return s == WF_RT_READY ? 0 : wf_rt.init_error;
 }
 
 int weft_init(void) { return wf_runtime_ensure(); }

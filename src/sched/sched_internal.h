@@ -35,6 +35,15 @@ enum { WF_WAIT_NONE = 0, WF_WAIT_WAITING = 1, WF_WAIT_WOKEN = 2, WF_WAIT_TIMEDOU
 
 struct wf_worker;
 
+/* A worker's part in running green threads (monitor.c, standby.c).
+ * ACTIVE: one of the WEFT_WORKERS that run green threads.  BLOCKED: the
+ * monitor found it stuck in the kernel under a green thread and gave its
+ * place to another worker; it gives its threads up at its next scheduling
+ * point.  SPARE: a kernel thread waiting to stand in for a blocked one.
+ * ACTIVE -> BLOCKED and SPARE -> ACTIVE are the monitor's; BLOCKED ->
+ * ACTIVE or SPARE the worker's own. */
+enum wf_wstate { WF_WS_ACTIVE = 0, WF_WS_BLOCKED, WF_WS_SPARE };
+
 /*
  * Thread control block.  Lives in a never-freed table (handle.c) so that a
  * stale handle or a late timer can always read it safely; `gen` tells
@@ -129,11 +138,18 @@ struct wf_worker {
 	                                   so the compiler may reuse an address
 	                                   computed before a switch, which after
 	                                   a migration is another worker's. */
+	/* Its kernel thread's TLS span (wf_kt_tls_span) and alternate signal
+	 * stack, fixed for its life: a thread that moves here from another
+	 * worker has its pointers into that worker's span rebased into this
+	 * one (migrate.c). */
+	uintptr_t tls_lo, tls_hi;
+	stack_t altstack;
 	struct wf_thread *idle;         /* the worker's scheduler context */
 	struct wf_thread *prev;         /* thread just switched away from */
 	uint8_t prev_action;            /* enum wf_prev_action */
 	wf_spin_t *prev_unlock;         /* lock to release once prev is saved */
 	unsigned create_streak;         /* run-child-first creates in a row */
+	unsigned preempt_turn;          /* alternates local/global at a tick */
 	wf_stack_cache stacks;          /* warm stacks */
 	/* The stack of the thread that last finished here, if it has the
 	 * default size and the slot was empty: the next create with default
@@ -159,11 +175,18 @@ struct wf_worker {
 	_Atomic uint32_t futex_word __attribute__((aligned(WF_CACHELINE)));
 	_Atomic uint32_t sleeping;      /* 1 while waiting on futex_word */
 
+	/* --- hand-off of a worker blocked in the kernel (monitor.c) --- */
+	_Atomic uint8_t mstate;         /* enum wf_wstate */
+	_Atomic uint8_t in_blocking;    /* inside weft_blocking_begin/end */
+
 	/* --- preemption (preempt.c) --- */
 	wf_worker_timer timer;
 	_Atomic uint32_t timer_armed;   /* 1 while the timer may tick */
 	uint64_t timer_due;             /* owner only: time of the next tick, 0 unknown */
 	uint8_t sig_blocked;            /* owner only: mask blocks the tick signal */
+	uint32_t in_handler;            /* owner only: depth of program signal
+	                                   handlers running on this kernel
+	                                   thread; no switch while nonzero */
 	uint8_t tick_pending;           /* owner only: a deferred tick is owed */
 
 	/* --- timers: min-heap of parked threads by deadline --- */
@@ -172,6 +195,16 @@ struct wf_worker {
 	uint32_t heap_len, heap_cap;
 	_Atomic uint64_t next_deadline; /* heap[0]->deadline, or UINT64_MAX */
 } __attribute__((aligned(WF_CACHELINE)));
+
+/* weft_attr_t._magic of an initialized attribute object (attr.c; weft_create
+ * checks it too). */
+#define WF_ATTR_MAGIC 0x77617474u
+
+/* Stack size of a thread created without one (WEFT_STACK_SIZE overrides). */
+#define WF_STACK_SIZE_DEFAULT ((size_t)64 << 10)
+
+/* wf_rt.state (the gdb script reads WF_RT_READY by name). */
+enum wf_rt_state { WF_RT_NONE = 0, WF_RT_INITIALIZING, WF_RT_READY, WF_RT_FAILED };
 
 /* Runtime-wide state, fixed after init. */
 struct wf_config {
@@ -185,22 +218,53 @@ struct wf_config {
 };
 struct wf_runtime {
 	struct wf_config cfg;
-	struct wf_worker *workers;      /* array of cfg.workers */
+	/* Room for WF_MAX_KTHREADS workers: the first nworkers (WEFT_WORKERS)
+	 * start with the runtime, spares are added by the monitor.  Indexes
+	 * below nkthreads are initialized (release-published by the monitor,
+	 * the only one to add). */
+	struct wf_worker *workers;
 	int nworkers;
+	_Atomic int nkthreads;
+	_Atomic int nactive;            /* workers in WF_WS_ACTIVE */
 	struct wf_thread *main;
-	_Atomic int state;              /* 0 none, 1 initializing, 2 ready, 3 failed */
+	_Atomic int state;              /* enum wf_rt_state */
 	int init_error;
 	_Atomic uint64_t created_foreign; /* threads created from non-worker kernel threads */
 	_Atomic uint32_t nsleeping;     /* workers asleep on their futex */
+	/* The global queue (runqueue.c): preempted threads, when there is
+	 * more than one worker.  FIFO under gq_lock; gq_len is its length,
+	 * changed only under the lock, read without it as a hint. */
+	wf_spin_t gq_lock __attribute__((aligned(WF_CACHELINE)));
+	struct wf_thread *gq_head, *gq_tail;
+	_Atomic uint32_t gq_len;
 	_Atomic uint32_t main_waiting;  /* main is in weft_exit waiting for no thread alive */
+	_Atomic uint64_t retakes;       /* workers the monitor retook (monitor.c) */
 };
 extern struct wf_runtime wf_rt WF_HIDDEN;
 
-/* The worker the calling kernel thread is, or NULL.  Read with an
- * initial-exec TLS load that the compiler re-does at every use (the thread
- * pointer is never cached in a register for such loads), so it stays right
- * after a green thread migrates.  Never take its address. */
-static inline struct wf_worker *wf_worker_self(void) { return wf_tls_worker; }
+/* Kernel workers that may exist at once, spares included. */
+#define WF_MAX_KTHREADS 4096
+
+/* Workers in use, spares included (for loops over all of them). */
+static inline int wf_nkthreads(void)
+{
+	return atomic_load_explicit(&wf_rt.nkthreads, memory_order_acquire);
+}
+
+/* Has the monitor given w's place away?  Checked at w's scheduling
+ * points; relaxed: a change seen one round late only delays w's hand-over
+ * by one switch. */
+static inline bool wf_worker_retaken(const struct wf_worker *w)
+{
+	return wf_unlikely(atomic_load_explicit(&((struct wf_worker *)w)->mstate,
+	                                        memory_order_relaxed) != WF_WS_ACTIVE);
+}
+
+/* The worker the calling kernel thread is, or NULL.  Read with
+ * WF_TLS_LOAD, which uses the thread pointer of the kernel thread running
+ * now (src/context/tls.h), so it stays right after a green thread
+ * migrates.  Never take its address with a plain &. */
+static inline struct wf_worker *wf_worker_self(void) { return WF_TLS_LOAD(wf_tls_worker); }
 
 /* The views park.h gives src/sync. */
 _Static_assert(offsetof(struct wf_worker, current) == offsetof(struct wf_worker_head, current),
@@ -212,7 +276,8 @@ _Static_assert(offsetof(struct wf_thread, index) == offsetof(struct wf_thread_he
 /* runtime.c */
 int wf_runtime_ensure(void) WF_HIDDEN;       /* lazy init: 0 or errno */
 int wf_config_read(struct wf_config *cfg) WF_HIDDEN;
-uint64_t wf_now_ns(void) WF_HIDDEN;
+
+/* park.c (besides park.h) */
 uint64_t wf_coarse_ns(void) WF_HIDDEN;       /* CLOCK_MONOTONIC_COARSE: ~5 ns, tick resolution */
 
 /* dispatch.c */
@@ -225,16 +290,32 @@ _Noreturn void wf_idle_main(struct wf_worker *w) WF_HIDDEN;
 void wf_thread_entry(void *transfer, void *arg) WF_HIDDEN;
 void wf_context_entered(struct wf_worker *w, struct wf_thread *self) WF_HIDDEN;
 
+/* migrate.c: t, not running and last run on `from`, is about to be
+ * resumed on `to` */
+void wf_migrate(struct wf_thread *t, const struct wf_worker *from,
+                const struct wf_worker *to) WF_HIDDEN;
+
 /* runqueue.c */
 void wf_rq_push(struct wf_worker *w, struct wf_thread *t, bool at_head) WF_HIDDEN;
 struct wf_thread *wf_rq_pop(struct wf_worker *w) WF_HIDDEN;
 struct wf_thread *wf_rq_rotate(struct wf_worker *w, struct wf_thread *t) WF_HIDDEN;
 struct wf_thread *wf_rq_steal(struct wf_worker *thief) WF_HIDDEN;
+/* The global queue: a thread to run instead of t, with t queued at the
+ * global tail; NULL (t not queued) when no other thread is ready. */
+struct wf_thread *wf_rq_preempt_rotate(struct wf_worker *w, struct wf_thread *t,
+                                       bool local_first) WF_HIDDEN;
+struct wf_thread *wf_gq_pop(void) WF_HIDDEN;
+static inline bool wf_gq_empty(void)
+{
+	return !atomic_load_explicit(&wf_rt.gq_len, memory_order_relaxed);
+}
 void wf_make_ready(struct wf_worker *w, struct wf_thread *t, bool at_head) WF_HIDDEN;
 /* wf_make_ready for a thread woken from a park by another thread: a lone
  * such thread is left to w for a few microseconds (wf_rq_steal). */
 void wf_make_woken(struct wf_worker *w, struct wf_thread *t, bool at_head) WF_HIDDEN;
 void wf_kick_idle(void) WF_HIDDEN;
+void wf_gq_push(struct wf_thread *t) WF_HIDDEN;
+void wf_rq_drain_global(struct wf_worker *w) WF_HIDDEN;
 bool wf_any_ready(void) WF_HIDDEN;
 
 /* timer_heap.c */
@@ -314,6 +395,48 @@ static inline void wf_tcb_free(struct wf_worker *w, struct wf_thread *t)
 }
 struct wf_thread *wf_tcb_at(uint32_t slot) WF_HIDDEN; /* NULL past the end */
 
+/* Lay out t's first context on its stack (t->stack): switching to t calls
+ * entry(transfer, arg) there.  Under ASan, also records the stack that the
+ * switch announces. */
+static inline void wf_tcb_first_context(struct wf_thread *t,
+                                        void (*entry)(void *transfer, void *arg), void *arg)
+{
+	t->sp = wf_ctx_make(t->stack.lo, t->stack.hi, entry, arg);
+#ifdef WF_ASAN
+	t->asan_bottom = t->stack.lo;
+	t->asan_size = (size_t)((char *)t->stack.hi - (char *)t->stack.lo);
+#endif
+}
+
+/* The live TCB handle h names, with t->lk held, initializing weft on first
+ * use; NULL (ESRCH) for a bad or stale handle, or if initialization failed.
+ * The handle is checked again under the lock: t may have been reclaimed
+ * since the lookup. */
+static inline struct wf_thread *wf_tcb_lock_handle(weft_t h)
+{
+	if (wf_runtime_ensure())
+		return NULL;
+	struct wf_thread *t = wf_tcb_lookup(h);
+	if (!t)
+		return NULL;
+	wf_spin_lock(&t->lk);
+	if (wf_tcb_handle(t) == h && t->state != WF_FREE)
+		return t;
+	wf_spin_unlock(&t->lk);
+	return NULL;
+}
+
+/* The calling green thread (not a worker's scheduler context), initializing
+ * weft on first use; NULL on a kernel thread that is not a worker or if
+ * initialization failed. */
+static inline struct wf_thread *wf_self_init(void)
+{
+	if (wf_runtime_ensure())
+		return NULL;
+	struct wf_thread *t = wf_current();
+	return t && t->kind != WF_KIND_IDLE ? t : NULL;
+}
+
 /* thread.c */
 uint64_t wf_live_count(void) WF_HIDDEN;      /* threads alive, main excluded */
 void wf_thread_finished(struct wf_worker *w, struct wf_thread *t) WF_HIDDEN;
@@ -324,6 +447,8 @@ void wf_tsd_run_destructors(struct wf_thread *t) WF_HIDDEN;
 
 /* preempt.c */
 int wf_preempt_init(void) WF_HIDDEN;
+int wf_preempt_timer_create(struct wf_worker *w) WF_HIDDEN;  /* 0 or errno */
+void wf_preempt_soon(struct wf_worker *w) WF_HIDDEN;         /* tick at its next run */
 void wf_preempt_resumed(struct wf_worker *w, struct wf_thread *self) WF_HIDDEN;
 void wf_preempt_note_ready(struct wf_worker *w) WF_HIDDEN;
 void wf_preempt_note_deadline(struct wf_worker *w, uint64_t deadline,
@@ -332,6 +457,30 @@ void wf_preempt_pending(struct wf_thread *self) WF_HIDDEN;
 
 /* dump_signal.c: WEFT_DUMP_SIGNAL's handler and dump thread (0 or EAGAIN) */
 int wf_dump_signal_install(void) WF_HIDDEN;
+
+/* program_signals.c: weft owns the program's handlers (see there) */
+int wf_sigaction_raw(int sig, const struct sigaction *act, struct sigaction *old) WF_HIDDEN;
+int wf_signal_own(int sig, const struct sigaction *weft_act) WF_HIDDEN;  /* 0 or errno */
+/* A delivery of a signal weft owns that is not weft's: run the program's
+ * handler.  False when the program's action is SIG_DFL (the caller
+ * applies it: wf_signal_default restores it in the kernel). */
+bool wf_signal_forward(int sig, siginfo_t *si, void *uc) WF_HIDDEN;
+void wf_signal_default(int sig) WF_HIDDEN;
+void wf_signals_adopt(void) WF_HIDDEN;
+
+/* monitor.c */
+int wf_monitor_start(void) WF_HIDDEN;          /* 0 or EAGAIN */
+void wf_monitor_worker_awake(void) WF_HIDDEN;  /* a worker left its idle sleep */
+
+/* standby.c: w (its idle context running) was retaken: give its threads
+ * away, then rejoin or wait as a spare until the monitor activates it. */
+void wf_worker_standby(struct wf_worker *w) WF_HIDDEN;
+/* t (running on retaken w) gives up w: to the global queue, then w's idle
+ * context.  From a scheduling point of t's own (yield, tick). */
+void wf_worker_hand_over(struct wf_worker *w, struct wf_thread *t) WF_HIDDEN;
+
+/* runtime.c: a new worker, spare or active (monitor.c); 0 or EAGAIN */
+int wf_worker_add(struct wf_worker **out) WF_HIDDEN;
 
 /* overflow.c */
 int wf_overflow_install(void) WF_HIDDEN;

@@ -15,11 +15,11 @@ int weft_stats_get(int worker, weft_stats_t *out)
 		return EINVAL;
 	if (wf_runtime_ensure())
 		return EINVAL;
-	if (worker < -1 || worker >= wf_rt.nworkers)
+	if (worker < -1 || worker >= wf_nkthreads())
 		return EINVAL;
 	uint64_t sum[WF_STAT_COUNTERS] = { 0 };
 	uint64_t queued = 0;
-	for (int i = 0; i < wf_rt.nworkers; i++) {
+	for (int i = 0, n = wf_nkthreads(); i < n; i++) {
 		struct wf_worker *w = &wf_rt.workers[i];
 		if (worker != -1 && worker != i)
 			continue;
@@ -30,6 +30,7 @@ int weft_stats_get(int worker, weft_stats_t *out)
 	memset(out, 0, sizeof *out);
 	memcpy(out, sum, sizeof sum);
 	out->alive = wf_live_count();
-	out->queued = queued;
+	out->queued = queued + (worker == -1 ? atomic_load_explicit(&wf_rt.gq_len, memory_order_relaxed) : 0);
+	out->handoffs = atomic_load_explicit(&wf_rt.retakes, memory_order_relaxed);
 	return 0;
 }

@@ -56,7 +56,6 @@
 
 #define WF_CREATE_STREAK 64
 #define WF_EXIT_POLL_NS 1000000ull  /* main's re-count without membarrier */
-#define WF_ATTR_MAGIC 0x77617474u
 
 /* Threads created and not finished, main excluded: exact when nothing is
  * created or finishing meanwhile, otherwise at least the number of threads
@@ -67,23 +66,14 @@
 uint64_t wf_live_count(void)
 {
 	uint64_t fin = 0, cre = 0;
-	for (int i = 0; i < wf_rt.nworkers; i++)
+	for (int i = 0, n = wf_nkthreads(); i < n; i++)
 		fin += atomic_load_explicit(&wf_rt.workers[i].stats.v[WF_STAT_IDX(finished)],
 		                            memory_order_acquire);
 	cre = atomic_load_explicit(&wf_rt.created_foreign, memory_order_acquire);
-	for (int i = 0; i < wf_rt.nworkers; i++)
+	for (int i = 0, n = wf_nkthreads(); i < n; i++)
 		cre += atomic_load_explicit(&wf_rt.workers[i].stats.v[WF_STAT_IDX(created)],
 		                            memory_order_acquire);
 	return cre > fin ? cre - fin : 0;
-}
-
-/* The calling green thread, initializing weft on first use. */
-static struct wf_thread *wf_self_init(void)
-{
-	if (wf_runtime_ensure())
-		return NULL;
-	struct wf_thread *t = wf_current();
-	return t && t->kind != WF_KIND_IDLE ? t : NULL;
 }
 
 static int wf_thread_setup(struct wf_worker *w, struct wf_thread *t, const weft_attr_t *a,
@@ -111,11 +101,7 @@ static int wf_thread_setup(struct wf_worker *w, struct wf_thread *t, const weft_
 	t->detached = a && a->_detachstate == WEFT_CREATE_DETACHED;
 	if (a && a->_name[0])
 		memcpy(t->name, a->_name, sizeof t->name);
-	t->sp = wf_ctx_make(t->stack.lo, t->stack.hi, wf_thread_entry, t);
-#ifdef WF_ASAN
-	t->asan_bottom = t->stack.lo;
-	t->asan_size = (size_t)((char *)t->stack.hi - (char *)t->stack.lo);
-#endif
+	wf_tcb_first_context(t, wf_thread_entry, t);
 	return 0;
 }
 
@@ -151,7 +137,7 @@ int weft_create(weft_t *out, const weft_attr_t *a, void *(*start)(void *), void 
 		return 0;
 	}
 	WF_STAT_INC(w, created);
-	if (self->kind == WF_KIND_IDLE || self->preempt_off) {
+	if (self->kind == WF_KIND_IDLE || self->preempt_off || wf_worker_retaken(w)) {
 		wf_make_ready(w, t, false);
 		return 0;
 	}
@@ -318,16 +304,9 @@ int weft_join(weft_t h, void **ret)
 
 int weft_detach(weft_t h)
 {
-	if (wf_runtime_ensure())
-		return ESRCH;
-	struct wf_thread *t = wf_tcb_lookup(h);
+	struct wf_thread *t = wf_tcb_lock_handle(h);
 	if (!t)
 		return ESRCH;
-	wf_spin_lock(&t->lk);
-	if (wf_tcb_handle(t) != h || t->state == WF_FREE) {
-		wf_spin_unlock(&t->lk);
-		return ESRCH;
-	}
 	if (t->detached || t->joined || t->kind == WF_KIND_MAIN) {
 		wf_spin_unlock(&t->lk);
 		return EINVAL;
@@ -340,97 +319,4 @@ int weft_detach(weft_t h)
 	if (done)
 		wf_tcb_free(wf_worker_self(), t);
 	return 0;
-}
-
-weft_t weft_self(void)
-{
-	struct wf_thread *t = wf_self_init();
-	return t ? wf_tcb_handle(t) : WEFT_NULL;
-}
-
-int weft_equal(weft_t a, weft_t b) { return a == b; }
-
-void wf_yield_internal(void)
-{
-	struct wf_worker *w = wf_worker_self();
-	if (wf_unlikely(!w)) {
-		syscall(SYS_sched_yield);   /* a foreign thread (park.h) */
-		return;
-	}
-	struct wf_thread *self = w->current;
-	if (atomic_load_explicit(&w->next_deadline, memory_order_relaxed) != UINT64_MAX)
-		wf_timer_run(w, wf_clock_ns());
-	/* Queued before it is saved: whoever picks it waits for on_cpu == 0. */
-	struct wf_thread *next = wf_rq_rotate(w, self);
-	if (!next)
-		return;
-	WF_STAT_INC(w, yields);
-	wf_switch(w, self, next, WF_PREV_SAVED, NULL);
-}
-
-int weft_yield(void)
-{
-	if (!wf_self_init())
-		return EPERM;
-	wf_yield_internal();
-	return 0;
-}
-
-int weft_sleep_ns(uint64_t ns)
-{
-	struct wf_thread *self = wf_self_init();
-	if (!self)
-		return EPERM;
-	if (ns == 0) {
-		wf_yield_internal();
-		return 0;
-	}
-	uint64_t now = wf_clock_ns();
-	uint64_t dl = ns > UINT64_MAX - 1 - now ? UINT64_MAX - 1 : now + ns;
-	do {
-		wf_park_reason(self, WF_BLOCK_SLEEP, NULL);
-		wf_park_prepare(self);
-	} while (wf_park(NULL, dl) != ETIMEDOUT);  /* nothing else wakes a sleeper */
-	return 0;
-}
-
-int weft_setname(weft_t h, const char *name)
-{
-	if (!name)
-		return EINVAL;
-	if (wf_runtime_ensure())
-		return ESRCH;
-	struct wf_thread *t = wf_tcb_lookup(h);
-	if (!t)
-		return ESRCH;
-	wf_spin_lock(&t->lk);
-	int e = wf_tcb_handle(t) == h && t->state != WF_FREE ? 0 : ESRCH;
-	if (!e) {
-		strncpy(t->name, name, sizeof t->name - 1);
-		t->name[sizeof t->name - 1] = '\0';
-	}
-	wf_spin_unlock(&t->lk);
-	return e;
-}
-
-int weft_getname(weft_t h, char *buf, size_t len)
-{
-	if (!buf)
-		return EINVAL;
-	if (wf_runtime_ensure())
-		return ESRCH;
-	struct wf_thread *t = wf_tcb_lookup(h);
-	if (!t)
-		return ESRCH;
-	wf_spin_lock(&t->lk);
-	int e = wf_tcb_handle(t) == h && t->state != WF_FREE ? 0 : ESRCH;
-	if (!e) {
-		size_t n = strlen(t->name);
-		if (n + 1 > len)
-			e = ERANGE;
-		else
-			memcpy(buf, t->name, n + 1);
-	}
-	wf_spin_unlock(&t->lk);
-	return e;
 }

@@ -3,16 +3,16 @@
  *
  * Design.  A condition variable is one FIFO wait queue plus the mutex its
  * current waiters use.  A waiter links itself into the cond's queue, then
- * releases the mutex, then parks, so a signal that follows the mutex
- * release (or any predicate change made under the mutex) finds it queued:
- * no lost wake-up (DESIGN §3.1).  The cond's lock is not held across the
- * mutex release, which may wake a mutex waiter (system calls included) and
- * would make every signaller spin through it.  In that window the node is
- * "arming": linked, but its wait is not published, so a signaller that
- * pops it must not claim it (a claim before the switch could queue the
- * waiter on its own worker, which would then try to switch to itself).  It
- * just leaves WF_WAKE_SIGNAL in the node; the waiter, relocking the cond,
- * finds itself unlinked and returns with the signal.  Otherwise it
+ * releases the mutex, then parks, so a signal that follows the mutex release
+ * (or any predicate change made under the mutex) finds it queued: no lost
+ * wake-up (docs/design.md, "Parking and the sync objects").  The cond's lock
+ * is not held across the mutex release, which may wake a mutex waiter (system
+ * calls included) and would make every signaller spin through it.  In that
+ * window the node is "arming": linked, but its wait is not published, so a
+ * signaller that pops it must not claim it (a claim before the switch could
+ * queue the waiter on its own worker, which would then try to switch to
+ * itself).  It just leaves WF_WAKE_SIGNAL in the node; the waiter, relocking
+ * the cond, finds itself unlinked and returns with the signal.  Otherwise it
  * publishes the wait and parks under the cond's lock as park.h prescribes.
  *
  * Broadcast does not simply wake: a woken waiter's first act is to lock
@@ -200,7 +200,7 @@ int weft_cond_wait(weft_cond_t *c, weft_mutex_t *m)
 int weft_cond_timedwait(weft_cond_t *c, weft_mutex_t *m, const struct timespec *abs_monotonic)
 {
 	uint64_t dl;
-	int e = wf_sync_deadline(abs_monotonic, &dl);
+	int e = wf_timespec_to_ns(abs_monotonic, &dl);
 	return e ? e : wf_cond_wait(c, m, dl);
 }
 

@@ -310,14 +310,14 @@ int weft_rwlock_trywrlock(weft_rwlock_t *l) { return wf_rw_wrlock(l, true, 0); }
 int weft_rwlock_timedrdlock(weft_rwlock_t *l, const struct timespec *abs_monotonic)
 {
 	uint64_t dl;
-	int e = wf_sync_deadline(abs_monotonic, &dl);
+	int e = wf_timespec_to_ns(abs_monotonic, &dl);
 	return e ? e : wf_rw_rdlock(l, false, dl);
 }
 
 int weft_rwlock_timedwrlock(weft_rwlock_t *l, const struct timespec *abs_monotonic)
 {
 	uint64_t dl;
-	int e = wf_sync_deadline(abs_monotonic, &dl);
+	int e = wf_timespec_to_ns(abs_monotonic, &dl);
 	return e ? e : wf_rw_wrlock(l, false, dl);
 }
 

@@ -109,7 +109,7 @@ int weft_sem_wait(weft_sem_t *s)
 int weft_sem_timedwait(weft_sem_t *s, const struct timespec *abs_monotonic)
 {
 	uint64_t dl;
-	int e = wf_sync_deadline(abs_monotonic, &dl);
+	int e = wf_timespec_to_ns(abs_monotonic, &dl);
 	return e ? e : wf_sem_wait(s, dl);
 }
 

@@ -1,9 +1,8 @@
 /*
  * waitq.c — the out-of-line half of the wait queue (waitq.h has the design):
- * the generic park-and-clean-up-after-timeout sequence, and the small
- * helpers every primitive shares (who is calling, deadlines).
+ * the generic park-and-clean-up-after-timeout sequence, and who is calling
+ * on a primitive's first use.
  */
-#include <sched.h>
 #include "waitq.h"
 
 int wf_waitq_wait(weft_waitq_ *q, struct wf_wnode *n, uint64_t deadline, bool at_head)
@@ -39,7 +38,7 @@ void wf_waitq_timeout_unlock(weft_waitq_ *q, struct wf_wnode *n)
 
 struct wf_thread *wf_sync_self_slow(int *err)
 {
-	int e = weft_init();
+	int e = wf_ensure_init();
 	if (e) {
 		*err = e;
 		return NULL;
@@ -48,24 +47,4 @@ struct wf_thread *wf_sync_self_slow(int *err)
 	if (!t && !(t = wf_foreign_self()))   /* a foreign thread (park.h) */
 		*err = EAGAIN;
 	return t;
-}
-
-int wf_sync_deadline(const struct timespec *ts, uint64_t *ns)
-{
-	if (!ts)
-		return EINVAL;
-	return wf_timespec_to_ns(ts, ns);
-}
-
-int wf_sync_nworkers(void)
-{
-	static int cached;  /* benign race: every writer stores the same value */
-	int n = __atomic_load_n(&cached, __ATOMIC_RELAXED);
-	if (wf_unlikely(!n)) {
-		n = weft_workers();
-		if (n <= 0)
-			return 1;
-		__atomic_store_n(&cached, n, __ATOMIC_RELAXED);
-	}
-	return n;
 }

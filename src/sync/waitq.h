@@ -9,7 +9,7 @@
  * the queue.  Nothing is allocated: a wait can never fail for want of
  * memory, and a node's lifetime is exactly the wait's.
  *
- * Blocking follows park.h (DESIGN §3.1):
+ * Blocking follows park.h (docs/design.md, "Parking and the sync objects"):
  *   lock(q); wf_waitq_enqueue(q, n)   -- wf_park_prepare, then link n
  *   ...object-specific work under q's lock...
  *   wf_waitq_park(q, deadline)        -- wf_park releases q's lock only once
@@ -296,12 +296,5 @@ static inline struct wf_thread *wf_sync_self(int *err)
 	struct wf_thread *t = wf_current();
 	return wf_likely(t) ? t : wf_sync_self_slow(err);
 }
-
-/* Absolute CLOCK_MONOTONIC timespec to a park deadline; EINVAL if NULL or
- * malformed. */
-int wf_sync_deadline(const struct timespec *ts, uint64_t *ns) WF_HIDDEN;
-
-/* Number of workers (cached); 1 before the runtime is up. */
-int wf_sync_nworkers(void) WF_HIDDEN;
 
 #endif

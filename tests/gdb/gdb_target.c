@@ -22,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 #include <weft.h>
+#include "../helpers.h"
 
 #define NOINLINE __attribute__((noinline))
 
@@ -41,13 +42,6 @@ static int go;                        /* under cond_lock */
 static atomic_int holder_has_it;
 static atomic_int released;
 static _Atomic uint64_t sleep_began;  /* CLOCK_MONOTONIC ns */
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static void check(int err, const char *what)
 {

@@ -161,7 +161,7 @@ int main(void)
 	CHECK_EQ(sleep(0), 0);
 	struct timespec bad = { 0, 1000000000L };
 	CHECK_EQ(nanosleep(&bad, NULL), -1);
-	CHECK_EQ(err(), EINVAL);
+	CHECK_EQ(errno, EINVAL);
 	CHECK_EQ(clock_nanosleep(CLOCK_MONOTONIC, 0, &bad, NULL), EINVAL);
 	for (int i = 0; i < 8; i++)
 		CHECK_EQ(pthread_create(&t[i], NULL, yielder, NULL), 0);

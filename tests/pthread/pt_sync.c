@@ -234,18 +234,18 @@ int main(void)
 
 	/* Semaphores (errno convention). */
 	CHECK_EQ(sem_init(&sem, 0, (unsigned)SEM_VALUE_MAX + 1u), -1);
-	CHECK_EQ(err(), EINVAL);
+	CHECK_EQ(errno, EINVAL);
 	CHECK_EQ(sem_init(&sem, 0, 0), 0);
 	CHECK_EQ(sem_trywait(&sem), -1);
-	CHECK_EQ(err(), EAGAIN);
+	CHECK_EQ(errno, EAGAIN);
 	dl = in_ns(CLOCK_REALTIME, 2000000);
 	CHECK_EQ(sem_timedwait(&sem, &dl), -1);
-	CHECK_EQ(err(), ETIMEDOUT);
+	CHECK_EQ(errno, ETIMEDOUT);
 	dl = in_ns(CLOCK_MONOTONIC, 2000000);
 	CHECK_EQ(sem_clockwait(&sem, CLOCK_MONOTONIC, &dl), -1);
-	CHECK_EQ(err(), ETIMEDOUT);
+	CHECK_EQ(errno, ETIMEDOUT);
 	CHECK_EQ(sem_timedwait(&sem, &bad), -1);
-	CHECK_EQ(err(), EINVAL);
+	CHECK_EQ(errno, EINVAL);
 	CHECK_EQ(pthread_create(&t, NULL, sem_poster, NULL), 0);
 	CHECK_EQ(sem_wait(&sem), 0);
 	CHECK_EQ(pthread_join(t, NULL), 0);
@@ -255,14 +255,14 @@ int main(void)
 	CHECK_EQ(sem_destroy(&sem), 0);
 	CHECK_EQ(sem_init(&sem, 0, SEM_VALUE_MAX), 0);
 	CHECK_EQ(sem_post(&sem), -1);
-	CHECK_EQ(err(), EOVERFLOW);
+	CHECK_EQ(errno, EOVERFLOW);
 	CHECK_EQ(sem_destroy(&sem), 0);
 	/* A process-shared semaphore is glibc's own. */
 	sem_t ps;
 	CHECK_EQ(sem_init(&ps, 1, 1), 0);
 	CHECK_EQ(sem_wait(&ps), 0);
 	CHECK_EQ(sem_trywait(&ps), -1);
-	CHECK_EQ(err(), EAGAIN);
+	CHECK_EQ(errno, EAGAIN);
 	CHECK_EQ(sem_post(&ps), 0);
 	CHECK_EQ(sem_getvalue(&ps, &v), 0);
 	CHECK_EQ(v, 1);

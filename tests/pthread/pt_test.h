@@ -42,9 +42,10 @@ static atomic_int pt_fails, pt_checks;
 		        __FILE__, __LINE__, #a, #b, a_, b_); \
 	} } while (0)
 
-struct pt_stats {   /* weft_stats_t */
+struct pt_stats {   /* weft_stats_t, field for field */
 	uint64_t switches, yields, preemptions, deferred_ticks, ticks, steals, parks,
-	         wakeups, created, finished, idle_sleeps, idle_ns, alive, queued;
+	         wakeups, created, finished, idle_sleeps, idle_ns, migrations, alive,
+	         queued, handoffs;
 };
 
 static inline int kernel_threads(void)
@@ -82,14 +83,6 @@ static inline void green_check(long expect)
 	CHECK(alive >= expect);
 	CHECK(alive > kts);
 }
-
-/* errno as it is now on this kernel thread.  A green thread may resume on
- * another worker after any call that blocks, and the compiler may keep the
- * address of errno (__errno_location is declared const) from before such a
- * call; errno is then read on the old worker.  This is weft's documented
- * TLS rule (docs/guide.md, "Running pthread programs"); the tests read
- * errno afresh to check what the layer stored. */
-__attribute__((noipa, unused)) static int err(void) { return errno; }
 
 static inline struct timespec in_ns(clockid_t clock, long long ns)
 {

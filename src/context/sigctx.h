@@ -1,0 +1,39 @@
+/*
+ * sigctx.h — where a signal interrupted a thread: its PC and frame pointer
+ * in the ucontext_t that the kernel hands an SA_SIGINFO handler (the third
+ * argument).  The preemption tick tests the PC for a safe point
+ * (src/sched/preempt.c); weft_dump starts a preempted thread's backtrace
+ * from both (src/sched/dump.c).  The kernel saved every register there, in
+ * the machine's own layout: this is the only place that knows it.
+ */
+#ifndef WF_SIGCTX_H
+#define WF_SIGCTX_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <ucontext.h>
+
+/* Byte offsets, in a ucontext_t, of the interrupted PC and frame pointer:
+ * a reader that cannot trust the memory (weft_dump: the frame is on a
+ * stack that may be reused while it reads) copies the word at each. */
+#if defined(__x86_64__)
+#define WF_SIGCTX_PC offsetof(ucontext_t, uc_mcontext.gregs[REG_RIP])
+#define WF_SIGCTX_FP offsetof(ucontext_t, uc_mcontext.gregs[REG_RBP])
+#elif defined(__aarch64__)
+#define WF_SIGCTX_PC offsetof(ucontext_t, uc_mcontext.pc)
+#define WF_SIGCTX_FP offsetof(ucontext_t, uc_mcontext.regs[29])
+#else
+#error "weft: no signal context layout for this architecture (src/context/sigctx.h)"
+#endif
+
+/* The interrupted PC, read in the handler from its own ucontext_t. */
+static inline uintptr_t wf_sigctx_pc(const void *uc)
+{
+	uintptr_t pc;
+
+	memcpy(&pc, (const char *)uc + WF_SIGCTX_PC, sizeof pc);
+	return pc;
+}
+
+#endif
