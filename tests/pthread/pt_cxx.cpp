@@ -22,7 +22,11 @@ static std::atomic<int> fails{0}, checks{0};
 #define CHECK(c) do { ++checks; if (!(c)) { ++fails; \
 	std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c); } } while (0)
 
-struct stats { unsigned long long v[12], alive, queued; };   // weft_stats_t
+struct stats {   // weft_stats_t, field for field (as struct pt_stats in pt_test.h)
+	unsigned long long switches, yields, preemptions, deferred_ticks, ticks, steals,
+	        parks, wakeups, created, finished, idle_sleeps, idle_ns, migrations, alive,
+	        queued, handoffs;
+};
 static stats weft_stats()
 {
 	auto get = reinterpret_cast<int (*)(int, stats *)>(dlsym(RTLD_DEFAULT, "weft_stats_get"));
@@ -184,7 +188,7 @@ int main()
 	{
 		std::atomic<long> caught{0};
 		std::vector<std::thread> ts;
-		unsigned long long preempted = weft_stats().v[2];   // preemptions
+		unsigned long long preempted = weft_stats().preemptions;
 		for (int i = 0; i < 16; i++)
 			ts.emplace_back([&, i] {
 				for (int j = 0; j < 2000; j++) {
@@ -215,7 +219,7 @@ int main()
 		for (auto &t : ts)
 			t.join();
 		CHECK(caught.load() == 16 * 2000);
-		CHECK(weft_stats().v[2] > preempted);   // ticks did switch them
+		CHECK(weft_stats().preemptions > preempted);   // ticks did switch them
 	}
 
 	std::printf("pt_cxx: %d checks, %d failed\n", checks.load(), fails.load());
