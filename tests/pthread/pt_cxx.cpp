@@ -18,15 +18,13 @@
 #include <thread>
 #include <vector>
 
+#include "pt_stats.h"
+
 static std::atomic<int> fails{0}, checks{0};
 #define CHECK(c) do { ++checks; if (!(c)) { ++fails; \
 	std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c); } } while (0)
 
-struct stats {   // weft_stats_t, field for field (as struct pt_stats in pt_test.h)
-	unsigned long long switches, yields, preemptions, deferred_ticks, ticks, steals,
-	        parks, wakeups, created, finished, idle_sleeps, idle_ns, migrations, alive,
-	        queued, handoffs;
-};
+using stats = pt_stats;   // weft_stats_t (pt_stats.h)
 static stats weft_stats()
 {
 	auto get = reinterpret_cast<int (*)(int, stats *)>(dlsym(RTLD_DEFAULT, "weft_stats_get"));

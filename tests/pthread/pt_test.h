@@ -9,7 +9,7 @@
  * green_check() is how a program knows it really runs on weft's green
  * threads: it finds weft_stats_get with dlsym (weft is preloaded with the
  * layer) and checks that more threads are alive than the process has
- * kernel threads.  Its struct mirrors weft_stats_t (include/weft.h).
+ * kernel threads.  pt_stats.h mirrors weft_stats_t (include/weft.h).
  */
 #ifndef PT_TEST_H
 #define PT_TEST_H
@@ -23,6 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "pt_stats.h"
 
 static atomic_int pt_fails, pt_checks;
 
@@ -42,11 +44,6 @@ static atomic_int pt_fails, pt_checks;
 		        __FILE__, __LINE__, #a, #b, a_, b_); \
 	} } while (0)
 
-struct pt_stats {   /* weft_stats_t, field for field */
-	uint64_t switches, yields, preemptions, deferred_ticks, ticks, steals, parks,
-	         wakeups, created, finished, idle_sleeps, idle_ns, migrations, alive,
-	         queued, handoffs;
-};
 
 static inline int kernel_threads(void)
 {
