@@ -42,7 +42,6 @@ PT_API void *weft_pthread_layer_next(const char *name)
 int pt_ready;
 int pt_live;
 
-void pt_cxa_init(void) PT_HIDDEN;   /* pt_cxa.c */
 static int pt_state;   /* 0 not started, 1 starting, 2 done */
 
 void pt_runtime_init(void)
@@ -62,8 +61,6 @@ void pt_runtime_init(void)
 		e = weft_init();
 		unsetenv("WEFT_STACK_SIZE");
 	}
-	if (!e)
-		pt_cxa_init();
 	__atomic_store_n(&pt_state, 2, __ATOMIC_RELEASE);
 	__atomic_store_n(&pt_ready, 1, __ATOMIC_RELEASE);
 	const char *v = getenv("WEFT_VERBOSE");

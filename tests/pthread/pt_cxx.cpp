@@ -54,6 +54,29 @@ struct early_start {
 static thread_local int tl_counter = 0;
 static thread_local std::string tl_name("unset");
 
+// The object that defines a symbol, as the program's own calls bind it.
+static std::string object_of(const char *sym)
+{
+	Dl_info info;
+	void *p = dlsym(RTLD_DEFAULT, sym);
+	if (!p || !dladdr(p, &info) || !info.dli_fname)
+		return "?";
+	return info.dli_fname;
+}
+
+// A function-local static whose initializer sleeps (a green thread's
+// sleep under the layer: it parks) while other threads reach it.
+static std::atomic<int> static_inits{0};
+static int slow_static()
+{
+	static int v = [] {
+		static_inits++;
+		std::this_thread::sleep_for(std::chrono::milliseconds(20));
+		return 7;
+	}();
+	return v;
+}
+
 int main()
 {
 	CHECK(early.value == 42);
@@ -87,6 +110,29 @@ int main()
 		cv.notify_all();
 		for (auto &t : ts)
 			t.join();
+	}
+
+	// Function-local statics: the guard functions the program calls are
+	// weft's (libweft, ahead of libstdc++), so threads that reach a static
+	// being initialized park instead of blocking their worker in a futex
+	// (no worker had to be handed over).
+	{
+		std::string weft = object_of("weft_stats_get");
+		CHECK(object_of("__cxa_guard_acquire") == weft);
+		CHECK(object_of("__cxa_guard_release") == weft);
+		unsigned long long handoffs = weft_stats().handoffs;
+		std::vector<std::thread> ts;
+		std::atomic<int> bad{0};
+		for (int i = 0; i < 8; i++)
+			ts.emplace_back([&] {
+				if (slow_static() != 7)
+					bad++;
+			});
+		for (auto &t : ts)
+			t.join();
+		CHECK(bad.load() == 0);
+		CHECK(static_inits.load() == 1);
+		CHECK(weft_stats().handoffs == handoffs);
 	}
 
 	// wait_for / wait_until time out (steady and system clocks).
