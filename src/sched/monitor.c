@@ -48,6 +48,7 @@
 #include <sys/prctl.h>
 #include "sched_internal.h"
 #include "../kthreads/kthread.h"
+#include "../kthreads/libc_real.h"
 
 #define WF_MON_PERIOD_NS 1000000ull   /* looks, while a worker is busy */
 #define WF_MON_STUCK_NS  2000000ull   /* asleep this long: retaken */
@@ -167,8 +168,8 @@ static void wf_monitor_main(void *arg)
 	(void)arg;
 	sigset_t all;
 	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, NULL);   /* never the program's signals */
-	prctl(PR_SET_NAME, "weft-monitor");       /* as ps -L, top -H and gdb show it */
+	WF_LIBC(pthread_sigmask)(SIG_BLOCK, &all, NULL);   /* never the program's signals */
+	prctl(PR_SET_NAME, "weft-monitor");   /* as ps -L, top -H and gdb show it */
 	for (;;) {
 		uint64_t now = wf_clock_ns(), due = UINT64_MAX;
 		bool busy = false;

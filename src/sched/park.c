@@ -12,12 +12,27 @@
  * queued it (on_cpu keeps it from being resumed before it is saved).
  */
 #include <errno.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 #include "sched_internal.h"
 #include "trace.h"
+#include "foreign.h"
 
 /* Set once by each worker's kernel thread, before it runs anything. */
 __thread struct wf_worker *wf_tls_worker __attribute__((tls_model("initial-exec")));
+
+/* --- who is calling: a kernel thread that is not a worker (foreign.c) --- */
+
+/* Set by a foreign kernel thread at its first blocking call, cleared at its
+ * exit; never set on a worker. */
+__thread struct wf_thread *wf_tls_foreign __attribute__((tls_model("initial-exec")));
+
+struct wf_thread *wf_foreign_self(void)
+{
+	struct wf_thread *t = WF_TLS_LOAD(wf_tls_foreign);
+	return t ? t : wf_foreign_make();
+}
 
 /* --- parking ------------------------------------------------------------ */
 
@@ -80,6 +95,8 @@ static int wf_park_away(struct wf_worker *w, struct wf_thread *self, wf_spin_t *
 int wf_park(wf_spin_t *held, uint64_t deadline)
 {
 	struct wf_worker *w = wf_worker_self();
+	if (wf_unlikely(!w))
+		return wf_park_foreign(held, deadline);   /* no green thread */
 	struct wf_thread *self = w->current;
 	uint64_t now = deadline ? wf_clock_ns() : 0;  /* read once per timed park */
 	if (deadline && deadline <= now && wf_claim(self, WF_WAIT_TIMEDOUT)) {
@@ -121,8 +138,15 @@ bool wf_park_cancel(void)
 
 static bool wf_unpark_at(struct wf_thread *t, bool at_head)
 {
+	/* Read before the claim: once claimed, a foreign t may return, exit
+	 * and have its TCB reused (foreign.c). */
+	bool foreign = t->kind == WF_KIND_FOREIGN;
 	if (!wf_claim(t, WF_WAIT_WOKEN))
 		return false;
+	if (wf_unlikely(foreign)) {
+		wf_unpark_foreign(t);
+		return true;
+	}
 	if (t->deadline)
 		wf_timer_cancel(t);
 	struct wf_worker *w = wf_worker_self();
@@ -150,6 +174,10 @@ bool wf_handle_on_cpu(uintptr_t h)
 void wf_yield_internal(void)
 {
 	struct wf_worker *w = wf_worker_self();
+	if (wf_unlikely(!w)) {
+		syscall(SYS_sched_yield);   /* a foreign thread: give up the CPU */
+		return;
+	}
 	struct wf_thread *self = w->current;
 	if (wf_worker_retaken(w)) {
 		wf_worker_hand_over(w, self);

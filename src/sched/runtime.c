@@ -31,6 +31,7 @@
 #include "cxx_state.h"
 #include "trace.h"
 #include "../kthreads/kthread.h"
+#include "../kthreads/libc_real.h"
 
 struct wf_runtime wf_rt;
 
@@ -91,7 +92,7 @@ static void wf_worker_kthread_main(void *arg)
 	 * initializing thread's for the first workers, but the monitor's
 	 * (every signal blocked) for a stand-in it starts, which would then
 	 * never take a tick.  Every worker takes the first workers' mask. */
-	pthread_sigmask(SIG_SETMASK, &wf_rt.worker_mask, NULL);
+	WF_LIBC(pthread_sigmask)(SIG_SETMASK, &wf_rt.worker_mask, NULL);
 	wf_worker_kthread_facts(w);
 	/* Named for ps -L, top -H and gdb: weft-w<index> (the kernel keeps
 	 * 15 bytes). */
@@ -135,12 +136,12 @@ int wf_make_main(struct wf_worker *w0, void (*idle_entry)(void *transfer, void *
 	pthread_attr_t a;
 	void *lo;
 	size_t size;
-	if (pthread_getattr_np(pthread_self(), &a) == 0) {
-		if (pthread_attr_getstack(&a, &lo, &size) == 0) {
+	if (WF_LIBC(pthread_getattr_np)(WF_LIBC(pthread_self)(), &a) == 0) {
+		if (WF_LIBC(pthread_attr_getstack)(&a, &lo, &size) == 0) {
 			m->stack.lo = lo;
 			m->stack.hi = (char *)lo + size;
 		}
-		pthread_attr_destroy(&a);
+		WF_LIBC(pthread_attr_destroy)(&a);
 	}
 	/* For the initial thread glibc finds the stack in /proc/self/maps,
 	 * which can fail (qemu-user with 64 KiB pages answers ENOENT); its
@@ -219,7 +220,7 @@ static int wf_start_workers(void)
 	}
 	wf_rt.workers = ws;
 	wf_rt.nworkers = n;
-	pthread_sigmask(SIG_SETMASK, NULL, &wf_rt.worker_mask);
+	WF_LIBC(pthread_sigmask)(SIG_SETMASK, NULL, &wf_rt.worker_mask);
 	atomic_store(&wf_rt.nactive, n);
 
 	struct wf_worker *me = &ws[own];

@@ -119,7 +119,9 @@ struct wf_thread {
 #endif
 };
 
-enum { WF_KIND_USER = 0, WF_KIND_MAIN = 1, WF_KIND_IDLE = 2 };
+/* FOREIGN: the identity of a kernel thread that is not a worker, made when
+ * it first blocks on a weft object (foreign.c); never scheduled. */
+enum { WF_KIND_USER = 0, WF_KIND_MAIN = 1, WF_KIND_IDLE = 2, WF_KIND_FOREIGN = 3 };
 
 /* Per-worker statistics: written only by the owning worker (relaxed single-
  * writer increments), read by anyone. */
@@ -393,7 +395,7 @@ static inline struct wf_thread *wf_tcb_lookup(weft_t h)
 		return NULL;
 	struct wf_thread *t = wf_tcb_slot(slot - 1);
 	if (!t || atomic_load_explicit(&t->gen, memory_order_acquire) != gen ||
-	    t->state == WF_FREE || t->kind == WF_KIND_IDLE)
+	    t->state == WF_FREE || t->kind >= WF_KIND_IDLE)   /* idle, foreign */
 		return NULL;
 	return t;
 }

@@ -165,9 +165,9 @@ static int wf_rw_release_slow(weft_rwlock_t *l, uint32_t what)
 	wf_waitq_unlock(&l->_wq);   /* last access to l, normally */
 	struct wf_wnode *refused = wf_wbatch_wake(&b);
 	if (refused) {
-		/* Only a timed wait can be refused, and rwlock waits are
-		 * untimed, so this does not happen; were it to, the refused
-		 * waiter's grant is released as if it had unlocked at once. */
+		/* A timed waiter whose deadline won the claim after we
+		 * granted it the lock: release its grant as if it had
+		 * unlocked at once (it waits for done meanwhile). */
 		for (struct wf_wnode *r = refused; r; r = r->next) {
 			if (r->kind == WF_RW_KIND_WRITE)
 				wf_rw_set_owner(l, 0);
@@ -179,16 +179,37 @@ static int wf_rw_release_slow(weft_rwlock_t *l, uint32_t what)
 	return 0;
 }
 
-/* Enqueue the caller and wait for a grant; returns with the lock held. */
-static int wf_rw_wait(weft_rwlock_t *l, struct wf_wnode *n)
+/*
+ * Enqueue the caller and wait for a grant (queue lock held; released by the
+ * park).  0: granted, the lock is held.  ETIMEDOUT: the deadline passed
+ * first and the caller holds nothing.  On a timeout that left the queue
+ * empty, WAITERS is cleared (I1); the lock is held meanwhile (I2: we hold
+ * the queue lock), so only non-last readers can change the word, and the
+ * last holder's release will see no waiters.  Waiters that queued behind
+ * the one that left keep their order and are granted by the next release
+ * (not at once: readers queued behind a departed writer wait for the
+ * current holders to finish, as they would have anyway).  A waiter that
+ * was granted and dequeued but whose timeout won the claim (n->raced)
+ * holds nothing either: its granter releases that grant for it
+ * (wf_rw_release_slow), and wf_waitq_timeout_unlock waits until it has.
+ */
+static int wf_rw_wait(weft_rwlock_t *l, struct wf_wnode *n, uint64_t deadline)
 {
 	wf_park_reason(n->thread, n->kind == WF_RW_KIND_WRITE ? WF_BLOCK_RWLOCK_WRITE
 	                                                      : WF_BLOCK_RWLOCK_READ, l);
-	/* Untimed: wf_waitq_wait can only return 0, after a grant. */
-	return wf_waitq_wait(&l->_wq, n, 0, false);
+	weft_waitq_ *q = &l->_wq;
+	if (wf_waitq_wait(q, n, deadline, false) == 0)
+		return 0;
+	if (!n->raced && wf_waitq_empty(q)) {
+		uint32_t s = wf_rw_load(l);
+		while (!wf_rw_cas(l, &s, s & ~WF_RW_WAITERS, __ATOMIC_RELAXED))
+			;
+	}
+	wf_waitq_timeout_unlock(q, n);
+	return ETIMEDOUT;
 }
 
-static int wf_rw_rdlock(weft_rwlock_t *l, bool try)
+static int wf_rw_rdlock(weft_rwlock_t *l, bool try, uint64_t deadline)
 {
 	if (!l)
 		return EINVAL;
@@ -234,10 +255,10 @@ static int wf_rw_rdlock(weft_rwlock_t *l, bool try)
 			break;
 	}
 	struct wf_wnode n = { .thread = self, .kind = WF_RW_KIND_READ };
-	return wf_rw_wait(l, &n);
+	return wf_rw_wait(l, &n, deadline);
 }
 
-static int wf_rw_wrlock(weft_rwlock_t *l, bool try)
+static int wf_rw_wrlock(weft_rwlock_t *l, bool try, uint64_t deadline)
 {
 	if (!l)
 		return EINVAL;
@@ -278,13 +299,27 @@ static int wf_rw_wrlock(weft_rwlock_t *l, bool try)
 			break;
 	}
 	struct wf_wnode n = { .thread = self, .handle = h, .kind = WF_RW_KIND_WRITE };
-	return wf_rw_wait(l, &n);   /* granted: _owner was set for us */
+	return wf_rw_wait(l, &n, deadline);   /* granted: _owner was set for us */
 }
 
-int weft_rwlock_rdlock(weft_rwlock_t *l) { return wf_rw_rdlock(l, false); }
-int weft_rwlock_tryrdlock(weft_rwlock_t *l) { return wf_rw_rdlock(l, true); }
-int weft_rwlock_wrlock(weft_rwlock_t *l) { return wf_rw_wrlock(l, false); }
-int weft_rwlock_trywrlock(weft_rwlock_t *l) { return wf_rw_wrlock(l, true); }
+int weft_rwlock_rdlock(weft_rwlock_t *l) { return wf_rw_rdlock(l, false, 0); }
+int weft_rwlock_tryrdlock(weft_rwlock_t *l) { return wf_rw_rdlock(l, true, 0); }
+int weft_rwlock_wrlock(weft_rwlock_t *l) { return wf_rw_wrlock(l, false, 0); }
+int weft_rwlock_trywrlock(weft_rwlock_t *l) { return wf_rw_wrlock(l, true, 0); }
+
+int weft_rwlock_timedrdlock(weft_rwlock_t *l, const struct timespec *abs_monotonic)
+{
+	uint64_t dl;
+	int e = wf_timespec_to_ns(abs_monotonic, &dl);
+	return e ? e : wf_rw_rdlock(l, false, dl);
+}
+
+int weft_rwlock_timedwrlock(weft_rwlock_t *l, const struct timespec *abs_monotonic)
+{
+	uint64_t dl;
+	int e = wf_timespec_to_ns(abs_monotonic, &dl);
+	return e ? e : wf_rw_wrlock(l, false, dl);
+}
 
 int weft_rwlock_unlock(weft_rwlock_t *l)
 {
@@ -294,7 +329,7 @@ int weft_rwlock_unlock(weft_rwlock_t *l)
 	if (s & WF_RW_DEAD_BIT)
 		return EINVAL;
 	if (s & WF_RW_WRITER) {
-		struct wf_thread *self = wf_current();
+		struct wf_thread *self = wf_caller();
 		if (!self || wf_rw_owner(l) != wf_thread_handle(self))
 			return EPERM;
 		wf_rw_set_owner(l, 0);

@@ -99,7 +99,7 @@ int weft_spin_unlock(weft_spinlock_t *l)
 {
 	if (!l)
 		return EINVAL;
-	struct wf_thread *self = wf_current();
+	struct wf_thread *self = wf_caller();
 	if (!self || wf_spinlock_load(l) != wf_thread_handle(self))
 		return EPERM;
 	__atomic_store_n(&l->_owner, 0, __ATOMIC_RELEASE);

@@ -75,7 +75,7 @@ int weft_ticket_release(weft_ticketlock_t *l)
 {
 	if (!l)
 		return EINVAL;
-	struct wf_thread *self = wf_current();
+	struct wf_thread *self = wf_caller();
 	if (!self || __atomic_load_n(&l->_owner, __ATOMIC_RELAXED) != wf_thread_handle(self))
 		return EPERM;
 	__atomic_store_n(&l->_owner, 0, __ATOMIC_RELAXED);
