@@ -173,7 +173,7 @@ static struct wf_thread *wf_find_work(struct wf_worker *w)
 		wf_timer_run(w, wf_clock_ns());
 	struct wf_thread *t = wf_rq_pop(w);
 	if (!t)
-		t = wf_gq_pop();
+		t = wf_gq_pop(w);
 	if (!t && (t = wf_rq_steal(w)))
 		WF_STAT_INC(w, steals);
 	return t;

@@ -99,6 +99,17 @@ static bool wf_unpark_at(struct wf_thread *t, bool at_head)
 	return true;
 }
 
+bool wf_unpark_joiner(struct wf_thread *t)
+{
+	if (!wf_claim(t, WF_WAIT_WOKEN))
+		return false;
+	/* A join has no deadline: no timer to cancel. */
+	struct wf_worker *w = wf_worker_self();
+	WF_STAT_INC(w, wakeups);
+	wf_make_woken_cont(w, t);
+	return true;
+}
+
 bool wf_unpark(struct wf_thread *t) { return wf_unpark_at(t, false); }
 bool wf_unpark_first(struct wf_thread *t) { return wf_unpark_at(t, true); }
 

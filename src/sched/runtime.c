@@ -81,7 +81,20 @@ static void wf_worker_kthread_main(void *arg)
 	w->current = w->idle;
 	atomic_store(&w->idle->on_cpu, 1);
 	w->idle->state = WF_RUNNING;
+	/* Run no green thread before the preemption timer aimed at this
+	 * kernel thread exists: a thread queued here meanwhile would find its
+	 * timer marked armed (timer_armed) with nothing behind it, and the
+	 * thread running here would never be preempted (wf_worker_go). */
+	while (!atomic_load_explicit(&w->go, memory_order_acquire))
+		wf_futex_wait(&w->go, 0, NULL);
 	wf_idle_main(w);
+}
+
+/* w's timer exists (or none is needed): let its kernel thread run. */
+static void wf_worker_go(struct wf_worker *w)
+{
+	atomic_store_explicit(&w->go, 1, memory_order_release);
+	wf_futex_wake(&w->go, 1);
 }
 
 /* Worker 0's scheduler context starts here, on its own stack. */
@@ -144,7 +157,9 @@ int wf_worker_add(struct wf_worker **out)
 	unsigned spins = 0;
 	while (!atomic_load_explicit(&w->tid, memory_order_acquire))
 		wf_spin_backoff(&spins);
-	if (wf_preempt_timer_create(w))
+	int e = wf_preempt_timer_create(w);
+	wf_worker_go(w);
+	if (e)
 		return EAGAIN;   /* it runs, untimed: still a worker */
 	atomic_store_explicit(&wf_rt.nkthreads, k + 1, memory_order_release);
 	*out = w;
@@ -193,7 +208,11 @@ static int wf_start_workers(void)
 		while (!atomic_load_explicit(&ws[i].tid, memory_order_acquire))
 			wf_spin_backoff(&spins);
 	}
-	return wf_preempt_init() ? EAGAIN : 0;
+	if (wf_preempt_init())
+		return EAGAIN;
+	for (int i = 1; i < n; i++)
+		wf_worker_go(&ws[i]);
+	return 0;
 }
 
 static int wf_runtime_init(void)

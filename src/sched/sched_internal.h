@@ -71,6 +71,9 @@ struct wf_thread {
 	void *ret;
 	_Atomic uint64_t wait;          /* (seq << 2) | WF_WAIT_* */
 	int32_t heap_idx;               /* index in timer heap, -1 = not in it */
+	struct wf_thread *prev;         /* continuation-stack link to the newer
+	                                   neighbour (runqueue.c), valid only
+	                                   while on one; `next` is the older */
 
 	/* From `state` up to `deadline`: zeroed for every new thread, in one go
 	 * (wf_tcb_reset, handle.c).  A field that must start at zero in each
@@ -147,6 +150,8 @@ struct wf_worker {
 	uint8_t prev_action;            /* enum wf_prev_action */
 	wf_spin_t *prev_unlock;         /* lock to release once prev is saved */
 	unsigned create_streak;         /* run-child-first creates in a row */
+	bool fifo_turn;                 /* owner only: the next wf_rq_pop takes
+	                                   the FIFO's head before a continuation */
 	unsigned preempt_turn;          /* alternates local/global at a tick */
 	wf_stack_cache stacks;          /* warm stacks */
 	/* The stack of the thread that last finished here, if it has the
@@ -159,12 +164,18 @@ struct wf_worker {
 	struct wf_thread *tcb_cache;    /* free TCBs, linked through next */
 	unsigned tcb_cached;
 	_Atomic pid_t tid;              /* published by the worker itself */
+	_Atomic uint32_t go;            /* its timer exists: it may run threads
+	                                   (runtime.c; a futex word) */
 	struct wf_wstats stats;
 
-	/* --- run queue: FIFO, shared with thieves and wakers --- */
+	/* --- run queue: shared with thieves and wakers, under rq_lock: a
+	 * FIFO, and the stack of continuations of run-child-first creates
+	 * (runqueue.c) --- */
 	wf_spin_t rq_lock __attribute__((aligned(WF_CACHELINE)));
 	struct wf_thread *rq_head, *rq_tail;
-	_Atomic uint32_t rq_len;
+	struct wf_thread *cq_top, *cq_bot;  /* newest, oldest continuation */
+	_Atomic uint32_t rq_len;        /* threads in both */
+	_Atomic uint32_t cq_len;        /* of which continuations */
 	/* The head was pushed by a wake-up (wf_make_woken) and has not been
 	 * popped since; written under rq_lock, read by thieves as a hint. */
 	_Atomic bool rq_head_woken;
@@ -295,14 +306,27 @@ void wf_migrate(struct wf_thread *t, const struct wf_worker *from,
 
 /* runqueue.c */
 void wf_rq_push(struct wf_worker *w, struct wf_thread *t, bool at_head) WF_HIDDEN;
+/* t (w's running thread, about to run its new child) continues after the
+ * child: on top of w's continuation stack. */
+void wf_rq_push_cont(struct wf_worker *w, struct wf_thread *t) WF_HIDDEN;
+/* The thread w runs next when its current one stops: the newest
+ * continuation, else the FIFO's head (the other way round once after
+ * fifo_turn); NULL if none.  Owner only. */
 struct wf_thread *wf_rq_pop(struct wf_worker *w) WF_HIDDEN;
+/* Are threads other than continuations queued on w?  A hint. */
+static inline bool wf_rq_fifo_busy(const struct wf_worker *w)
+{
+	return atomic_load_explicit(&((struct wf_worker *)w)->rq_len, memory_order_relaxed) >
+	       atomic_load_explicit(&((struct wf_worker *)w)->cq_len, memory_order_relaxed);
+}
 struct wf_thread *wf_rq_rotate(struct wf_worker *w, struct wf_thread *t) WF_HIDDEN;
 struct wf_thread *wf_rq_steal(struct wf_worker *thief) WF_HIDDEN;
 /* The global queue: a thread to run instead of t, with t queued at the
  * global tail; NULL (t not queued) when no other thread is ready. */
 struct wf_thread *wf_rq_preempt_rotate(struct wf_worker *w, struct wf_thread *t,
                                        bool local_first) WF_HIDDEN;
-struct wf_thread *wf_gq_pop(void) WF_HIDDEN;
+/* The global queue's head, for worker w (the caller's). */
+struct wf_thread *wf_gq_pop(struct wf_worker *w) WF_HIDDEN;
 static inline bool wf_gq_empty(void)
 {
 	return !atomic_load_explicit(&wf_rt.gq_len, memory_order_relaxed);
@@ -311,6 +335,10 @@ void wf_make_ready(struct wf_worker *w, struct wf_thread *t, bool at_head) WF_HI
 /* wf_make_ready for a thread woken from a park by another thread: a lone
  * such thread is left to w for a few microseconds (wf_rq_steal). */
 void wf_make_woken(struct wf_worker *w, struct wf_thread *t, bool at_head) WF_HIDDEN;
+/* ... on top of w's continuations, to run next (a joiner whose child
+ * finished on w: the child's continuation, as if it had not been
+ * stolen). */
+void wf_make_woken_cont(struct wf_worker *w, struct wf_thread *t) WF_HIDDEN;
 void wf_kick_idle(void) WF_HIDDEN;
 void wf_gq_push(struct wf_thread *t) WF_HIDDEN;
 void wf_rq_drain_global(struct wf_worker *w) WF_HIDDEN;
@@ -434,6 +462,10 @@ static inline struct wf_thread *wf_self_init(void)
 	struct wf_thread *t = wf_current();
 	return t && t->kind != WF_KIND_IDLE ? t : NULL;
 }
+
+/* park.c: wf_unpark for the joiner of a thread that just finished on the
+ * calling worker: it continues there next (wf_make_woken_cont). */
+bool wf_unpark_joiner(struct wf_thread *t) WF_HIDDEN;
 
 /* thread.c */
 uint64_t wf_live_count(void) WF_HIDDEN;      /* threads alive, main excluded */

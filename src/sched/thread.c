@@ -141,12 +141,16 @@ int weft_create(weft_t *out, const weft_attr_t *a, void *(*start)(void *), void 
 		wf_make_ready(w, t, false);
 		return 0;
 	}
-	/* Run the child now; the creator continues right after it (head), or
-	 * after the queue (tail) once per WF_CREATE_STREAK creates. */
-	bool tail = ++w->create_streak >= WF_CREATE_STREAK;
-	if (tail)
+	/* Run the child now; the creator continues right after it, from the
+	 * top of the continuation stack.  Once per WF_CREATE_STREAK creates,
+	 * if other threads wait in the FIFO, the FIFO's head runs first when
+	 * the child stops, so that a creator that loops does not keep them
+	 * waiting (preemption, when on, shares the CPU in any case). */
+	if (wf_unlikely(++w->create_streak >= WF_CREATE_STREAK)) {
 		w->create_streak = 0;
-	wf_rq_push(w, self, !tail);
+		w->fifo_turn = wf_rq_fifo_busy(w);
+	}
+	wf_rq_push_cont(w, self);
 	/* The creator can now run in parallel with its child: let an idle
 	 * worker take it (a child that never yields would otherwise keep it
 	 * queued while the other worker sleeps).  With one worker there is
@@ -188,8 +192,11 @@ void wf_thread_finished(struct wf_worker *w, struct wf_thread *t)
 	/* t may be joined and reused from here on: only the copies above. */
 	if (detached)
 		wf_tcb_free(w, t);
+	/* The joiner goes on where its child stopped, as a parent does whose
+	 * child was not stolen: on this worker, next (a woken thread queued
+	 * behind others here kept the whole fork-join tree above it waiting). */
 	if (joiner)
-		wf_unpark(joiner);
+		wf_unpark_joiner(joiner);
 	/* Dekker with wf_main_exit, whose membarrier stands for our fence
 	 * (header essay): only the compiler must keep the order. */
 	atomic_signal_fence(memory_order_seq_cst);
