@@ -231,7 +231,12 @@ _Noreturn void wf_idle_main(struct wf_worker *w)
 			w = wf_switch(w, self, t, WF_PREV_NONE, NULL);
 			continue;
 		}
-		if (!wf_worker_retaken(w))
+		if (!wf_worker_retaken(w)) {
+			/* Nothing to run for a while: what this worker keeps
+			 * warm is better off where a busy worker can take it,
+			 * and where the scavenger can give it back. */
+			wf_worker_caches_flush(w);
 			wf_idle_sleep(w);
+		}
 	}
 }

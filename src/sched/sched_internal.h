@@ -161,8 +161,11 @@ struct wf_worker {
 	 * the default size rounded (0 until this worker first allocated one). */
 	wf_stack hot_stack;
 	size_t hot_size;
-	struct wf_thread *tcb_cache;    /* free TCBs, linked through next */
-	unsigned tcb_cached;
+	/* Free TCBs (handle.c), as the stacks: a partial batch (newest first,
+	 * linked through next) and at most one whole batch of WF_TCB_BATCH. */
+	struct wf_thread *tcb_cur;
+	unsigned tcb_ncur;
+	struct wf_thread *tcb_full;
 	_Atomic pid_t tid;              /* published by the worker itself */
 	_Atomic uint32_t go;            /* its timer exists: it may run threads
 	                                   (runtime.c; a futex word) */
@@ -220,6 +223,7 @@ struct wf_config {
 	int workers;
 	uint64_t quantum_us;
 	size_t stack_size;
+	size_t stack_cache;             /* WEFT_STACK_CACHE: shared warm stacks */
 	int kthreads_mode;
 	int preempt_signal;
 	int dump_signal;                /* 0 = none */
@@ -351,7 +355,19 @@ int wf_timer_run(struct wf_worker *w, uint64_t now) WF_HIDDEN; /* threads woken 
 
 /* handle.c (and the inline functions below) */
 struct wf_thread *wf_tcb_alloc(struct wf_worker *w) WF_HIDDEN;
-void wf_tcb_free_global(struct wf_thread *t) WF_HIDDEN;
+/* A batch of free TCBs (linked through next, n of them) to the shared list. */
+void wf_tcb_put_batch(struct wf_thread *head, unsigned n) WF_HIDDEN;
+/* Every free TCB of w's cache to the shared list (w, or its idle context). */
+void wf_tcb_cache_flush(struct wf_worker *w) WF_HIDDEN;
+/* The scavenger's part for TCBs (monitor.c): give back the memory of table
+ * chunks whose TCBs all stayed free since the previous call.  Returns the
+ * chunks it found wholly free but kept (more than stayed free all period):
+ * candidates for the next call. */
+size_t wf_tcb_trim(void) WF_HIDDEN;
+/* TCBs ever put on the shared list (a counter that only grows). */
+uint64_t wf_tcb_puts(void) WF_HIDDEN;
+/* Table chunks whose memory was given back, ever (for tests). */
+uint64_t wf_tcb_chunks_released(void) WF_HIDDEN;
 uint32_t wf_tcb_slots(void) WF_HIDDEN;       /* slots ever used */
 
 /* The TCB table (handle.c), inline here because every join, detach and
@@ -391,7 +407,7 @@ static inline struct wf_thread *wf_tcb_lookup(weft_t h)
 }
 
 /* Reclaiming a TCB takes two steps: retire, then free. */
-#define WF_TCB_CACHE 256             /* free TCBs kept per worker */
+#define WF_TCB_BATCH 64              /* free TCBs moved at once */
 
 /* Retire t: from here on every outstanding handle of t is stale.  Called
  * with t->lk held, or when no one else can hold t's handle.  Every writer
@@ -411,13 +427,21 @@ static inline void wf_tcb_retire(struct wf_thread *t)
  * caller's worker or NULL. */
 static inline void wf_tcb_free(struct wf_worker *w, struct wf_thread *t)
 {
-	if (wf_likely(w && w->tcb_cached < WF_TCB_CACHE)) {
-		t->next = w->tcb_cache;
-		w->tcb_cache = t;
-		w->tcb_cached++;
+	if (wf_unlikely(!w)) {
+		t->next = NULL;
+		wf_tcb_put_batch(t, 1);
 		return;
 	}
-	wf_tcb_free_global(t);
+	t->next = w->tcb_cur;
+	w->tcb_cur = t;
+	if (wf_likely(++w->tcb_ncur < WF_TCB_BATCH))
+		return;
+	/* A whole batch: keep it, and pass the older one on. */
+	if (w->tcb_full)
+		wf_tcb_put_batch(w->tcb_full, WF_TCB_BATCH);
+	w->tcb_full = w->tcb_cur;
+	w->tcb_cur = NULL;
+	w->tcb_ncur = 0;
 }
 struct wf_thread *wf_tcb_at(uint32_t slot) WF_HIDDEN; /* NULL past the end */
 
@@ -470,6 +494,10 @@ bool wf_unpark_joiner(struct wf_thread *t) WF_HIDDEN;
 /* thread.c */
 uint64_t wf_live_count(void) WF_HIDDEN;      /* threads alive, main excluded */
 void wf_thread_finished(struct wf_worker *w, struct wf_thread *t) WF_HIDDEN;
+/* w is going to sleep: its warm stacks and free TCBs go to the shared
+ * tiers, where other workers take them and the scavenger trims them
+ * (w's idle context only). */
+void wf_worker_caches_flush(struct wf_worker *w) WF_HIDDEN;
 _Noreturn void wf_thread_exit(void *ret) WF_HIDDEN;
 
 /* keys.c */

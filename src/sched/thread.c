@@ -207,6 +207,16 @@ void wf_thread_finished(struct wf_worker *w, struct wf_thread *t)
 	}
 }
 
+void wf_worker_caches_flush(struct wf_worker *w)
+{
+	if (w->hot_stack.lo) {
+		wf_stack_free(&w->stacks, &w->hot_stack);
+		w->hot_stack.lo = NULL;
+	}
+	wf_stack_cache_flush(&w->stacks);
+	wf_tcb_cache_flush(w);
+}
+
 /* A full barrier on every running thread of the process (see the header
  * essay).  False if the kernel refuses it.  Called by main only. */
 static bool wf_exit_barrier(void)

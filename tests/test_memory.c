@@ -1,0 +1,294 @@
+/*
+ * test_memory.c — how stacks and TCBs flow between workers and go back to
+ * the kernel (docs/design.md, "Stacks and overflow" and "Threads and their
+ * control blocks"):
+ *  - stacks freed on another worker than the one that creates come back
+ *    to it warm, in batches, instead of being carved anew;
+ *  - the bound on warm unused stacks (WEFT_STACK_CACHE) holds while
+ *    threads are created on one worker and finish on the other;
+ *  - after a burst of threads alive at once, an idle process gives their
+ *    stacks and TCBs back;
+ *  - handles of threads whose TCB memory was given back stay stale
+ *    (ESRCH), and the slots are handed out again.
+ * Nothing here judges time: the scavenger runs on its own period, so the
+ * tests that wait for it poll (with a bound far above that period, only so
+ * that a bug fails rather than hangs).
+ */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include "weft_check.h"
+#include "proc_memory.h"
+#include "context/stack.h"
+#include "sched/sched_internal.h"   /* white-box: the TCB chunk counter */
+
+#ifdef __SANITIZE_ADDRESS__
+#define BURST 20000    /* ASan's shadow and fake frames make threads dearer */
+#else
+#define BURST 100000
+#endif
+
+/* Polls give up after this (the scavenger acts within a second). */
+#define PATIENCE_NS (30 * 1000000000ull)
+
+static void start(const char *workers, const char *cache)
+{
+	setenv("WEFT_WORKERS", workers, 1);
+	unsetenv("WEFT_STACK_SIZE");
+	unsetenv("WEFT_QUANTUM_US");
+	if (cache)
+		setenv("WEFT_STACK_CACHE", cache, 1);
+	else
+		unsetenv("WEFT_STACK_CACHE");
+	ck_assert_int_eq(weft_init(), 0);
+}
+
+static struct wf_stack_stats stack_stats(void)
+{
+	struct wf_stack_stats st;
+	wf_stack_stats_get(&st);
+	return st;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- threads that finish on the other worker --------------------------- */
+
+static _Atomic long crossed;
+
+/* Yield until running on a worker other than the creator's (arg), so that
+ * the stack is freed there: the other worker, idle, steals yielding
+ * threads from the creator's queue.  A bounded number of times: a thread
+ * left alone on a worker while the other is busy has nothing to yield to
+ * and nobody to take it. */
+static void *move_then_finish(void *arg)
+{
+	int creator = (int)(intptr_t)arg;
+	for (int i = 0; i < 20000 && weft_worker_self() == creator; i++)
+		ck_assert_int_eq(weft_yield(), 0);
+	if (weft_worker_self() != creator)
+		atomic_fetch_add(&crossed, 1);
+	return NULL;
+}
+
+/* One round: create k threads on the calling worker, each finishing on
+ * the other one, and join them. */
+static void round_across(int k)
+{
+	weft_t t[512];
+	ck_assert_int_le(k, 512);
+	for (int i = 0; i < k; i++)
+		ck_assert_int_eq(weft_create(&t[i], NULL, move_then_finish,
+		                             (void *)(intptr_t)weft_worker_self()), 0);
+	for (int i = 0; i < k; i++)
+		ck_assert_int_eq(weft_join(t[i], NULL), 0);
+}
+
+/* Stacks freed on one worker are taken back warm by the other: once the
+ * caches are primed, creating costs (almost) no stack that was not warm,
+ * although every stack is freed on the other worker than its creator's.
+ * With per-worker caches alone, nearly every create took a cold stack and
+ * nearly every exit released one. */
+START_TEST(t_stacks_freed_on_another_worker_are_reused)
+{
+	enum { K = 64, WARMUP = 5, ROUNDS = 200 };
+	start("2", NULL);
+	for (int r = 0; r < WARMUP; r++)
+		round_across(K);
+	struct wf_stack_stats a = stack_stats();
+	long c0 = atomic_load(&crossed);
+	for (int r = 0; r < ROUNDS; r++)
+		round_across(K);
+	struct wf_stack_stats b = stack_stats();
+	long creates = (long)K * ROUNDS;
+	long moved = atomic_load(&crossed) - c0;
+	printf("%ld of %ld threads finished on the other worker; %zu stacks not warm, %zu released\n", moved, creates, b.fresh - a.fresh, b.released - a.released);
+	ck_assert_msg(moved >= creates / 2, "only %ld of %ld threads finished on the "
+	              "other worker", moved, creates);
+	/* The scavenger may trim a batch that sat unused for a whole period
+	 * between two rounds; a handful, not one per create. */
+	ck_assert_msg(b.fresh - a.fresh <= (size_t)creates / 20,
+	              "%zu of %ld stacks were not warm", b.fresh - a.fresh, creates);
+	ck_assert_uint_le(b.released - a.released, (size_t)creates / 20);
+}
+END_TEST
+
+/* The shared tier never holds more than WEFT_STACK_CACHE, however unevenly
+ * stacks flow; what does not fit is given back. */
+START_TEST(t_warm_bound_holds_under_imbalance)
+{
+	enum { ROUNDS = 40 };
+	const size_t bound = 1 << 20;   /* 16 stacks of 64 KiB */
+	start("2", "1M");
+	ck_assert_uint_eq(wf_stack_warm_max(), bound);
+	size_t seen = 0;
+	for (int r = 0; r < ROUNDS; r++) {
+		round_across(r % 2 ? 300 : 40);
+		size_t w = stack_stats().warm_bytes;
+		ck_assert_uint_le(w, bound);
+		if (w > seen)
+			seen = w;
+	}
+	struct wf_stack_stats st = stack_stats();
+	ck_assert_uint_gt(seen, 0);                      /* the tier was used */
+	ck_assert_uint_gt(st.released + st.releasing, 0);  /* and overflowed */
+	/* Idle: the tier and the queue empty out. */
+	uint64_t end = now_ns() + PATIENCE_NS;
+	while ((stack_stats().warm_bytes || stack_stats().releasing) && now_ns() < end)
+		ck_assert_int_eq(weft_sleep_ns(20000000), 0);
+	ck_assert_uint_eq(stack_stats().warm_bytes, 0);
+	ck_assert_uint_eq(stack_stats().releasing, 0);
+}
+END_TEST
+
+/* ---- a burst, then idle --------------------------------------------------- */
+
+static weft_mutex_t gate_m = WEFT_MUTEX_INITIALIZER;
+static weft_cond_t gate_c = WEFT_COND_INITIALIZER;
+static bool gate_open;
+
+/* Alive until the gate opens, with a few pages of stack in use. */
+static void *held(void *arg)
+{
+	volatile char buf[3000];
+	buf[0] = (char)(intptr_t)arg;
+	buf[sizeof buf - 1] = 1;
+	ck_assert_int_eq(weft_mutex_lock(&gate_m), 0);
+	while (!gate_open)
+		ck_assert_int_eq(weft_cond_wait(&gate_c, &gate_m), 0);
+	ck_assert_int_eq(weft_mutex_unlock(&gate_m), 0);
+	return (void *)(intptr_t)(buf[0] + buf[sizeof buf - 1]);
+}
+
+START_TEST(t_burst_then_idle_gives_memory_back)
+{
+	start("2", NULL);
+	weft_t *t = calloc(BURST, sizeof *t);
+	ck_assert_ptr_nonnull(t);
+	long before = proc_smaps_kb("Rss");
+	uint64_t chunks0 = wf_tcb_chunks_released();
+	for (int i = 0; i < BURST; i++)
+		ck_assert_int_eq(weft_create(&t[i], NULL, held, (void *)(intptr_t)(i & 1)), 0);
+	long peak = proc_smaps_kb("Rss");
+	ck_assert_int_eq(weft_mutex_lock(&gate_m), 0);
+	gate_open = true;
+	ck_assert_int_eq(weft_cond_broadcast(&gate_c), 0);
+	ck_assert_int_eq(weft_mutex_unlock(&gate_m), 0);
+	for (int i = 0; i < BURST; i++) {
+		void *r;
+		ck_assert_int_eq(weft_join(t[i], &r), 0);
+		ck_assert_int_eq((intptr_t)r, (i & 1) + 1);
+	}
+	/* Idle (main sleeps, in steps so as to look): the scavenger gives the
+	 * stacks and the TCBs' memory back. */
+	uint64_t end = now_ns() + PATIENCE_NS;
+	long rss = proc_smaps_kb("Rss");
+	while (now_ns() < end &&
+	       (stack_stats().warm_bytes || stack_stats().releasing ||
+	        wf_tcb_chunks_released() - chunks0 < (uint64_t)BURST / WF_CHUNK_SLOTS / 2
+#ifndef __SANITIZE_ADDRESS__
+	        || rss > before + 8 * 1024
+#endif
+	       )) {
+		ck_assert_int_eq(weft_sleep_ns(50000000), 0);
+		rss = proc_smaps_kb("Rss");
+	}
+	printf("burst of %d threads: RSS %ld KiB before, %ld KiB at the peak, %ld KiB after\n",
+	       BURST, before, peak, rss);
+	ck_assert_uint_eq(stack_stats().warm_bytes, 0);
+	ck_assert_uint_eq(stack_stats().releasing, 0);
+	ck_assert_uint_ge(wf_tcb_chunks_released() - chunks0, (uint64_t)BURST / WF_CHUNK_SLOTS / 2);
+#ifndef __SANITIZE_ADDRESS__
+	/* ASan keeps the shadow of every stack it saw: judge RSS without it. */
+	ck_assert_msg(rss <= before + 8 * 1024, "RSS %ld KiB after the burst, %ld KiB before",
+	              rss, before);
+#endif
+	free(t);
+}
+END_TEST
+
+/* ---- TCB memory given back: stale handles stay stale ---------------------- */
+
+static void *ret_arg(void *arg) { return arg; }
+
+START_TEST(t_stale_handles_after_tcb_memory_given_back)
+{
+	enum { N = 6 * WF_CHUNK_SLOTS };
+	start("2", NULL);
+	static weft_t old[N], young[N];
+	/* N alive at once, so that whole chunks fill up; then all joined. */
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(weft_create(&old[i], NULL, held, NULL), 0);
+	ck_assert_int_eq(weft_mutex_lock(&gate_m), 0);
+	gate_open = true;
+	ck_assert_int_eq(weft_cond_broadcast(&gate_c), 0);
+	ck_assert_int_eq(weft_mutex_unlock(&gate_m), 0);
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(weft_join(old[i], NULL), 0);
+	uint64_t c0 = wf_tcb_chunks_released();
+	uint64_t end = now_ns() + PATIENCE_NS;
+	while (wf_tcb_chunks_released() == c0 && now_ns() < end)
+		ck_assert_int_eq(weft_sleep_ns(20000000), 0);
+	ck_assert_uint_gt(wf_tcb_chunks_released(), c0);
+	/* Every old handle is stale, on memory given back or not. */
+	char name[32];
+	for (int i = 0; i < N; i++) {
+		ck_assert_int_eq(weft_join(old[i], NULL), ESRCH);
+		ck_assert_int_eq(weft_detach(old[i]), ESRCH);
+		ck_assert_int_eq(weft_getname(old[i], name, sizeof name), ESRCH);
+	}
+	/* New threads take the slots again, with new handles; the old ones
+	 * stay stale while the new ones live. */
+	gate_open = false;
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(weft_create(&young[i], NULL, held, NULL), 0);
+	for (int i = 0; i < N; i++) {
+		ck_assert_int_eq(weft_getname(old[i], name, sizeof name), ESRCH);
+		ck_assert_int_eq(weft_getname(young[i], name, sizeof name), 0);
+		ck_assert(!weft_equal(old[i], young[i]));
+	}
+	ck_assert_int_eq(weft_mutex_lock(&gate_m), 0);
+	gate_open = true;
+	ck_assert_int_eq(weft_cond_broadcast(&gate_c), 0);
+	ck_assert_int_eq(weft_mutex_unlock(&gate_m), 0);
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(weft_join(young[i], NULL), 0);
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(weft_join(old[i], NULL), ESRCH);
+	/* And the slots given back work as any: a create+join loop. */
+	for (int i = 0; i < 2 * N; i++) {
+		weft_t t;
+		void *r;
+		ck_assert_int_eq(weft_create(&t, NULL, ret_arg, (void *)(intptr_t)i), 0);
+		ck_assert_int_eq(weft_join(t, &r), 0);
+		ck_assert_int_eq((intptr_t)r, i);
+	}
+}
+END_TEST
+
+static Suite *memory_suite(void)
+{
+	Suite *s = suite_create("memory");
+	TCase *tc = tcase_create("memory");
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, t_stacks_freed_on_another_worker_are_reused);
+	tcase_add_test(tc, t_warm_bound_holds_under_imbalance);
+	tcase_add_test(tc, t_burst_then_idle_gives_memory_back);
+	tcase_add_test(tc, t_stale_handles_after_tcb_memory_given_back);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return weft_check_run(memory_suite());
+}
