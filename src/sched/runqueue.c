@@ -1,16 +1,23 @@
 /*
- * runqueue.c — per-worker FIFO run queues, stealing, and waking idle
- * workers.
+ * runqueue.c — per-worker run queues, stealing, and waking idle workers.
  *
- * Each worker has one FIFO under a spinlock.  The owner pushes at the tail
- * (new and woken threads) and pops at the head, and a yielding or preempted
- * thread swaps itself for the head in one step (wf_rq_rotate); a
- * creator that lets its new child run first goes back to the head so it
- * continues right after.  An idle worker steals from the head of the
- * longest other queue: the oldest, i.e. the next due, thread — except
- * that a lone thread just woken by a busy worker's thread is left to that
- * worker for a few microseconds (wf_steal_hold_off: it is usually a
- * hand-off in progress).
+ * Each worker has, under one spinlock, a FIFO and a stack of
+ * continuations.  The owner pushes new, woken, yielding and preempted
+ * threads at the FIFO's tail (a few at its head: a woken mutex waiter,
+ * an expired sleeper), and a yielding or preempted thread swaps itself
+ * for the next one in one step (wf_rq_rotate).  A creator that lets its
+ * new child run first goes on top of the continuation stack, and so does
+ * a joiner woken by a child that finished here.  When its thread stops,
+ * the owner takes the newest continuation first (depth-first: the parent
+ * of what just stopped, on a warm stack), then the FIFO's head.
+ *
+ * An idle worker steals from the longest other queue: the oldest
+ * continuation, the piece nearest the root of a fork-join tree (Cilk's
+ * rule: the thief takes big pieces, the owner keeps the young ones), or
+ * else the oldest half of the FIFO, up to WF_STEAL_BATCH.  A lone thread
+ * just woken by a busy worker's thread, and a lone continuation, are left
+ * to their worker for a few microseconds (wf_steal_hold_off: usually a
+ * hand-off in progress, or a child about to finish).
  *
  * Any ready thread may be taken by any worker, a preempted one included:
  * a thread resumed on another kernel thread has its TLS pointers rebased
@@ -27,12 +34,16 @@
  * must stay cheap, and a wake-up is best run where its data is warm); the
  * global queue sees one push and one pop per quantum per worker.
  *
- * Rejected: a Chase–Lev deque (the owner's end is LIFO, which breaks the
- * round-robin order preemption promises), and one global queue (every
- * switch would contend on one line across cores).
+ * Rejected: a Chase–Lev deque alone (the owner's end is LIFO, which
+ * breaks the round-robin order preemption promises: hence a FIFO beside
+ * the continuation stack); thieves taking the newest continuation (the
+ * smallest piece, which then waited in join for the child left behind:
+ * ~3,000 steals per skynet run on 2 workers, no faster than 1); and one
+ * global queue (every switch would contend on one line across cores).
  *
- * Invariant: rq_len equals the number of threads linked in the queue and is
- * only changed under rq_lock; readers without the lock use it as a hint.
+ * Invariant: rq_len equals the number of threads linked in the FIFO and
+ * the continuation stack, cq_len those of the stack; both change only
+ * under rq_lock; readers without the lock use them as hints.
  */
 #include "sched_internal.h"
 #include "trace.h"
