@@ -58,6 +58,10 @@ int wf_futex_wait(_Atomic uint32_t *word, uint32_t expected,
 /* Wake up to n sleepers on word. */
 void wf_futex_wake(_Atomic uint32_t *word, int n) WF_HIDDEN;
 
+/* Sleep the calling kernel thread for about ns (a signal may end it
+ * early); errno is left alone. */
+void wf_kt_nap(uint64_t ns) WF_HIDDEN;
+
 /* Kernel thread id of the caller, without a libc call. */
 pid_t wf_kt_gettid(void) WF_HIDDEN;
 

@@ -63,7 +63,7 @@ static int wf_default_workers(void)
 static int wf_read_workers(struct wf_config *c)
 {
 	const char *s = getenv("WEFT_WORKERS");
-	c->workers = wf_default_workers();
+	c->workers = c->cpus = wf_default_workers();
 	if (!s)
 		return 0;
 	uint64_t v;

@@ -15,6 +15,7 @@
 #include <time.h>
 #include "sched_internal.h"
 #include "trace.h"
+#include "../kthreads/kthread.h"
 
 /* Set once by each worker's kernel thread, before it runs anything. */
 __thread struct wf_worker *wf_tls_worker __attribute__((tls_model("initial-exec")));
@@ -124,13 +125,14 @@ bool wf_handle_on_cpu(uintptr_t h)
 	return t && atomic_load_explicit(&t->on_cpu, memory_order_relaxed);
 }
 
-void wf_yield_internal(void)
+/* Yield; false if there was nothing to switch to. */
+static bool wf_yield_switch(void)
 {
 	struct wf_worker *w = wf_worker_self();
 	struct wf_thread *self = w->current;
 	if (wf_worker_retaken(w)) {
 		wf_worker_hand_over(w, self);
-		return;
+		return true;
 	}
 	if (atomic_load_explicit(&w->next_deadline, memory_order_relaxed) != UINT64_MAX)
 		wf_timer_run(w, wf_clock_ns());
@@ -139,9 +141,30 @@ void wf_yield_internal(void)
 	if (!next && !wf_gq_empty())
 		next = wf_rq_preempt_rotate(w, self, false);
 	if (!next)
-		return;
+		return false;
 	WF_STAT_INC(w, yields);
 	wf_switch(w, self, next, WF_PREV_SAVED, NULL);
+	return true;
+}
+
+void wf_yield_internal(void)
+{
+	(void)wf_yield_switch();
+}
+
+#define WF_SPIN_KERNEL_YIELDS 16
+#define WF_SPIN_NAP_NS 50000ull
+
+void wf_spin_wait_long(unsigned *rounds)
+{
+	if (wf_yield_switch()) {
+		*rounds = 0;
+		return;
+	}
+	if (++*rounds <= WF_SPIN_KERNEL_YIELDS)
+		sched_yield();   /* never fails, leaves errno alone */
+	else
+		wf_kt_nap(WF_SPIN_NAP_NS);
 }
 
 /* --- preemption off and on ---------------------------------------------- */

@@ -49,9 +49,9 @@
 #include "trace.h"
 #include "../kthreads/kthread.h"
 
-/* Polls (one pause each, about 25 ns here) a thief waits before it takes
- * the lone thread of a busy worker: a few microseconds, see wf_rq_steal. */
-#define WF_STEAL_GRACE 120
+/* How long a thief waits before it takes the lone thread of a busy worker
+ * that keeps switching: a few microseconds, see wf_steal_hold_off. */
+#define WF_STEAL_GRACE_NS 3000
 
 /* The thief's view of the victim it is waiting on (per worker: only a
  * worker's idle context steals, on that worker's kernel thread). */
@@ -59,7 +59,7 @@ static __thread struct {
 	const struct wf_worker *victim;
 	const struct wf_thread *idle;   /* victim->idle, read once */
 	uint64_t switches;              /* victim's switch count when first seen */
-	unsigned polls;
+	uint64_t since;                 /* when (wf_clock_ns) */
 } wf_steal_wait __attribute__((tls_model("initial-exec")));
 
 static uint64_t wf_switch_count(const struct wf_worker *v)
@@ -80,7 +80,7 @@ static uint64_t wf_switch_count(const struct wf_worker *v)
  *    creator to the other worker at nearly every create, to wait there in
  *    join for the child left behind.
  * So such a thread is taken only once the victim has not switched during
- * WF_STEAL_GRACE polls: a waker or a child that keeps running delays it by
+ * WF_STEAL_GRACE_NS: a waker or a child that keeps running delays it by
  * a few microseconds, once (Go's runqgrab sleeps 3 us before it steals
  * runnext, for the same reason).  The victim's switch counter shares a
  * cache line with what the victim writes at every switch, so it is read
@@ -92,7 +92,7 @@ static uint64_t wf_switch_count(const struct wf_worker *v)
  * rq_len, rq_head_woken, cq_len, the idle context's on_cpu and the counter
  * are atomics, and a stale value only makes the thief steal a few polls
  * early or late. */
-static bool wf_steal_hold_off(const struct wf_worker *victim, uint32_t n)
+static bool wf_steal_hold_off(const struct wf_worker *victim, uint32_t n, uint64_t now)
 {
 	if (n != 1 || !(atomic_load_explicit(&victim->rq_head_woken, memory_order_relaxed) ||
 	                atomic_load_explicit(&victim->cq_len, memory_order_relaxed))) {
@@ -103,19 +103,19 @@ static bool wf_steal_hold_off(const struct wf_worker *victim, uint32_t n)
 		wf_steal_wait.victim = victim;
 		wf_steal_wait.idle = victim->idle;
 		wf_steal_wait.switches = wf_switch_count(victim);
-		wf_steal_wait.polls = 0;
+		wf_steal_wait.since = now;
 	}
 	if (atomic_load_explicit(&wf_steal_wait.idle->on_cpu, memory_order_relaxed)) {
 		wf_steal_wait.victim = NULL;   /* an idle victim: steal */
 		return false;
 	}
-	if (++wf_steal_wait.polls < WF_STEAL_GRACE)
+	if (now - wf_steal_wait.since < WF_STEAL_GRACE_NS)
 		return true;
 	uint64_t sw = wf_switch_count(victim);
 	if (sw != wf_steal_wait.switches) {
 		/* It switched meanwhile: this lone thread may be a new one. */
 		wf_steal_wait.switches = sw;
-		wf_steal_wait.polls = 0;
+		wf_steal_wait.since = now;
 		return true;
 	}
 	wf_steal_wait.victim = NULL;
@@ -295,7 +295,7 @@ struct wf_thread *wf_rq_rotate(struct wf_worker *w, struct wf_thread *t)
  * to this many (the first runs, the rest go to the thief's own FIFO). */
 #define WF_STEAL_BATCH 32
 
-struct wf_thread *wf_rq_steal(struct wf_worker *thief)
+struct wf_thread *wf_rq_steal(struct wf_worker *thief, uint64_t now)
 {
 	struct wf_worker *victim = NULL;
 	uint32_t best = 0;
@@ -307,7 +307,8 @@ struct wf_thread *wf_rq_steal(struct wf_worker *thief)
 			victim = v;
 		}
 	}
-	if (!victim || wf_steal_hold_off(victim, best) || !wf_spin_trylock(&victim->rq_lock))
+	if (!victim || wf_steal_hold_off(victim, best, now) ||
+	    !wf_spin_trylock(&victim->rq_lock))
 		return NULL;
 	/* The biggest piece: the oldest continuation, the one nearest the root
 	 * of a fork-join tree, whose owner keeps the young ones (and their
@@ -442,6 +443,31 @@ bool wf_any_ready(void)
 		if (atomic_load(&wf_rt.workers[i].rq_len))
 			return true;
 	return false;
+}
+
+/*
+ * Wake an idle worker for a create: the creator could run in parallel with
+ * its child.  At most one such wake-up is under way at a time, and none
+ * while a worker spins in its idle loop (Go's wakep does the same): a
+ * spinner will find the creator, and a worker woken at every create of a
+ * loop costs the creator a system call per create (with 8 workers on 2
+ * CPUs, idle workers do not spin, so each create woke one).  `waking` is
+ * set here and cleared by every worker that wakes up or goes to sleep
+ * (dispatch.c).  No lost wake-up: the creator pushed before its fence and
+ * reads nspinning and waking after it; a spinner, and a worker that clears
+ * waking, look at the queues after their seq_cst update and once more
+ * before sleeping (wf_idle_sleep), so either the creator sees them and
+ * someone is bound to look, or they see the creator's push.
+ */
+void wf_kick_for_create(void)
+{
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&wf_rt.nspinning, memory_order_relaxed) ||
+	    atomic_load_explicit(&wf_rt.waking, memory_order_relaxed) ||
+	    !atomic_load_explicit(&wf_rt.nsleeping, memory_order_relaxed) ||
+	    atomic_exchange(&wf_rt.waking, 1))
+		return;
+	wf_kick_idle();
 }
 
 void wf_kick_idle(void)

@@ -221,6 +221,7 @@ enum wf_rt_state { WF_RT_NONE = 0, WF_RT_INITIALIZING, WF_RT_READY, WF_RT_FAILED
 /* Runtime-wide state, fixed after init. */
 struct wf_config {
 	int workers;
+	int cpus;                       /* CPUs of the affinity mask at start */
 	uint64_t quantum_us;
 	size_t stack_size;
 	size_t stack_cache;             /* WEFT_STACK_CACHE: shared warm stacks */
@@ -244,6 +245,9 @@ struct wf_runtime {
 	int init_error;
 	_Atomic uint64_t created_foreign; /* threads created from non-worker kernel threads */
 	_Atomic uint32_t nsleeping;     /* workers asleep on their futex */
+	_Atomic int nspinning;          /* workers spinning in their idle loop */
+	_Atomic uint32_t waking;        /* a create's wake-up is under way
+	                                   (wf_kick_for_create) */
 	/* The global queue (runqueue.c): preempted threads, when there is
 	 * more than one worker.  FIFO under gq_lock; gq_len is its length,
 	 * changed only under the lock, read without it as a hint. */
@@ -324,7 +328,8 @@ static inline bool wf_rq_fifo_busy(const struct wf_worker *w)
 	       atomic_load_explicit(&((struct wf_worker *)w)->cq_len, memory_order_relaxed);
 }
 struct wf_thread *wf_rq_rotate(struct wf_worker *w, struct wf_thread *t) WF_HIDDEN;
-struct wf_thread *wf_rq_steal(struct wf_worker *thief) WF_HIDDEN;
+/* A thread of another worker for thief, or NULL; now: wf_clock_ns(). */
+struct wf_thread *wf_rq_steal(struct wf_worker *thief, uint64_t now) WF_HIDDEN;
 /* The global queue: a thread to run instead of t, with t queued at the
  * global tail; NULL (t not queued) when no other thread is ready. */
 struct wf_thread *wf_rq_preempt_rotate(struct wf_worker *w, struct wf_thread *t,
@@ -344,6 +349,7 @@ void wf_make_woken(struct wf_worker *w, struct wf_thread *t, bool at_head) WF_HI
  * stolen). */
 void wf_make_woken_cont(struct wf_worker *w, struct wf_thread *t) WF_HIDDEN;
 void wf_kick_idle(void) WF_HIDDEN;
+void wf_kick_for_create(void) WF_HIDDEN;
 void wf_gq_push(struct wf_thread *t) WF_HIDDEN;
 void wf_rq_drain_global(struct wf_worker *w) WF_HIDDEN;
 bool wf_any_ready(void) WF_HIDDEN;
