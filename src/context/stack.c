@@ -635,14 +635,18 @@ static void wf_warm_set(struct wf_stack_class *c, struct wf_stack_slot *b)
 static void wf_tier_put(struct wf_stack_class *c, struct wf_stack_slot *head, uint32_t n)
 {
 	size_t bytes = (size_t)n * c->size;
-	/* Claim the bytes first: the bound is never exceeded, even by two
-	 * classes at once. */
-	if (atomic_fetch_add_explicit(&wf_warm_bytes, bytes, memory_order_relaxed) + bytes >
-	    wf_warm_max) {
-		atomic_fetch_sub_explicit(&wf_warm_bytes, bytes, memory_order_relaxed);
-		wf_rel_put(head, n);
-		return;
-	}
+	/* Claim the bytes first, with a compare-and-swap that sees room for
+	 * them: the count never exceeds the bound, not even for an instant
+	 * when two classes put at once. */
+	size_t cur = atomic_load_explicit(&wf_warm_bytes, memory_order_relaxed);
+	do {
+		if (cur + bytes > wf_warm_max) {
+			wf_rel_put(head, n);
+			return;
+		}
+	} while (!atomic_compare_exchange_weak_explicit(&wf_warm_bytes, &cur, cur + bytes,
+	                                                memory_order_relaxed,
+	                                                memory_order_relaxed));
 	head->bcount = n;
 	wf_spin_lock(&c->lock);
 	head->bnext = c->warm;
@@ -673,13 +677,14 @@ size_t wf_stack_trim(void)
 	size_t left = 0;
 	for (struct wf_stack_class *c = atomic_load_explicit(&wf_classes, memory_order_acquire);
 	     c; c = c->next) {
-		/* The oldest batches whose stacks nobody took all period: walk to
-		 * the first of them (the tier holds at most warm_max bytes, a
-		 * few dozen batches). */
+		/* The oldest batches, holding no more than the stacks nobody
+		 * took all period (warm_low): keep the newest batches until they
+		 * hold the rest (the tier holds at most warm_max bytes, a few
+		 * dozen batches to walk). */
 		wf_spin_lock(&c->lock);
 		size_t keep = c->nwarm - c->warm_low, seen = 0;
 		struct wf_stack_slot **pp = &c->warm;
-		while (*pp && seen + (*pp)->bcount <= keep) {
+		while (*pp && seen < keep) {
 			seen += (*pp)->bcount;
 			pp = &(*pp)->bnext;
 		}

@@ -38,9 +38,11 @@ static wf_spin_t wf_tcb_lock = WF_SPIN_INIT;   /* guards everything below */
 /* High-water mark: written under wf_tcb_lock, read without it by observers
  * (weft_dump), for whom a slightly old value is fine. */
 static _Atomic uint32_t wf_slots_used;
-/* The shared list: batches of free TCBs, each linked through next, the
- * batches through their first TCB's prev, with their length in its
- * heap_idx (fields a free TCB does not use; wf_tcb_reset sets both). */
+/* The shared list: batches of free TCBs, each linked through next (the
+ * last one's is NULL), the batches through their first TCB's prev, with
+ * their length in its heap_idx: fields a free TCB does not use (heap_idx
+ * is set again by wf_tcb_reset, prev by whoever next puts the thread on a
+ * continuation stack). */
 static struct wf_thread *wf_free_batches;
 static size_t wf_nfree;          /* TCBs in it */
 static size_t wf_free_low;       /* fewest since the last trim */
