@@ -272,7 +272,7 @@ _Noreturn void wf_idle_main(struct wf_worker *w)
 			 * warm is better off where a busy worker can take it,
 			 * and where the scavenger can give it back. */
 			wf_worker_caches_flush(w);
-			/* A wake-up for a create (wf_kick_for_create) may be for
+			/* A wake-up for new work (wf_kick_for_work) may be for
 			 * this worker, or found nobody: either way the next
 			 * create may wake another.  Before the last look at the
 			 * queues in wf_idle_sleep (seq_cst), and again after. */

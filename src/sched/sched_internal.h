@@ -349,7 +349,8 @@ void wf_make_woken(struct wf_worker *w, struct wf_thread *t, bool at_head) WF_HI
  * stolen). */
 void wf_make_woken_cont(struct wf_worker *w, struct wf_thread *t) WF_HIDDEN;
 void wf_kick_idle(void) WF_HIDDEN;
-void wf_kick_for_create(void) WF_HIDDEN;
+/* wf_kick_idle unless a worker spins or such a wake-up is under way. */
+void wf_kick_for_work(void) WF_HIDDEN;
 void wf_gq_push(struct wf_thread *t) WF_HIDDEN;
 void wf_rq_drain_global(struct wf_worker *w) WF_HIDDEN;
 bool wf_any_ready(void) WF_HIDDEN;

@@ -162,7 +162,7 @@ int weft_create(weft_t *out, const weft_attr_t *a, void *(*start)(void *), void 
 	 * queued while the other worker sleeps).  With one worker there is
 	 * none: the only worker is this one, and it is awake. */
 	if (wf_rt.nworkers > 1)
-		wf_kick_for_create();
+		wf_kick_for_work();
 	wf_switch(w, self, t, WF_PREV_SAVED, NULL);
 	return 0;
 }
