@@ -271,6 +271,9 @@ struct wf_thread *wf_rq_rotate(struct wf_worker *w, struct wf_thread *t)
 	bool fifo_first = w->fifo_turn;
 	w->fifo_turn = false;
 	wf_spin_lock(&w->rq_lock);
+	/* t is counted before next is taken, so that rq_len goes n, n + 1, n
+	 * and never shows 0 to a reader without the lock. */
+	wf_len_add(&w->rq_len, 1);
 	struct wf_thread *next = wf_rq_take_locked(w, fifo_first);
 	if (next) {
 		t->state = WF_READY;
@@ -280,9 +283,10 @@ struct wf_thread *wf_rq_rotate(struct wf_worker *w, struct wf_thread *t)
 		else
 			w->rq_head = t;
 		w->rq_tail = t;
-		wf_len_add(&w->rq_len, 1);
 		/* A new head was queued behind: not a fresh wake-up. */
 		atomic_store_explicit(&w->rq_head_woken, false, memory_order_relaxed);
+	} else {
+		wf_len_add(&w->rq_len, -1);   /* a thief emptied it: t stays out */
 	}
 	wf_spin_unlock(&w->rq_lock);
 	/* As after a push (wf_rq_push_hinted): t is now a competitor. */
