@@ -39,6 +39,7 @@
 #include "weft_check.h"
 #include "child_capture.h"
 #include "helpers.h"
+#include "sched/sched_internal.h"   /* white-box: main's state (outlives_main_exit) */
 
 /* ------------------------------------------------------------------------ */
 /* Reading a trace back                                                     */
@@ -400,8 +401,23 @@ static void *yielder(void *arg)
 	return NULL;
 }
 
+/* Alive until main has parked in weft_exit, so that the trace always
+ * shows that block: on a loaded machine the others may all have finished
+ * before main got there (its creates wait behind CPU-bound children). */
+static void *outlives_main_exit(void *arg)
+{
+	(void)arg;
+	const struct wf_thread *m = wf_rt.main;
+	while (!(__atomic_load_n(&m->state, __ATOMIC_RELAXED) == WF_BLOCKED &&
+	         atomic_load(&m->block_kind) == WF_BLOCK_EXIT &&
+	         !atomic_load(&m->on_cpu)))
+		weft_sleep_ns(MS);
+	return NULL;
+}
+
 static void two_workers_body(void)
 {
+	weft_detach(spawn("outlives-main-exit", outlives_main_exit, NULL));
 	for (int i = 0; i < 4; i++)
 		weft_detach(spawn(NULL, spinner, (void *)(uintptr_t)40));
 	weft_detach(spawn("yielder-a", yielder, NULL));
