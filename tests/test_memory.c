@@ -169,6 +169,14 @@ static void *held(void *arg)
 	return (void *)(intptr_t)(buf[0] + buf[sizeof buf - 1]);
 }
 
+static void open_gate(void)
+{
+	ck_assert_int_eq(weft_mutex_lock(&gate_m), 0);
+	gate_open = true;
+	ck_assert_int_eq(weft_cond_broadcast(&gate_c), 0);
+	ck_assert_int_eq(weft_mutex_unlock(&gate_m), 0);
+}
+
 START_TEST(t_burst_then_idle_gives_memory_back)
 {
 	start("2", NULL);
@@ -179,10 +187,7 @@ START_TEST(t_burst_then_idle_gives_memory_back)
 	for (int i = 0; i < BURST; i++)
 		ck_assert_int_eq(weft_create(&t[i], NULL, held, (void *)(intptr_t)(i & 1)), 0);
 	long peak = proc_smaps_kb("Rss");
-	ck_assert_int_eq(weft_mutex_lock(&gate_m), 0);
-	gate_open = true;
-	ck_assert_int_eq(weft_cond_broadcast(&gate_c), 0);
-	ck_assert_int_eq(weft_mutex_unlock(&gate_m), 0);
+	open_gate();
 	for (int i = 0; i < BURST; i++) {
 		void *r;
 		ck_assert_int_eq(weft_join(t[i], &r), 0);
@@ -228,10 +233,7 @@ START_TEST(t_stale_handles_after_tcb_memory_given_back)
 	/* N alive at once, so that whole chunks fill up; then all joined. */
 	for (int i = 0; i < N; i++)
 		ck_assert_int_eq(weft_create(&old[i], NULL, held, NULL), 0);
-	ck_assert_int_eq(weft_mutex_lock(&gate_m), 0);
-	gate_open = true;
-	ck_assert_int_eq(weft_cond_broadcast(&gate_c), 0);
-	ck_assert_int_eq(weft_mutex_unlock(&gate_m), 0);
+	open_gate();
 	for (int i = 0; i < N; i++)
 		ck_assert_int_eq(weft_join(old[i], NULL), 0);
 	uint64_t c0 = wf_tcb_chunks_released();
@@ -256,10 +258,7 @@ START_TEST(t_stale_handles_after_tcb_memory_given_back)
 		ck_assert_int_eq(weft_getname(young[i], name, sizeof name), 0);
 		ck_assert(!weft_equal(old[i], young[i]));
 	}
-	ck_assert_int_eq(weft_mutex_lock(&gate_m), 0);
-	gate_open = true;
-	ck_assert_int_eq(weft_cond_broadcast(&gate_c), 0);
-	ck_assert_int_eq(weft_mutex_unlock(&gate_m), 0);
+	open_gate();
 	for (int i = 0; i < N; i++)
 		ck_assert_int_eq(weft_join(young[i], NULL), 0);
 	for (int i = 0; i < N; i++)
