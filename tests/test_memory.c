@@ -9,7 +9,10 @@
  *  - after a burst of threads alive at once, an idle process gives their
  *    stacks and TCBs back;
  *  - handles of threads whose TCB memory was given back stay stale
- *    (ESRCH), and the slots are handed out again.
+ *    (ESRCH), and the slots are handed out again;
+ *  - a fork-join tree keeps about the depth-first number of threads
+ *    unfinished (each with a stack) on 1, 2 and 8 workers (docs/design.md,
+ *    "Run queues": a worker resumes its newest continuation first).
  * Nothing here judges time: the scavenger runs on its own period, so the
  * tests that wait for it poll (with a bound far above that period, only so
  * that a bug fails rather than hangs).
@@ -274,6 +277,92 @@ START_TEST(t_stale_handles_after_tcb_memory_given_back)
 }
 END_TEST
 
+/* ---- fork-join: a depth-first live set ------------------------------------ */
+
+#ifdef __SANITIZE_ADDRESS__
+#define TREE_LEAVES 10000      /* 11,111 threads, 5 levels */
+#define TREE_LEVELS 5
+#else
+#define TREE_LEAVES 100000     /* 111,111 threads, 6 levels */
+#define TREE_LEVELS 6
+#endif
+
+static _Atomic long unfinished, unfinished_peak;
+
+static void count_unfinished(long d)
+{
+	long v = atomic_fetch_add(&unfinished, d) + d;
+	long p = atomic_load(&unfinished_peak);
+	while (v > p && !atomic_compare_exchange_weak(&unfinished_peak, &p, v))
+		;
+}
+
+#define PACK(num, size) ((void *)(((uintptr_t)(num) << 32) | (uintptr_t)(size)))
+
+/* skynet: size leaves under this thread, ten children per thread.  A
+ * thread counts as unfinished from just before its creation until it
+ * returns: its stack is in use all that time. */
+static void *tree(void *arg)
+{
+	uint64_t num = (uintptr_t)arg >> 32, size = (uintptr_t)arg & 0xffffffffu, sum = num;
+	if (size > 1) {
+		weft_t kid[10];
+		uint64_t sub = size / 10;
+		sum = 0;
+		for (int i = 0; i < 10; i++) {
+			count_unfinished(1);
+			ck_assert_int_eq(weft_create(&kid[i], NULL, tree,
+			                             PACK(num + (uint64_t)i * sub, sub)), 0);
+		}
+		for (int i = 0; i < 10; i++) {
+			void *r;
+			ck_assert_int_eq(weft_join(kid[i], &r), 0);
+			sum += (uintptr_t)r;
+		}
+	}
+	count_unfinished(-1);
+	return (void *)(uintptr_t)sum;
+}
+
+/* On one worker run-child-first keeps one root-to-leaf path unfinished:
+ * TREE_LEVELS threads.  On W workers each worker works depth-first on
+ * the piece it took (it resumes its newest continuation, and a thief
+ * resumes the one it took), so that every unfinished thread lies on the
+ * path of a running one (Cilk's busy-leaves property): at most W paths.
+ * A preempted thread goes to the global queue while its worker resumes
+ * its parent, which may start a new path meanwhile: one more path per
+ * preemption at most.  One path more is allowed for the instants of a
+ * hand-off.  Resuming the oldest continuation first instead kept 2,000
+ * to 7,000 threads unfinished here, on any number of workers. */
+static void live_set_on(const char *workers, int w)
+{
+	start(workers, NULL);
+	weft_t root;
+	void *r;
+	count_unfinished(1);
+	ck_assert_int_eq(weft_create(&root, NULL, tree, PACK(0, TREE_LEAVES)), 0);
+	ck_assert_int_eq(weft_join(root, &r), 0);
+	ck_assert_uint_eq((uintptr_t)r, (uint64_t)TREE_LEAVES * (TREE_LEAVES - 1) / 2);
+	ck_assert_int_eq(atomic_load(&unfinished), 0);
+	weft_stats_t st;
+	ck_assert_int_eq(weft_stats_get(-1, &st), 0);
+	long peak = atomic_load(&unfinished_peak);
+	long bound = TREE_LEVELS * (w + 1 + (long)st.preemptions);
+	printf("%s worker(s): at most %ld of %d threads unfinished (bound %ld; %llu steals, "
+	       "%llu preemptions)\n", workers, peak, (TREE_LEAVES * 10 - 1) / 9, bound,
+	       (unsigned long long)st.steals, (unsigned long long)st.preemptions);
+	ck_assert_int_ge(peak, TREE_LEVELS);
+	ck_assert_msg(peak <= bound, "%ld threads unfinished at once on %s worker(s), "
+	              "bound %ld", peak, workers, bound);
+}
+
+START_TEST(t_fork_join_live_set_1) { live_set_on("1", 1); }
+END_TEST
+START_TEST(t_fork_join_live_set_2) { live_set_on("2", 2); }
+END_TEST
+START_TEST(t_fork_join_live_set_8) { live_set_on("8", 8); }
+END_TEST
+
 static Suite *memory_suite(void)
 {
 	Suite *s = suite_create("memory");
@@ -283,6 +372,9 @@ static Suite *memory_suite(void)
 	tcase_add_test(tc, t_warm_bound_holds_under_imbalance);
 	tcase_add_test(tc, t_burst_then_idle_gives_memory_back);
 	tcase_add_test(tc, t_stale_handles_after_tcb_memory_given_back);
+	tcase_add_test(tc, t_fork_join_live_set_1);
+	tcase_add_test(tc, t_fork_join_live_set_2);
+	tcase_add_test(tc, t_fork_join_live_set_8);
 	suite_add_tcase(s, tc);
 	return s;
 }
