@@ -9,7 +9,8 @@
  *  - after a burst of threads alive at once, an idle process gives their
  *    stacks and TCBs back;
  *  - handles of threads whose TCB memory was given back stay stale
- *    (ESRCH), and the slots are handed out again;
+ *    (ESRCH), and the slots are handed out again, also where the kernel
+ *    would not take the memory back (locked pages);
  *  - a fork-join tree keeps about the depth-first number of threads
  *    unfinished (each with a stack) on 1, 2 and 8 workers (docs/design.md,
  *    "Run queues": a worker resumes its newest continuation first).
@@ -23,6 +24,8 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include "weft_check.h"
 #include "proc_memory.h"
@@ -381,6 +384,86 @@ END_TEST
 START_TEST(t_fork_join_live_set_8) { live_set_on("8", 8); }
 END_TEST
 
+/* ---- TCB memory the kernel will not take back ------------------------------ */
+
+/* The same, where madvise(MADV_DONTNEED) cannot give the chunks back:
+ * their pages are locked (mlock, as under a program's mlockall), so the
+ * kernel refuses (EINVAL) and the memory keeps what it held, every slot's
+ * lock included, which the scavenger took before asking.  The chunk must
+ * then be cleared in place: stale handles stay stale, their locks free,
+ * and the slots are handed out again. */
+START_TEST(t_stale_handles_when_tcb_memory_is_locked)
+{
+	enum { N = 6 * WF_CHUNK_SLOTS };
+	start("2", NULL);
+	static weft_t old[N];
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(weft_create(&old[i], NULL, held, NULL), 0);
+	/* Lock every chunk these threads use (slot = low 32 bits - 1). */
+	const size_t len = WF_CHUNK_SLOTS * sizeof(struct wf_thread);
+	uint32_t locked[WF_MAX_CHUNKS / 8];
+	unsigned nlocked = 0;
+	for (int i = 0; i < N; i++) {
+		uint32_t ci = (uint32_t)((old[i] & 0xffffffffu) - 1) >> WF_CHUNK_SHIFT;
+		bool seen = false;
+		for (unsigned k = 0; k < nlocked && !seen; k++)
+			seen = locked[k] == ci;
+		if (seen)
+			continue;
+		ck_assert_uint_lt(nlocked, sizeof locked / sizeof locked[0]);
+		if (mlock(wf_tcb_slot(ci << WF_CHUNK_SHIFT), len)) {
+			printf("%s: not checked on this machine: mlock refused (%s)\n", __func__,
+			       strerror(errno));
+			nlocked = 0;
+			break;
+		}
+		locked[nlocked++] = ci;
+	}
+	/* ASan's mlock does nothing (and answers 0): the pages must show as
+	 * locked. */
+	if (nlocked && proc_smaps_kb("Locked") < (long)(nlocked * len / 1024)) {
+		printf("%s: not checked on this machine: mlock locks nothing here "
+		       "(a sanitizer's interceptor?)\n", __func__);
+		nlocked = 0;
+	}
+	if (!nlocked) {
+		open_gate();
+		for (int j = 0; j < N; j++)
+			ck_assert_int_eq(weft_join(old[j], NULL), 0);
+		return;
+	}
+	open_gate();
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(weft_join(old[i], NULL), 0);
+	uint64_t r0 = wf_tcb_chunks_released(), k0 = wf_tcb_chunks_cleared();
+	uint64_t end = now_ns() + PATIENCE_NS;
+	while (wf_tcb_chunks_cleared() == k0 && now_ns() < end)
+		ck_assert_int_eq(weft_sleep_ns(20000000), 0);
+	ck_assert_uint_gt(wf_tcb_chunks_cleared(), k0);
+	/* What went was cleared in place, not given back. */
+	ck_assert_uint_eq(wf_tcb_chunks_released(), r0);
+	char name[32];
+	for (int i = 0; i < N; i++) {
+		ck_assert_int_eq(weft_join(old[i], NULL), ESRCH);
+		ck_assert_int_eq(weft_getname(old[i], name, sizeof name), ESRCH);
+	}
+	/* The slots work as any: threads alive at once on them, then joined. */
+	static weft_t young[N];
+	gate_open = false;
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(weft_create(&young[i], NULL, held, NULL), 0);
+	for (int i = 0; i < N; i++) {
+		ck_assert_int_eq(weft_getname(old[i], name, sizeof name), ESRCH);
+		ck_assert(!weft_equal(old[i], young[i]));
+	}
+	open_gate();
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(weft_join(young[i], NULL), 0);
+	for (unsigned k = 0; k < nlocked; k++)
+		ck_assert_int_eq(munlock(wf_tcb_slot(locked[k] << WF_CHUNK_SHIFT), len), 0);
+}
+END_TEST
+
 static Suite *memory_suite(void)
 {
 	Suite *s = suite_create("memory");
@@ -390,6 +473,7 @@ static Suite *memory_suite(void)
 	tcase_add_test(tc, t_warm_bound_holds_under_imbalance);
 	tcase_add_test(tc, t_burst_then_idle_gives_memory_back);
 	tcase_add_test(tc, t_stale_handles_after_tcb_memory_given_back);
+	tcase_add_test(tc, t_stale_handles_when_tcb_memory_is_locked);
 	tcase_add_test(tc, t_fork_join_live_set_1);
 	tcase_add_test(tc, t_fork_join_live_set_2);
 	tcase_add_test(tc, t_fork_join_live_set_8);

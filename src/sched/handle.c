@@ -61,6 +61,7 @@ static uint32_t wf_nreleased;
 static uint32_t wf_recarve_chunk, wf_recarve_next = WF_CHUNK_SLOTS;
 static uint32_t wf_chunk_gen[WF_MAX_CHUNKS];
 static _Atomic uint64_t wf_chunks_released;   /* ever, for tests */
+static _Atomic uint64_t wf_chunks_cleared;    /* the same, kept in place */
 
 /* Under wf_tcb_lock. */
 static struct wf_thread *wf_slot_new(void)
@@ -265,7 +266,31 @@ static uint16_t wf_chunk_free[WF_MAX_CHUNKS];
  *    store now could release a checker's.
  * The slots' next generation is recorded outside the chunk: one above
  * the highest, so no handle ever made for a slot matches it again.
+ *
+ * The kernel may keep the memory: madvise fails on locked pages (EINVAL,
+ * a program that called mlockall), and qemu-user, where the program's
+ * pages are larger than the host's, ignored it on these chunks (whose
+ * length is not a whole number of 64 KiB pages) and answered 0.  The chunk
+ * then still holds what it held, every lk taken above included, and a
+ * checker would wait on one for ever.  So whether the memory reads as
+ * zeroes is checked: every slot of the chunk had a generation of at least
+ * 1, and madvise on the chunk's one mapping zeroes all of it or nothing.
+ * If nothing, the scavenger clears the slots itself, every field but lk,
+ * and only then releases each lk: no checker can hold one meanwhile, and
+ * one that waits gets it after and reads generation 0, as above.  The
+ * memory stays, the rest is the same.
  */
+/* Clear t, whose lk the caller holds, and release it.  A lookup without
+ * the lock reading gen meanwhile sees the old generation or 0: both are
+ * stale (every thread of the chunk was retired, which bumped it). */
+static void wf_tcb_clear_locked(struct wf_thread *t)
+{
+	char *p = (char *)t, *l = (char *)&t->lk;
+	memset(p, 0, (size_t)(l - p));
+	memset(l + sizeof t->lk, 0, sizeof *t - (size_t)(l - p) - sizeof t->lk);
+	wf_spin_unlock(&t->lk);   /* release: the zeroes are seen first */
+}
+
 static void wf_tcb_chunk_release(uint32_t ci)
 {
 	struct wf_thread *c = atomic_load_explicit(&wf_chunks[ci], memory_order_relaxed);
@@ -277,18 +302,28 @@ static void wf_tcb_chunk_release(uint32_t ci)
 			gen = g;
 	}
 	int e = errno;
-	madvise(c, WF_CHUNK_SLOTS * sizeof *c, MADV_DONTNEED);
+	bool gone = madvise(c, WF_CHUNK_SLOTS * sizeof *c, MADV_DONTNEED) == 0 &&
+	            atomic_load_explicit(&c[0].gen, memory_order_relaxed) == 0;
 	errno = e;
+	if (!gone)
+		for (uint32_t k = 0; k < WF_CHUNK_SLOTS; k++)
+			wf_tcb_clear_locked(&c[k]);
 	wf_spin_lock(&wf_tcb_lock);
 	wf_chunk_gen[ci] = gen + 1;
 	wf_released[wf_nreleased++] = ci;
 	wf_spin_unlock(&wf_tcb_lock);
-	atomic_fetch_add_explicit(&wf_chunks_released, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(gone ? &wf_chunks_released : &wf_chunks_cleared, 1,
+	                          memory_order_relaxed);
 }
 
 uint64_t wf_tcb_chunks_released(void)
 {
 	return atomic_load_explicit(&wf_chunks_released, memory_order_relaxed);
+}
+
+uint64_t wf_tcb_chunks_cleared(void)
+{
+	return atomic_load_explicit(&wf_chunks_cleared, memory_order_relaxed);
 }
 
 /* Under wf_tcb_lock: rebuild the shared list without the TCBs of the

@@ -373,8 +373,11 @@ void wf_tcb_cache_flush(struct wf_worker *w) WF_HIDDEN;
 size_t wf_tcb_trim(void) WF_HIDDEN;
 /* TCBs ever put on the shared list (a counter that only grows). */
 uint64_t wf_tcb_puts(void) WF_HIDDEN;
-/* Table chunks whose memory was given back, ever (for tests). */
+/* Table chunks whose memory was given back, ever, and those retired the
+ * same way but cleared in place, the kernel keeping their memory (for
+ * tests). */
 uint64_t wf_tcb_chunks_released(void) WF_HIDDEN;
+uint64_t wf_tcb_chunks_cleared(void) WF_HIDDEN;
 uint32_t wf_tcb_slots(void) WF_HIDDEN;       /* slots ever used */
 
 /* The TCB table (handle.c), inline here because every join, detach and
