@@ -62,6 +62,18 @@ void wf_futex_wake(_Atomic uint32_t *word, int n) WF_HIDDEN;
  * early); errno is left alone. */
 void wf_kt_nap(uint64_t ns) WF_HIDDEN;
 
+/* An epoll set to sleep in (epoll_sleep.c): the scheduler's poller.  Raw
+ * system calls: each returns the kernel's result (a descriptor, a count or
+ * 0) or a negative errno value, and none touches errno. */
+struct epoll_event;
+int wf_kt_epoll_create(void) WF_HIDDEN;                  /* close-on-exec */
+int wf_kt_eventfd(void) WF_HIDDEN;                       /* close-on-exec, nonblocking */
+int wf_kt_epoll_ctl(int ep, int op, int fd, struct epoll_event *ev) WF_HIDDEN;
+/* Wait up to timeout_ns (UINT64_MAX: no limit) for events of ep. */
+int wf_kt_epoll_wait(int ep, struct epoll_event *ev, int n, uint64_t timeout_ns) WF_HIDDEN;
+void wf_kt_eventfd_signal(int efd) WF_HIDDEN;            /* add 1 */
+void wf_kt_eventfd_drain(int efd) WF_HIDDEN;             /* reset to 0 */
+
 /* Kernel thread id of the caller, without a libc call. */
 pid_t wf_kt_gettid(void) WF_HIDDEN;
 
@@ -73,6 +85,13 @@ uint64_t wf_kt_cpu_ns(pid_t tid) WF_HIDDEN;
  * sleeping in a system call)?  From /proc/self/task/<tid>/stat; *fd caches
  * the open file between calls (start it at -1).  True when unknown. */
 bool wf_kt_runnable(pid_t tid, int *fd) WF_HIDDEN;
+
+/* The kernel's state letter for kernel thread `tid` of this process, as
+ * /proc shows it ('R' running or waiting for a CPU, 'S' asleep in the
+ * kernel, 'D' asleep and not interruptible, 'T'/'t' stopped), or 0 if it
+ * cannot be read.  Opens and closes the file: for observers, not for a
+ * periodic look.  Leaves errno alone. */
+char wf_kt_state(pid_t tid) WF_HIDDEN;
 
 /*
  * The calling kernel thread's static TLS block and thread descriptor: every

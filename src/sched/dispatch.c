@@ -22,6 +22,7 @@
  */
 #include <errno.h>
 #include "sched_internal.h"
+#include "cxx_state.h"
 #include "trace.h"
 #include "../kthreads/kthread.h"
 
@@ -117,6 +118,7 @@ struct wf_worker *wf_switch(struct wf_worker *w, struct wf_thread *prev,
 		WF_STAT_INC(w, migrations);
 	}
 	prev->saved_errno = *w->errno_loc;
+	wf_cxx_save(w, prev);     /* the C++ runtime's words, like errno */
 	w->prev = prev;
 	w->prev_action = (uint8_t)action;
 	w->prev_unlock = unlock_after;
@@ -140,6 +142,7 @@ struct wf_worker *wf_switch(struct wf_worker *w, struct wf_thread *prev,
 	wf_after_switch(nw);
 	wf_preempt_resumed(nw, prev);
 	*nw->errno_loc = prev->saved_errno;
+	wf_cxx_restore(nw, prev);
 	return nw;
 }
 
@@ -159,6 +162,7 @@ void wf_thread_entry(void *transfer, void *arg)
 	struct wf_thread *t = arg;
 	wf_context_entered(w, t);
 	*w->errno_loc = 0;
+	wf_cxx_fresh(w);
 	wf_thread_exit(t->start(t->arg));
 }
 
@@ -196,11 +200,14 @@ static bool wf_idle_may_spin(void)
 	return awake <= wf_rt.cfg.cpus;
 }
 
-/* Poll for work for up to WF_IDLE_SPIN_NS, further and further apart. */
+/* Poll for work for up to WF_IDLE_SPIN_NS, further and further apart; stop
+ * early when descriptors become waited on and nobody watches them (the
+ * poller wants a sleeper: spinning on would delay their wake-ups). */
 static struct wf_thread *wf_idle_spin(struct wf_worker *w, uint64_t from)
 {
 	uint64_t now = from;
-	for (unsigned gap = 1; now - from < WF_IDLE_SPIN_NS && !wf_worker_retaken(w);) {
+	for (unsigned gap = 1; now - from < WF_IDLE_SPIN_NS && !wf_worker_retaken(w) &&
+	                       !wf_poller_wanted();) {
 		for (unsigned k = 0; k < gap; k++)
 			wf_cpu_relax();
 		if (gap < WF_IDLE_GAP_MAX)
@@ -213,30 +220,50 @@ static struct wf_thread *wf_idle_spin(struct wf_worker *w, uint64_t from)
 	return NULL;
 }
 
-/* Sleep until kicked or until the earliest local deadline.  Lost wake-ups
- * are excluded Dekker-style: a sleeper publishes `sleeping` and counts
- * itself in nsleeping (seq_cst) before its last look at the queues; a
- * producer pushes, then (seq_cst fence) reads nsleeping.  One of the two
- * sees the other. */
+/* Sleep until kicked or until the earliest local deadline: on the worker's
+ * futex, or, when threads wait on descriptors and no other worker watches
+ * them, in the poller (poller.c), where readiness wakes it too.
+ *
+ * Lost wake-ups are excluded Dekker-style: a sleeper publishes how it
+ * sleeps (`in_poller`), then `sleeping`, and counts itself in nsleeping
+ * (all seq_cst) before its last look at the queues; a producer pushes,
+ * then (seq_cst fence) reads nsleeping and claims a sleeper by clearing
+ * its `sleeping` (wf_kick_idle).  One of the two sees the other.  The
+ * claimed sleeper is woken through the channel it sleeps on: its futex
+ * (the word it read before publishing has changed, so a late futex_wait
+ * returns at once) or the poller's eventfd (level-triggered: a late
+ * epoll_pwait2 returns at once).  A poller that wakes for readiness clears
+ * its own `sleeping` before it hands the events on, so that the threads it
+ * wakes kick other sleepers, not itself. */
 static void wf_idle_sleep(struct wf_worker *w)
 {
+	bool poll = wf_poller_take(w);
 	uint32_t v = atomic_load(&w->futex_word);
+	atomic_store(&w->in_poller, poll);
 	atomic_store(&w->sleeping, 1);
 	atomic_fetch_add(&wf_rt.nsleeping, 1);
 	uint64_t dl = atomic_load(&w->next_deadline);
+	int events = 0;
 	if (!wf_any_ready() && (dl == UINT64_MAX || dl > wf_clock_ns())) {
-		struct timespec ts, *tsp = NULL;
-		if (dl != UINT64_MAX) {
-			ts.tv_sec = (time_t)(dl / 1000000000ull);
-			ts.tv_nsec = (long)(dl % 1000000000ull);
-			tsp = &ts;
-		}
 		WF_STAT_INC(w, idle_sleeps);
-		wf_futex_wait(&w->futex_word, v, tsp);
+		if (poll) {
+			events = wf_poller_wait(w, dl);
+		} else {
+			struct timespec ts, *tsp = NULL;
+			if (dl != UINT64_MAX) {
+				ts.tv_sec = (time_t)(dl / 1000000000ull);
+				ts.tv_nsec = (long)(dl % 1000000000ull);
+				tsp = &ts;
+			}
+			wf_futex_wait(&w->futex_word, v, tsp);
+		}
 	}
 	/* Whoever clears `sleeping` owns the decrement of nsleeping. */
 	if (atomic_exchange(&w->sleeping, 0))
 		atomic_fetch_sub(&wf_rt.nsleeping, 1);
+	atomic_store_explicit(&w->in_poller, 0, memory_order_relaxed);
+	if (poll)
+		wf_poller_done(w, events);
 	wf_monitor_worker_awake();
 }
 
@@ -252,7 +279,10 @@ _Noreturn void wf_idle_main(struct wf_worker *w)
 		if (!wf_worker_retaken(w) && !(t = wf_find_work(w, now))) {
 			if (!idle_from)
 				idle_from = now;
-			if (wf_idle_may_spin()) {
+			/* Descriptors waited on and nobody watching them: one
+			 * look for work, then straight to the poller (spinning
+			 * would delay their wake-ups by the length of the spin). */
+			if (!wf_poller_wanted() && wf_idle_may_spin()) {
 				atomic_fetch_add(&wf_rt.nspinning, 1);
 				t = wf_idle_spin(w, now);
 				atomic_fetch_sub(&wf_rt.nspinning, 1);

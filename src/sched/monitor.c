@@ -54,6 +54,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include "sched_internal.h"
 #include "../kthreads/kthread.h"
 
@@ -200,6 +201,7 @@ static void wf_monitor_main(void *arg)
 	sigset_t all;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);   /* never the program's signals */
+	prctl(PR_SET_NAME, "weft-monitor");       /* as ps -L, top -H and gdb show it */
 	for (;;) {
 		uint64_t now = wf_clock_ns(), due = wf_mon_scavenge(now);
 		bool busy = false;
@@ -234,6 +236,9 @@ static void wf_monitor_main(void *arg)
 			wf_mon_park(due);
 			continue;
 		}
+		/* Every worker may be busy: descriptors nobody polled lately
+		 * (poller.c). */
+		wf_poller_monitor(now);
 		uint64_t wake = now + WF_MON_PERIOD_NS < due ? now + WF_MON_PERIOD_NS : due;
 		struct timespec ts = { (time_t)(wake / 1000000000ull), (long)(wake % 1000000000ull) };
 		wf_futex_wait(&wf_mon.word, atomic_load(&wf_mon.word), &ts);

@@ -50,6 +50,34 @@ static bool wf_claim(struct wf_thread *t, uint64_t to)
 	                                               memory_order_relaxed);
 }
 
+/* The part of every park after the deadline is set: switch away (unless
+ * a claim already queued the caller on this very worker), then read which
+ * claim ended the wait. */
+static int wf_park_away(struct wf_worker *w, struct wf_thread *self, wf_spin_t *held)
+{
+	/* For observers only: the coarse clock costs a few ns, not a syscall. */
+	atomic_store_explicit(&self->block_since, wf_coarse_ns(), memory_order_relaxed);
+	self->state = WF_BLOCKED;
+	WF_STAT_INC(w, parks);
+	struct wf_thread *next = wf_pick_next(w);
+	if (next == self) {
+		/* Claimed before we got away and queued on this very worker: by
+		 * popping it we took ourselves back.  Nothing to switch to. */
+		if (self->deadline)
+			wf_timer_cancel(self);
+		self->state = WF_RUNNING;
+		if (held)
+			wf_spin_unlock(held);
+	} else {
+		if (wf_tracing())
+			wf_trace_block(w, self);
+		w = wf_switch(w, self, next, WF_PREV_SAVED, held);
+	}
+	atomic_store_explicit(&self->block_kind, WF_BLOCK_NONE, memory_order_relaxed);
+	uint64_t st = atomic_load_explicit(&self->wait, memory_order_acquire) & 3;
+	return st == WF_WAIT_TIMEDOUT ? ETIMEDOUT : 0;
+}
+
 int wf_park(wf_spin_t *held, uint64_t deadline)
 {
 	struct wf_worker *w = wf_worker_self();
@@ -63,27 +91,33 @@ int wf_park(wf_spin_t *held, uint64_t deadline)
 	self->deadline = deadline;
 	if (deadline)
 		wf_timer_add(w, self, now);
-	/* For observers only: the coarse clock costs a few ns, not a syscall. */
-	atomic_store_explicit(&self->block_since, wf_coarse_ns(), memory_order_relaxed);
-	self->state = WF_BLOCKED;
-	WF_STAT_INC(w, parks);
-	struct wf_thread *next = wf_pick_next(w);
-	if (next == self) {
-		/* Claimed before we got away and queued on this very worker: by
-		 * popping it we took ourselves back.  Nothing to switch to. */
-		if (deadline)
-			wf_timer_cancel(self);
-		self->state = WF_RUNNING;
-		if (held)
-			wf_spin_unlock(held);
-	} else {
-		if (wf_tracing())
-			wf_trace_block(w, self);
-		w = wf_switch(w, self, next, WF_PREV_SAVED, held);
+	return wf_park_away(w, self, held);
+}
+
+void wf_park_prepare_until(struct wf_thread *self, uint64_t deadline)
+{
+	wf_park_prepare(self);
+	if (deadline) {
+		/* Before anyone can claim: a waker cancels the timer it finds. */
+		self->deadline = deadline;
+		wf_timer_add(wf_worker_self(), self, wf_clock_ns());
 	}
-	atomic_store_explicit(&self->block_kind, WF_BLOCK_NONE, memory_order_relaxed);
-	uint64_t st = atomic_load_explicit(&self->wait, memory_order_acquire) & 3;
-	return st == WF_WAIT_TIMEDOUT ? ETIMEDOUT : 0;
+}
+
+int wf_park_armed(void)
+{
+	struct wf_worker *w = wf_worker_self();
+	return wf_park_away(w, w->current, NULL);
+}
+
+bool wf_park_cancel(void)
+{
+	struct wf_thread *self = wf_current();
+	if (!wf_claim(self, WF_WAIT_TIMEDOUT))
+		return false;
+	if (self->deadline)
+		wf_timer_cancel(self);
+	return true;
 }
 
 static bool wf_unpark_at(struct wf_thread *t, bool at_head)
@@ -138,7 +172,7 @@ static bool wf_yield_switch(void)
 		wf_timer_run(w, wf_clock_ns());
 	/* Queued before it is saved: whoever picks it waits for on_cpu == 0. */
 	struct wf_thread *next = wf_rq_rotate(w, self);
-	if (!next && !wf_gq_empty())
+	if (!next && !wf_gq_empty() && !wf_worker_main_only(w))
 		next = wf_rq_preempt_rotate(w, self, false);
 	if (!next)
 		return false;
@@ -166,6 +200,15 @@ void wf_spin_wait_long(unsigned *rounds)
 	else
 		wf_kt_nap(WF_SPIN_NAP_NS);
 }
+
+/* --- blocking sections and the poller, for src/io ------------------------ */
+
+void wf_blocking_enter(void) { weft_blocking_begin(); }
+void wf_blocking_leave(void) { weft_blocking_end(); }
+
+int wf_poller_fd(void) { return wf_poller_fd_get(); }
+void wf_poller_attach(wf_poll_handler h) { wf_poller_handler_set(h); }
+void wf_poller_wait_count(int delta) { wf_poller_waiting(delta); }
 
 /* --- preemption off and on ---------------------------------------------- */
 

@@ -58,10 +58,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
-#include <ucontext.h>
 #include <unistd.h>
 #include "sched_internal.h"
 #include "trace.h"
+#include "../context/sigctx.h"
 
 #define WF_RETRY_NS   50000ull   /* retry of a deferred tick */
 #define WF_MAX_RANGES 8
@@ -133,7 +133,7 @@ void wf_preempt_resumed(struct wf_worker *w, struct wf_thread *self)
 /* The timer of w is needed: arm it if it is not.  Any worker may call. */
 void wf_preempt_note_ready(struct wf_worker *w)
 {
-	if (!wf_quantum_ns)
+	if (!wf_quantum_ns || wf_worker_main_only(w))   /* no timer there */
 		return;
 	atomic_thread_fence(memory_order_seq_cst);
 	if (atomic_load_explicit(&w->timer_armed, memory_order_relaxed))
@@ -156,7 +156,7 @@ void wf_preempt_note_ready(struct wf_worker *w)
  * `now` is the caller's clock reading (the parker has just taken one). */
 void wf_preempt_note_deadline(struct wf_worker *w, uint64_t deadline, uint64_t now)
 {
-	if (!wf_quantum_ns)
+	if (!wf_quantum_ns || wf_worker_main_only(w))   /* its idle loop keeps it */
 		return;
 	uint64_t in = deadline > now ? deadline - now : 1000;
 	if (atomic_load_explicit(&w->timer_armed, memory_order_relaxed) &&
@@ -230,21 +230,31 @@ static int wf_preempt_deadlines(struct wf_worker *w)
 	return woken;
 }
 
-/* A delivery of the tick's signal that is not weft's tick (alarm(), kill):
- * the program's action, as without weft; its default terminates. */
-static void wf_chain(int sig, siginfo_t *si, void *uc)
+/* Under valgrind, a signal frame is valgrind's own: besides the kernel's
+ * ucontext it holds the whole guest state, and its rt_sigreturn restores
+ * that state, thread pointer (fs base) included, on whatever kernel thread
+ * returns through it.  Memcheck holds that part undefined, so the rebase of
+ * a thread that moves (migrate.c) would skip it and the thread would come
+ * back with its old worker's thread pointer.  Mark the frame, from the
+ * ucontext up to the interrupted stack pointer's red zone, defined: it is
+ * valgrind's bookkeeping, not the program's data (docs/design.md,
+ * "Valgrind"). */
+static void wf_vg_frame_defined(void *ucv)
 {
-	if (!wf_signal_forward(sig, si, uc)) {
-		wf_signal_default(sig);
-		raise(sig);
-	}
+	if (wf_likely(!wf_vg_running()))
+		return;
+	uintptr_t sp = wf_sigctx_sp(ucv) - WF_SIGCTX_RED_ZONE;
+	if (sp > (uintptr_t)ucv)
+		wf_vg_defined(ucv, sp - (uintptr_t)ucv);
 }
 
 static void wf_tick(int sig, siginfo_t *si, void *ucv)
 {
 	struct wf_worker *w = wf_worker_self();
 	if (!w || si->si_code != SI_TIMER || si->si_value.sival_ptr != w) {
-		wf_chain(sig, si, ucv);
+		/* Not weft's tick (alarm(), kill): the program's action, as
+		 * without weft; its default terminates. */
+		wf_signal_pass(sig, si, ucv);
 		return;
 	}
 	int saved_errno = *w->errno_loc;
@@ -254,7 +264,7 @@ static void wf_tick(int sig, siginfo_t *si, void *ucv)
 		wf_preempt_idle(w);
 		goto out;
 	}
-	uintptr_t pc = (uintptr_t)((ucontext_t *)ucv)->uc_mcontext.gregs[REG_RIP];
+	uintptr_t pc = wf_sigctx_pc(ucv);
 	if (cur->preempt_off || w->in_handler || !wf_pc_is_app(pc)) {
 		WF_STAT_INC(w, deferred_ticks);
 		w->tick_pending = 1;
@@ -269,6 +279,7 @@ static void wf_tick(int sig, siginfo_t *si, void *ucv)
 		 * place away (standby.c): the thread goes to the others. */
 		cur->sig_ctx = ucv;
 		cur->in_signal = 1;
+		wf_vg_frame_defined(ucv);
 		w->sig_blocked = 1;
 		wf_gq_push(cur);
 		w = wf_switch(w, cur, w->idle, WF_PREV_SAVED, NULL);
@@ -282,6 +293,7 @@ static void wf_tick(int sig, siginfo_t *si, void *ucv)
 	 * worker (migrate.c), finds its signal frame. */
 	cur->sig_ctx = ucv;   /* where it was interrupted */
 	cur->in_signal = 1;
+	wf_vg_frame_defined(ucv);
 	struct wf_thread *next = wf_rt.nworkers > 1 || !wf_gq_empty()
 	                         ? wf_rq_preempt_rotate(w, cur, woken > 0) : wf_rq_rotate(w, cur);
 	if (!next) {
@@ -346,7 +358,7 @@ int wf_preempt_timer_create(struct wf_worker *w)
  * within a kernel tick of coming back.  Any thread may call. */
 void wf_preempt_soon(struct wf_worker *w)
 {
-	if (!wf_quantum_ns)
+	if (!wf_quantum_ns || wf_worker_main_only(w))
 		return;
 	atomic_store(&w->timer_armed, 1);
 	wf_worker_timer_arm(&w->timer, 1, wf_quantum_ns);

@@ -306,7 +306,7 @@ struct wf_thread *wf_rq_steal(struct wf_worker *thief, uint64_t now)
 	for (int i = 0, n = wf_nkthreads(); i < n; i++) {
 		struct wf_worker *v = &wf_rt.workers[i];
 		uint32_t n = atomic_load_explicit(&v->rq_len, memory_order_relaxed);
-		if (v != thief && n > best) {
+		if (v != thief && n > best && !wf_worker_main_only(v)) {
 			best = n;
 			victim = v;
 		}
@@ -444,7 +444,8 @@ bool wf_any_ready(void)
 	if (!wf_gq_empty())
 		return true;
 	for (int i = 0, n = wf_nkthreads(); i < n; i++)
-		if (atomic_load(&wf_rt.workers[i].rq_len))
+		if (atomic_load(&wf_rt.workers[i].rq_len) &&
+		    !wf_worker_main_only(&wf_rt.workers[i]))
 			return true;
 	return false;
 }
@@ -488,19 +489,40 @@ void wf_kick_for_work(void)
 	wf_kick_idle();
 }
 
+/* Wake v, which this caller claimed (cleared its `sleeping`), the way it
+ * sleeps.  in_poller is read after the claim: v published it before
+ * `sleeping`, and a value v cleared since means v is awake already, when
+ * the futex wake below only bumps a word nobody waits on. */
+static void wf_idle_wake(struct wf_worker *v)
+{
+	atomic_fetch_sub(&wf_rt.nsleeping, 1);
+	if (atomic_load_explicit(&v->in_poller, memory_order_relaxed)) {
+		wf_poller_kick();
+		return;
+	}
+	atomic_fetch_add(&v->futex_word, 1);
+	wf_futex_wake(&v->futex_word, 1);
+}
+
+/* Wake one sleeping worker, if any (the producer's half of the Dekker
+ * argument in dispatch.c, wf_idle_sleep).  A worker asleep on its futex is
+ * chosen before the one in the poller, which keeps watching descriptors
+ * while the other takes the work. */
 void wf_kick_idle(void)
 {
 	atomic_thread_fence(memory_order_seq_cst);
 	if (!atomic_load_explicit(&wf_rt.nsleeping, memory_order_relaxed))
 		return;
-	for (int i = 0, n = wf_nkthreads(); i < n; i++) {
-		struct wf_worker *v = &wf_rt.workers[i];
-		if (atomic_load_explicit(&v->sleeping, memory_order_relaxed) &&
-		    atomic_exchange(&v->sleeping, 0)) {
-			atomic_fetch_sub(&wf_rt.nsleeping, 1);
-			atomic_fetch_add(&v->futex_word, 1);
-			wf_futex_wake(&v->futex_word, 1);
-			return;
+	for (int pass = 0; pass < 2; pass++) {
+		for (int i = 0, n = wf_nkthreads(); i < n; i++) {
+			struct wf_worker *v = &wf_rt.workers[i];
+			if (!atomic_load_explicit(&v->sleeping, memory_order_relaxed) ||
+			    (!pass && atomic_load_explicit(&v->in_poller, memory_order_relaxed)))
+				continue;
+			if (atomic_exchange(&v->sleeping, 0)) {
+				wf_idle_wake(v);
+				return;
+			}
 		}
 	}
 }
@@ -510,6 +532,8 @@ void wf_kick_idle(void)
 static void wf_ready(struct wf_worker *w, struct wf_thread *t, bool at_head, bool woken,
                      bool cont)
 {
+	/* main and the kernel thread that runs only main (main_kthread.c). */
+	w = wf_main_kthread_route(w, t);
 	/* Before the push: once queued, t may run and park again. */
 	if (wf_tracing())
 		wf_trace_wake(t);
@@ -517,6 +541,10 @@ static void wf_ready(struct wf_worker *w, struct wf_thread *t, bool at_head, boo
 		wf_rq_push_cont(w, t);
 	else
 		wf_rq_push_hinted(w, t, at_head, woken);
+	if (wf_worker_main_only(w)) {
+		wf_main_kthread_kick(w);
+		return;
+	}
 	/* The caller is the only worker and pushed on its own queue: no other
 	 * worker can be asleep, and rq_push has already noted the competitor
 	 * (a push by w itself cannot race w's tick handler), so neither the

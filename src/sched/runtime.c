@@ -7,7 +7,10 @@
  * already has.  Worker 0's scheduler (idle) context gets a stack of its own;
  * the other workers run their scheduler on their kernel stacks.  Workers
  * live as long as the process: glibc cannot release a hand-made thread
- * block, and a pool that never shrinks keeps the wake-up path simple.
+ * block, and a pool that never shrinks keeps the wake-up path simple.  An
+ * initializer that is not the process's initial thread may end before the
+ * process: it becomes a worker that runs main only, and the workers are
+ * all weft's (main_kthread.c).
  *
  * Rejected: running "main" on a fresh green stack and parking the original
  * thread (the program's main() would have to return through weft), and
@@ -21,11 +24,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <unistd.h>
+#include <sys/prctl.h>
 #include "sched_internal.h"
+#include "cxx_state.h"
 #include "trace.h"
 #include "../kthreads/kthread.h"
 
 struct wf_runtime wf_rt;
+
+/* glibc: the initial thread's stack pointer when the program started. */
+extern void *__libc_stack_end;
 
 /* Worker 0's scheduler stack (a weft stack; the other workers run their
  * scheduler on their kernel stacks). */
@@ -64,10 +74,11 @@ static struct wf_thread *wf_idle_tcb(struct wf_worker *w)
 
 /* What a worker learns about its own kernel thread, on it, once it is set
  * up (wf_kt_worker_setup installed the alternate signal stack). */
-static void wf_worker_kthread_facts(struct wf_worker *w)
+void wf_worker_kthread_facts(struct wf_worker *w)
 {
 	wf_kt_tls_span(&w->tls_lo, &w->tls_hi);
 	sigaltstack(NULL, &w->altstack);
+	wf_cxx_worker(w);
 }
 
 static void wf_worker_kthread_main(void *arg)
@@ -76,25 +87,28 @@ static void wf_worker_kthread_main(void *arg)
 	wf_tls_worker = w;
 	w->errno_loc = &errno;   /* on w's own kernel thread, before any switch or tick */
 	wf_kt_worker_setup();
+	/* A kernel thread starts with its creator's signal mask: the
+	 * initializing thread's for the first workers, but the monitor's
+	 * (every signal blocked) for a stand-in it starts, which would then
+	 * never take a tick.  Every worker takes the first workers' mask. */
+	pthread_sigmask(SIG_SETMASK, &wf_rt.worker_mask, NULL);
 	wf_worker_kthread_facts(w);
+	/* Named for ps -L, top -H and gdb: weft-w<index> (the kernel keeps
+	 * 15 bytes). */
+	char name[16];
+	snprintf(name, sizeof name, "weft-w%d", w->index);
+	prctl(PR_SET_NAME, name);
 	atomic_store_explicit(&w->tid, wf_kt_gettid(), memory_order_release);
+	/* Its timer is made from its tid, by whoever started it: a thread it
+	 * ran before that would arm a timer that does not exist yet, and
+	 * timer_armed would say it ticks when it never does. */
+	unsigned spins = 0;
+	while (!atomic_load_explicit(&w->go, memory_order_acquire))
+		wf_spin_backoff(&spins);
 	w->current = w->idle;
 	atomic_store(&w->idle->on_cpu, 1);
 	w->idle->state = WF_RUNNING;
-	/* Run no green thread before the preemption timer aimed at this
-	 * kernel thread exists: a thread queued here meanwhile would find its
-	 * timer marked armed (timer_armed) with nothing behind it, and the
-	 * thread running here would never be preempted (wf_worker_go). */
-	while (!atomic_load_explicit(&w->go, memory_order_acquire))
-		wf_futex_wait(&w->go, 0, NULL);
 	wf_idle_main(w);
-}
-
-/* w's timer exists (or none is needed): let its kernel thread run. */
-static void wf_worker_go(struct wf_worker *w)
-{
-	atomic_store_explicit(&w->go, 1, memory_order_release);
-	wf_futex_wake(&w->go, 1);
 }
 
 /* Worker 0's scheduler context starts here, on its own stack. */
@@ -106,7 +120,7 @@ static void wf_worker0_idle_entry(void *transfer, void *arg)
 	wf_idle_main(w);
 }
 
-static int wf_make_main(struct wf_worker *w0)
+int wf_make_main(struct wf_worker *w0, void (*idle_entry)(void *transfer, void *arg))
 {
 	struct wf_thread *m = wf_tcb_alloc(NULL);
 	if (!m)
@@ -128,6 +142,18 @@ static int wf_make_main(struct wf_worker *w0)
 		}
 		pthread_attr_destroy(&a);
 	}
+	/* For the initial thread glibc finds the stack in /proc/self/maps,
+	 * which can fail (qemu-user with 64 KiB pages answers ENOENT); its
+	 * frames all lie below where the stack began, __libc_stack_end.
+	 * Without bounds main's frames were never rebased when it moved: an
+	 * errno address kept across a weft call named the old worker's. */
+	if (!m->stack.hi && wf_kt_gettid() == getpid()) {
+		struct rlimit rl;
+		size = getrlimit(RLIMIT_STACK, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+		       ? (size_t)rl.rlim_cur : (size_t)8 << 20;
+		m->stack.hi = __libc_stack_end;
+		m->stack.lo = (char *)__libc_stack_end - size;
+	}
 	m->stack.user = 1;
 	wf_rt.main = m;
 	w0->current = m;
@@ -135,7 +161,7 @@ static int wf_make_main(struct wf_worker *w0)
 	struct wf_thread *idle = w0->idle;
 	if (wf_stack_alloc(NULL, WF_IDLE_STACK, &idle->stack))
 		return EAGAIN;
-	wf_tcb_first_context(idle, wf_worker0_idle_entry, NULL);
+	wf_tcb_first_context(idle, idle_entry, NULL);
 	return 0;
 }
 
@@ -157,62 +183,72 @@ int wf_worker_add(struct wf_worker **out)
 	unsigned spins = 0;
 	while (!atomic_load_explicit(&w->tid, memory_order_acquire))
 		wf_spin_backoff(&spins);
-	int e = wf_preempt_timer_create(w);
-	wf_worker_go(w);
-	if (e)
-		return EAGAIN;   /* it runs, untimed: still a worker */
+	/* Without a timer it still runs, untimed: a worker all the same.
+	 * Published before it may run anything, so that a green thread it
+	 * runs finds its own index below nkthreads (weft_stats_get), and the
+	 * slot is never handed out twice. */
+	(void)wf_preempt_timer_create(w);
 	atomic_store_explicit(&wf_rt.nkthreads, k + 1, memory_order_release);
+	atomic_store_explicit(&w->go, 1, memory_order_release);
 	*out = w;
 	return 0;
 }
 
+/* The workers, and the caller as main.  The caller becomes worker 0 when
+ * it is the process's initial thread; otherwise it may end before the
+ * process does, so every worker is a kernel thread of weft's own and the
+ * caller becomes worker n, which runs main only (main_kthread.c). */
 static int wf_start_workers(void)
 {
 	int n = wf_rt.cfg.workers;
+	bool initial = wf_kt_gettid() == getpid();
+	int own = initial ? 0 : n;            /* the caller's worker */
+	int k = initial ? n : n + 1;          /* kernel threads at start */
 	/* Room for the spares too; only the pages of workers in use are
 	 * touched. */
 	struct wf_worker *ws = aligned_alloc(WF_CACHELINE, sizeof *ws * WF_MAX_KTHREADS);
 	if (!ws)
 		return EAGAIN;
-	for (int i = 0; i < n; i++) {
+	for (int i = 0; i < k; i++) {
 		wf_worker_init(&ws[i], i);
+		/* No green thread exists before weft_init returns, so the first
+		 * workers may run before their timers are made. */
+		atomic_store(&ws[i].go, 1);
 		if (!(ws[i].idle = wf_idle_tcb(&ws[i])))
 			return EAGAIN;
 	}
 	wf_rt.workers = ws;
 	wf_rt.nworkers = n;
+	pthread_sigmask(SIG_SETMASK, NULL, &wf_rt.worker_mask);
 	atomic_store(&wf_rt.nactive, n);
-	atomic_store_explicit(&wf_rt.nkthreads, n, memory_order_release);
 
-	struct wf_worker *w0 = &ws[0];
-	wf_tls_worker = w0;
-	w0->errno_loc = &errno;   /* on w0's own kernel thread, before any switch or tick */
-	w0->tid = wf_kt_gettid();
-	int e = wf_make_main(w0);
+	struct wf_worker *me = &ws[own];
+	wf_tls_worker = me;
+	me->errno_loc = &errno;   /* on its own kernel thread, before any switch or tick */
+	me->tid = wf_kt_gettid();
+	int e = initial ? wf_make_main(me, wf_worker0_idle_entry) : wf_main_kthread_start(me);
 	if (e)
 		return e;
+	atomic_store_explicit(&wf_rt.nkthreads, k, memory_order_release);
 	if ((e = wf_kt_worker_setup()))
 		return EAGAIN;
-	wf_worker_kthread_facts(w0);
+	wf_worker_kthread_facts(me);
 	if ((e = wf_overflow_install()))
 		return EAGAIN;
-	for (int i = 1; i < n; i++) {
+	for (int i = 0; i < n; i++) {
 		pid_t tid;
-		if (wf_kt_spawn(wf_worker_kthread_main, &ws[i], WF_WORKER_KSTACK, &tid))
+		if (i != own &&
+		    wf_kt_spawn(wf_worker_kthread_main, &ws[i], WF_WORKER_KSTACK, &tid))
 			return EAGAIN;
 	}
 	/* Timers are aimed at kernel thread ids: wait until every worker is up
 	 * and has published its own. */
-	for (int i = 1; i < n; i++) {
+	for (int i = 0; i < n; i++) {
 		unsigned spins = 0;
 		while (!atomic_load_explicit(&ws[i].tid, memory_order_acquire))
 			wf_spin_backoff(&spins);
 	}
-	if (wf_preempt_init())
-		return EAGAIN;
-	for (int i = 1; i < n; i++)
-		wf_worker_go(&ws[i]);
-	return 0;
+	return wf_preempt_init() ? EAGAIN : 0;
 }
 
 static int wf_runtime_init(void)
@@ -224,6 +260,7 @@ static int wf_runtime_init(void)
 	enum wf_kt_backend b;
 	if ((e = wf_kt_select(wf_rt.cfg.kthreads_mode, &b)))
 		return e;
+	wf_cxx_init();
 	if ((e = wf_start_workers()))
 		return e;
 	if ((e = wf_trace_init()))

@@ -16,6 +16,7 @@
 #include "../context/context.h"
 #include "../context/cpu.h"
 #include "../context/stack.h"
+#include "../context/valgrind_stack.h"
 #include "park.h"
 #include "../kthreads/worker_timer.h"
 
@@ -35,14 +36,20 @@ enum { WF_WAIT_NONE = 0, WF_WAIT_WAITING = 1, WF_WAIT_WOKEN = 2, WF_WAIT_TIMEDOU
 
 struct wf_worker;
 
+/* Words of the C++ runtime's per-kernel-thread state a green thread
+ * carries (cxx_state.c): the two exception globals, std::call_once's two. */
+#define WF_CXX_WORDS 4
+
 /* A worker's part in running green threads (monitor.c, standby.c).
  * ACTIVE: one of the WEFT_WORKERS that run green threads.  BLOCKED: the
  * monitor found it stuck in the kernel under a green thread and gave its
  * place to another worker; it gives its threads up at its next scheduling
  * point.  SPARE: a kernel thread waiting to stand in for a blocked one.
  * ACTIVE -> BLOCKED and SPARE -> ACTIVE are the monitor's; BLOCKED ->
- * ACTIVE or SPARE the worker's own. */
-enum wf_wstate { WF_WS_ACTIVE = 0, WF_WS_BLOCKED, WF_WS_SPARE };
+ * ACTIVE or SPARE the worker's own.  MAIN, for its life: the kernel thread
+ * that initialized weft when that is not the process's initial thread; it
+ * runs main and nothing else (main_kthread.c). */
+enum wf_wstate { WF_WS_ACTIVE = 0, WF_WS_BLOCKED, WF_WS_SPARE, WF_WS_MAIN };
 
 /*
  * Thread control block.  Lives in a never-freed table (handle.c) so that a
@@ -65,6 +72,9 @@ struct wf_thread {
 	_Atomic uint32_t runs;          /* times switched to; written by the worker
 	                                   switching to it, one at a time (on_cpu) */
 	int saved_errno;
+	/* The C++ runtime's per-kernel-thread words while not running
+	 * (cxx_state.c), saved and restored at every switch like errno. */
+	uintptr_t cxx[WF_CXX_WORDS];
 	wf_spin_t lk;                   /* guards state DONE, detached, joiner */
 	void *(*start)(void *);
 	void *arg;
@@ -101,6 +111,9 @@ struct wf_thread {
 	uint64_t deadline;              /* ns, CLOCK_MONOTONIC; 0 = none */
 
 	wf_stack stack;
+	unsigned vg_stack;              /* valgrind's handle of the stack, 0 none
+	                                   (valgrind_stack.h): set with the
+	                                   first context, dropped at the end */
 	char name[32];
 #ifdef WF_ASAN
 	void *asan_fake;
@@ -145,6 +158,11 @@ struct wf_worker {
 	 * one (migrate.c). */
 	uintptr_t tls_lo, tls_hi;
 	stack_t altstack;
+	/* Where its kernel thread keeps the C++ runtime's per-thread words,
+	 * fixed for its life (cxx_state.c); a word the runtime lacks points
+	 * at cxx_spare. */
+	uintptr_t *cxx_loc[WF_CXX_WORDS];
+	uintptr_t cxx_spare[WF_CXX_WORDS];
 	struct wf_thread *idle;         /* the worker's scheduler context */
 	struct wf_thread *prev;         /* thread just switched away from */
 	uint8_t prev_action;            /* enum wf_prev_action */
@@ -167,8 +185,8 @@ struct wf_worker {
 	unsigned tcb_ncur;
 	struct wf_thread *tcb_full;
 	_Atomic pid_t tid;              /* published by the worker itself */
-	_Atomic uint32_t go;            /* its timer exists: it may run threads
-	                                   (runtime.c; a futex word) */
+	_Atomic uint8_t go;             /* set once its timer exists: it may run
+	                                   green threads (runtime.c) */
 	struct wf_wstats stats;
 
 	/* --- run queue: shared with thieves and wakers, under rq_lock: a
@@ -185,7 +203,10 @@ struct wf_worker {
 
 	/* --- idle sleep --- */
 	_Atomic uint32_t futex_word __attribute__((aligned(WF_CACHELINE)));
-	_Atomic uint32_t sleeping;      /* 1 while waiting on futex_word */
+	_Atomic uint32_t sleeping;      /* 1 while asleep: on futex_word, or in the
+	                                   poller when in_poller (poller.c) */
+	_Atomic uint8_t in_poller;      /* this sleep is in the poller: wake it
+	                                   through the poller's eventfd */
 
 	/* --- hand-off of a worker blocked in the kernel (monitor.c) --- */
 	_Atomic uint8_t mstate;         /* enum wf_wstate */
@@ -256,6 +277,11 @@ struct wf_runtime {
 	_Atomic uint32_t gq_len;
 	_Atomic uint32_t main_waiting;  /* main is in weft_exit waiting for no thread alive */
 	_Atomic uint64_t retakes;       /* workers the monitor retook (monitor.c) */
+	/* The worker that runs main only, or NULL (main_kthread.c): set
+	 * before any other worker starts, fixed afterwards. */
+	struct wf_worker *main_kt;
+	sigset_t worker_mask;           /* every worker's signal mask: the one the
+	                                   initializing thread had (runtime.c) */
 };
 extern struct wf_runtime wf_rt WF_HIDDEN;
 
@@ -273,15 +299,23 @@ static inline int wf_nkthreads(void)
  * by one switch. */
 static inline bool wf_worker_retaken(const struct wf_worker *w)
 {
-	return wf_unlikely(atomic_load_explicit(&((struct wf_worker *)w)->mstate,
-	                                        memory_order_relaxed) != WF_WS_ACTIVE);
+	uint8_t st = atomic_load_explicit(&((struct wf_worker *)w)->mstate,
+	                                  memory_order_relaxed);
+	return wf_unlikely(st == WF_WS_BLOCKED || st == WF_WS_SPARE);
 }
 
-/* The worker the calling kernel thread is, or NULL.  Read with an
- * initial-exec TLS load that the compiler re-does at every use (the thread
- * pointer is never cached in a register for such loads), so it stays right
- * after a green thread migrates.  Never take its address. */
-static inline struct wf_worker *wf_worker_self(void) { return wf_tls_worker; }
+/* Is w the kernel thread of main only (WF_WS_MAIN, main_kthread.c)?  NULL
+ * is not.  Fixed from initialization on. */
+static inline bool wf_worker_main_only(const struct wf_worker *w)
+{
+	return wf_unlikely(w && w == wf_rt.main_kt);
+}
+
+/* The worker the calling kernel thread is, or NULL.  Read with
+ * WF_TLS_LOAD, which uses the thread pointer of the kernel thread running
+ * now (src/context/tls.h), so it stays right after a green thread
+ * migrates.  Never take its address with a plain &. */
+static inline struct wf_worker *wf_worker_self(void) { return WF_TLS_LOAD(wf_tls_worker); }
 
 /* The views park.h gives src/sync. */
 _Static_assert(offsetof(struct wf_worker, current) == offsetof(struct wf_worker_head, current),
@@ -456,12 +490,14 @@ static inline void wf_tcb_free(struct wf_worker *w, struct wf_thread *t)
 struct wf_thread *wf_tcb_at(uint32_t slot) WF_HIDDEN; /* NULL past the end */
 
 /* Lay out t's first context on its stack (t->stack): switching to t calls
- * entry(transfer, arg) there.  Under ASan, also records the stack that the
- * switch announces. */
+ * entry(transfer, arg) there.  Registers the stack with valgrind (dropped
+ * when the thread finishes, wf_thread_finished); under ASan, also records
+ * the stack that the switch announces. */
 static inline void wf_tcb_first_context(struct wf_thread *t,
                                         void (*entry)(void *transfer, void *arg), void *arg)
 {
 	t->sp = wf_ctx_make(t->stack.lo, t->stack.hi, entry, arg);
+	t->vg_stack = wf_vg_stack_register(t->stack.lo, t->stack.hi);
 #ifdef WF_ASAN
 	t->asan_bottom = t->stack.lo;
 	t->asan_size = (size_t)((char *)t->stack.hi - (char *)t->stack.lo);
@@ -534,7 +570,25 @@ int wf_signal_own(int sig, const struct sigaction *weft_act) WF_HIDDEN;  /* 0 or
  * applies it: wf_signal_default restores it in the kernel). */
 bool wf_signal_forward(int sig, siginfo_t *si, void *uc) WF_HIDDEN;
 void wf_signal_default(int sig) WF_HIDDEN;
+/* wf_signal_forward, and the default action (restored, raised again) when
+ * the program has none: what the delivery would have done without weft.
+ * From weft's handler of sig, with sig blocked. */
+void wf_signal_pass(int sig, siginfo_t *si, void *uc) WF_HIDDEN;
+/* Is the program's action for an owned sig SIG_IGN?  Async-signal-safe. */
+bool wf_signal_ignored(int sig) WF_HIDDEN;
 void wf_signals_adopt(void) WF_HIDDEN;
+
+/* poller.c: the idle worker's sleep in the epoll set (park.h has the
+ * part src/io uses) */
+int wf_poller_fd_get(void) WF_HIDDEN;
+void wf_poller_handler_set(wf_poll_handler h) WF_HIDDEN;
+void wf_poller_waiting(int delta) WF_HIDDEN;
+bool wf_poller_wanted(void) WF_HIDDEN;           /* sleep there now, not after a spin */
+bool wf_poller_take(struct wf_worker *w) WF_HIDDEN;   /* w will sleep in it */
+int wf_poller_wait(struct wf_worker *w, uint64_t deadline) WF_HIDDEN;  /* events */
+void wf_poller_done(struct wf_worker *w, int n) WF_HIDDEN;  /* dispatch, let go */
+void wf_poller_kick(void) WF_HIDDEN;             /* wake the worker in it */
+void wf_poller_monitor(uint64_t now) WF_HIDDEN;  /* the monitor's look */
 
 /* monitor.c */
 int wf_monitor_start(void) WF_HIDDEN;          /* 0 or EAGAIN */
@@ -549,6 +603,30 @@ void wf_worker_hand_over(struct wf_worker *w, struct wf_thread *t) WF_HIDDEN;
 
 /* runtime.c: a new worker, spare or active (monitor.c); 0 or EAGAIN */
 int wf_worker_add(struct wf_worker **out) WF_HIDDEN;
+/* runtime.c, for main_kthread.c: what every worker learns about its own
+ * kernel thread, on it; make the caller the green thread main, running on
+ * w, whose scheduler context will start in idle_entry */
+void wf_worker_kthread_facts(struct wf_worker *w) WF_HIDDEN;
+int wf_make_main(struct wf_worker *w,
+                 void (*idle_entry)(void *transfer, void *arg)) WF_HIDDEN;
+
+/* main_kthread.c: the initializing kernel thread, when it is not the
+ * process's initial thread, becomes worker w, which runs main only; 0 or
+ * errno. */
+int wf_main_kthread_start(struct wf_worker *w) WF_HIDDEN;
+/* main was queued on w, its own kernel thread: wake it. */
+void wf_main_kthread_kick(struct wf_worker *w) WF_HIDDEN;
+/* A thread made ready on w: the worker it must be queued on instead, when
+ * w or t concerns main's own kernel thread. */
+static inline struct wf_worker *wf_main_kthread_route(struct wf_worker *w,
+                                                      const struct wf_thread *t)
+{
+	if (wf_likely(!wf_rt.main_kt))
+		return w;
+	if (t == wf_rt.main)
+		return wf_rt.main_kt;
+	return w == wf_rt.main_kt ? &wf_rt.workers[0] : w;
+}
 
 /* overflow.c */
 int wf_overflow_install(void) WF_HIDDEN;
