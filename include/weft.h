@@ -70,8 +70,8 @@ extern "C" {
 
 /**
  * Initialize weft from the environment: WEFT_WORKERS, WEFT_QUANTUM_US,
- * WEFT_STACK_SIZE, WEFT_KTHREADS, WEFT_PREEMPT_SIGNAL, WEFT_DUMP_SIGNAL and
- * WEFT_TRACE.
+ * WEFT_STACK_SIZE, WEFT_STACK_CACHE, WEFT_KTHREADS, WEFT_PREEMPT_SIGNAL,
+ * WEFT_DUMP_SIGNAL and WEFT_TRACE.
  *
  * Who may call: any code; normally main() before anything else.  Optional —
  * the first call of any weft function initializes.  Idempotent: later calls

@@ -67,7 +67,7 @@ static void wf_foreign_release(void *p)
 	wf_spin_lock(&t->lk);
 	wf_tcb_retire(t);
 	wf_spin_unlock(&t->lk);
-	wf_tcb_free_global(t);
+	wf_tcb_free(NULL, t);   /* no worker: the shared list */
 }
 
 struct wf_thread *wf_foreign_make(void)
@@ -80,7 +80,7 @@ struct wf_thread *wf_foreign_make(void)
 	strcpy(t->name, "(foreign)");
 	if (__cxa_thread_atexit_impl(wf_foreign_release, t, __dso_handle)) {
 		wf_tcb_retire(t);   /* no handle was given out */
-		wf_tcb_free_global(t);
+		wf_tcb_free(NULL, t);   /* no worker: the shared list */
 		return NULL;
 	}
 	wf_tls_foreign = t;

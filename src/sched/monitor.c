@@ -34,6 +34,15 @@
  * counter per worker, plus the CPU clock of a worker that has not switched
  * since its last look.  Nothing is added to a switch, a park or a wake-up.
  *
+ * The scavenger.  The monitor is also the thread that gives memory back
+ * (docs/design.md, "Stacks and overflow"): at each look it releases the
+ * stacks queued for release (batches beyond the shared tier's bound,
+ * src/context/stack.c), and every WF_TRIM_PERIOD_NS it trims the stacks
+ * and TCBs nobody took during the whole period.  When every worker
+ * sleeps it parks until the next trim while warm memory remains, then
+ * for good: a process that goes idle after a burst gives its memory back
+ * within two periods, and wakes nobody after that.
+ *
  * Rejected: a worker per blocking call announced by wrapping libc (every
  * libc function that may block would need a wrapper, and unwrapped ones
  * would still deadlock); a fixed oversized pool of workers (the deadlock
@@ -53,6 +62,7 @@
 #define WF_MON_PERIOD_NS 1000000ull   /* looks, while a worker is busy */
 #define WF_MON_STUCK_NS  2000000ull   /* asleep this long: retaken */
 #define WF_MON_STACK     (64 * 1024)
+#define WF_TRIM_PERIOD_NS 250000000ull   /* unused warm memory goes after this */
 
 /* What the monitor saw of a worker at its last look (monitor only). */
 struct wf_mon_obs {
@@ -163,6 +173,29 @@ void wf_monitor_worker_awake(void)
 	}
 }
 
+/* The scavenger's round (header essay): release what is queued, and at
+ * the end of each trim period what nobody took during it.  Returns when
+ * the next trim is due, or UINT64_MAX while nothing is left to trim. */
+static uint64_t wf_mon_scavenge(uint64_t now)
+{
+	static uint64_t next_trim, puts;
+	static bool kept;   /* the last trim kept TCB chunks that may go next */
+	wf_stack_scavenge();
+	if (!next_trim)
+		next_trim = now + WF_TRIM_PERIOD_NS;
+	if (now >= next_trim) {
+		puts = wf_tcb_puts();
+		wf_stack_trim();
+		kept = wf_tcb_trim() > 0;
+		next_trim = now + WF_TRIM_PERIOD_NS;
+	}
+	/* Stacks in the shared tiers, or TCBs freed to the shared list since
+	 * (workers that went to sleep flushed their caches there): worth
+	 * another trim. */
+	bool more = kept || wf_stack_warm_bytes() || wf_tcb_puts() != puts;
+	return more ? next_trim : UINT64_MAX;
+}
+
 static void wf_monitor_main(void *arg)
 {
 	(void)arg;
@@ -171,7 +204,7 @@ static void wf_monitor_main(void *arg)
 	WF_LIBC(pthread_sigmask)(SIG_BLOCK, &all, NULL);   /* never the program's signals */
 	prctl(PR_SET_NAME, "weft-monitor");   /* as ps -L, top -H and gdb show it */
 	for (;;) {
-		uint64_t now = wf_clock_ns(), due = UINT64_MAX;
+		uint64_t now = wf_clock_ns(), due = wf_mon_scavenge(now);
 		bool busy = false;
 		for (int i = 0, n = wf_nkthreads(); i < n; i++) {
 			struct wf_worker *w = &wf_rt.workers[i];

@@ -18,6 +18,7 @@
 #include "sched_internal.h"
 #include "trace.h"
 #include "foreign.h"
+#include "../kthreads/kthread.h"
 
 /* Set once by each worker's kernel thread, before it runs anything. */
 __thread struct wf_worker *wf_tls_worker __attribute__((tls_model("initial-exec")));
@@ -157,6 +158,17 @@ static bool wf_unpark_at(struct wf_thread *t, bool at_head)
 	return true;
 }
 
+bool wf_unpark_joiner(struct wf_thread *t)
+{
+	if (!wf_claim(t, WF_WAIT_WOKEN))
+		return false;
+	/* A join has no deadline: no timer to cancel. */
+	struct wf_worker *w = wf_worker_self();
+	WF_STAT_INC(w, wakeups);
+	wf_make_woken_cont(w, t);
+	return true;
+}
+
 bool wf_unpark(struct wf_thread *t) { return wf_unpark_at(t, false); }
 bool wf_unpark_first(struct wf_thread *t) { return wf_unpark_at(t, true); }
 
@@ -171,17 +183,16 @@ bool wf_handle_on_cpu(uintptr_t h)
 	return t && atomic_load_explicit(&t->on_cpu, memory_order_relaxed);
 }
 
-void wf_yield_internal(void)
+/* Yield; false if there was nothing to switch to. */
+static bool wf_yield_switch(void)
 {
 	struct wf_worker *w = wf_worker_self();
-	if (wf_unlikely(!w)) {
-		syscall(SYS_sched_yield);   /* a foreign thread: give up the CPU */
-		return;
-	}
+	if (wf_unlikely(!w))
+		return false;   /* a foreign thread: no worker to give */
 	struct wf_thread *self = w->current;
 	if (wf_worker_retaken(w)) {
 		wf_worker_hand_over(w, self);
-		return;
+		return true;
 	}
 	if (atomic_load_explicit(&w->next_deadline, memory_order_relaxed) != UINT64_MAX)
 		wf_timer_run(w, wf_clock_ns());
@@ -190,9 +201,31 @@ void wf_yield_internal(void)
 	if (!next && !wf_gq_empty() && !wf_worker_main_only(w))
 		next = wf_rq_preempt_rotate(w, self, false);
 	if (!next)
-		return;
+		return false;
 	WF_STAT_INC(w, yields);
 	wf_switch(w, self, next, WF_PREV_SAVED, NULL);
+	return true;
+}
+
+void wf_yield_internal(void)
+{
+	if (!wf_yield_switch() && wf_unlikely(!wf_worker_self()))
+		syscall(SYS_sched_yield);   /* a foreign thread: give up the CPU */
+}
+
+#define WF_SPIN_KERNEL_YIELDS 16
+#define WF_SPIN_NAP_NS 50000ull
+
+void wf_spin_wait_long(unsigned *rounds)
+{
+	if (wf_yield_switch()) {
+		*rounds = 0;
+		return;
+	}
+	if (++*rounds <= WF_SPIN_KERNEL_YIELDS)
+		syscall(SYS_sched_yield);   /* the kernel's, not a layer's: never fails */
+	else
+		wf_kt_nap(WF_SPIN_NAP_NS);
 }
 
 /* --- blocking sections and the poller, for src/io ------------------------ */

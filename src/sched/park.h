@@ -218,6 +218,16 @@ void wf_preempt_on(void) WF_HIDDEN;
  * foreign thread, yield its CPU (a sched_yield system call). */
 void wf_yield_internal(void) WF_HIDDEN;
 
+/* One round of a spin-wait for another green thread that has lasted a
+ * while (spin and ticket locks): yield the worker to another ready
+ * thread; with none, give the kernel thread's CPU away, first with
+ * sched_yield, after WF_SPIN_KERNEL_YIELDS rounds in a row with short
+ * naps: the thread waited for may hold its lock on a worker the kernel
+ * has descheduled (more workers than CPUs), and a waiter that only spun
+ * would burn the CPU that worker waits for.  *rounds counts the rounds
+ * (start it at 0).  On a foreign thread, only the kernel thread's part. */
+void wf_spin_wait_long(unsigned *rounds) WF_HIDDEN;
+
 /* Is the thread with handle h running on a worker right now (or switching
  * away from one)?  A hint for spinners: false for a stale or unknown
  * handle, and the answer may change as soon as it is returned. */

@@ -257,6 +257,7 @@ static int wf_runtime_init(void)
 	int e = wf_config_read(&wf_rt.cfg);
 	if (e)
 		return e;
+	wf_stack_set_warm_max(wf_rt.cfg.stack_cache);
 	enum wf_kt_backend b;
 	if ((e = wf_kt_select(wf_rt.cfg.kthreads_mode, &b)))
 		return e;
