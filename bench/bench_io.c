@@ -420,20 +420,34 @@ static _Atomic uint64_t ls_from, ls_to;
 static _Atomic uint64_t ls_first;    /* the first spinner step after ls_from */
 static _Atomic uint64_t ls_gap;      /* longest time no spinner ran, in the window */
 
+/* Raise *a to v if v is larger; the value it held before. */
+static uint64_t ls_raise(_Atomic uint64_t *a, uint64_t v)
+{
+	uint64_t old = atomic_load_explicit(a, memory_order_relaxed);
+	while (old < v && !atomic_compare_exchange_weak_explicit(a, &old, v, memory_order_relaxed,
+	                                                         memory_order_relaxed))
+		;
+	return old;
+}
+
+/* ls_last only moves forward: a spinner preempted between reading the clock
+ * and publishing it would otherwise, when it resumed, put back a time from
+ * before its wait in the run queue, and the next step would count that
+ * whole wait, during which the other spinners ran, as a gap. */
 static void *ls_spinner(void *arg)
 {
 	(void)arg;
 	while (!atomic_load_explicit(&ls_stop, memory_order_relaxed)) {
 		uint64_t now = bench_now_ns();
-		uint64_t prev = atomic_exchange_explicit(&ls_last, now, memory_order_relaxed);
+		uint64_t prev = ls_raise(&ls_last, now);
 		uint64_t from = atomic_load_explicit(&ls_from, memory_order_relaxed);
 		uint64_t to = atomic_load_explicit(&ls_to, memory_order_relaxed);
 		if (!from || now < from || (to && prev > to))
 			continue;
 		uint64_t none = 0;
 		atomic_compare_exchange_strong(&ls_first, &none, now);
-		if (now > prev && now - prev > atomic_load_explicit(&ls_gap, memory_order_relaxed))
-			atomic_store_explicit(&ls_gap, now - prev, memory_order_relaxed);
+		if (now > prev)
+			ls_raise(&ls_gap, now - prev);
 	}
 	return NULL;
 }
