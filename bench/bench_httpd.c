@@ -1,27 +1,36 @@
 /*
  * bench_httpd.c — HTTP/1.1 keep-alive under wrk: demos/httpd (a green
- * thread per connection, 2 workers) against the same responder in Go (a
- * goroutine per connection, GOMAXPROCS=2; bench/go/httpd.go).
+ * thread per connection, 2 workers) against the same responder on plain
+ * pthreads (a kernel thread per connection, libc's blocking calls, the
+ * demo's protocol code: demos/http_proto.h) and in Go (a goroutine per
+ * connection, GOMAXPROCS=2; bench/go/httpd.go).
  *
  * Each child starts its server on 127.0.0.1, port chosen by the kernel,
  * runs Debian's wrk against it (`wrk -t T -c C -d Ds --latency`, default
  * -t2 -c256 -d10s: wrk shares the machine's CPUs with the server, the same
  * for both) and reports wrk's requests per second and latency percentiles.
  * The weft child runs the demo program built beside this one
- * (WEFT_HTTPD_BIN), which inherits WEFT_WORKERS.  The table at the end
- * gives requests/s and p99 of both and their ratios; the targets of the
+ * (WEFT_HTTPD_BIN), which inherits WEFT_WORKERS; the pthread child serves
+ * in its own process.  The table at the end gives requests/s and p99 of
+ * each and the ratios; the targets of the
  * issue this answers were weft >= 1.2 x Go's requests/s and a p99 no
  * higher than Go's.
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include "harness.h"
+#include "../demos/http_proto.h"
 
 #ifndef WEFT_HTTPD_BIN
 #error "WEFT_HTTPD_BIN (the path of demos/httpd) must be defined"
@@ -85,9 +94,73 @@ static void wrk_report(int port)
 	bench_result("wrk-errors", BENCH_COUNT, errors);
 }
 
+/* The pthread responder: demos/httpd's serve_conn on libc's calls. */
+static void *pt_serve_conn(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+	char in[HTTP_REQ_MAX];
+	size_t have = 0;
+	bool keep = true;
+	while (keep) {
+		ssize_t n = read(fd, in + have, sizeof in - have);
+		if (n <= 0)
+			break;
+		have += (size_t)n;
+		if (!http_answer(fd, in, &have, &keep, write))
+			break;
+	}
+	close(fd);
+	return NULL;
+}
+
+/* demos/httpd's acceptor, a detached kernel thread per connection (glibc's
+ * default attributes otherwise). */
+static void *pt_serve(void *arg)
+{
+	int l = (int)(intptr_t)arg;
+	pthread_attr_t a;
+	pthread_attr_init(&a);
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	for (;;) {
+		int fd = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE || errno == ECONNABORTED) {
+				usleep(1000);
+				continue;
+			}
+			break;
+		}
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+		pthread_t t;
+		if (pthread_create(&t, &a, pt_serve_conn, (void *)(intptr_t)fd))
+			close(fd);
+	}
+	return NULL;
+}
+
+static void run_httpd_pthread(void)
+{
+	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof sa;
+	setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (l < 0 || bind(l, (struct sockaddr *)&sa, sizeof sa) || listen(l, 4096) ||
+	    getsockname(l, (struct sockaddr *)&sa, &len))
+		bench_fail("listen: %s", strerror(errno));
+	pthread_t t;
+	if (pthread_create(&t, NULL, pt_serve, (void *)(intptr_t)l))
+		bench_fail("pthread_create");
+	wrk_report(ntohs(sa.sin_port));
+	/* The child exits with the server threads still blocked. */
+}
+
 static void run_httpd(int impl)
 {
-	(void)impl;
+	if (impl == BENCH_PTHREAD) {
+		run_httpd_pthread();
+		return;
+	}
 	int out[2];
 	if (pipe(out))
 		bench_fail("pipe: %s", strerror(errno));
@@ -116,7 +189,8 @@ static void run_httpd(int impl)
 
 static const struct bench_case cases[] = {
 	{ .name = "httpd", .what = "wrk requests/s against an HTTP/1.1 keep-alive responder, "
-	  "a thread per connection, 2 workers", .primary = "req/s", .impls = BENCH_WEFT | BENCH_GO,
+	  "a thread per connection, 2 workers", .primary = "req/s",
+	  .impls = BENCH_WEFT | BENCH_PTHREAD | BENCH_GO,
 	  .weft_workers = 2, .run = run_httpd },
 };
 
@@ -152,11 +226,11 @@ int main(int argc, char **argv)
 	       bench_workers_override() ? bench_workers_override() : cases[0].weft_workers,
 	       sysconf(_SC_NPROCESSORS_ONLN), bench_loadavg());
 	printf("%-8s %14s %12s %12s\n", "", "requests/s", "p50", "p99");
-	static const char *const impls[] = { "weft", "go" };
-	for (int i = 0; i < 2; i++) {
+	static const char *const impls[] = { "weft", "pthread", "go" };
+	for (int i = 0; i < 3; i++) {
 		double q = med(impls[i], "req/s"), p50 = med(impls[i], "p50"), p99 = med(impls[i], "p99");
 		if (q < 0) {
-			printf("%-8s %14s\n", impls[i], i && !bench_go_found() ? "n/a" : "FAILED");
+			printf("%-8s %14s\n", impls[i], i == 2 && !bench_go_found() ? "n/a" : "FAILED");
 			continue;
 		}
 		printf("%-8s %14.0f %10.2f ms %10.2f ms\n", impls[i], q, p50 / 1e6, p99 / 1e6);
@@ -164,6 +238,8 @@ int main(int argc, char **argv)
 	printf("ratios (of medians):\n");
 	ratio("requests/s weft/go (target >= 1.2)", med("weft", "req/s"), med("go", "req/s"));
 	ratio("p99 weft/go (target <= 1)", med("weft", "p99"), med("go", "p99"));
+	ratio("requests/s weft/pthread", med("weft", "req/s"), med("pthread", "req/s"));
+	ratio("p99 weft/pthread", med("weft", "p99"), med("pthread", "p99"));
 	free(rows.row);
 	return rc;
 }

@@ -21,6 +21,8 @@
  *                  telling weft while another is ready to run; the figure is
  *                  how long the ready one waits (the monitor retakes the
  *                  stuck worker and a spare runs it), median of `rounds`.
+ *       pthread  both kernel threads pinned to one CPU, the ready one
+ *                spinning: the kernel runs it as soon as the other blocks
  *       go       GOMAXPROCS=1, a raw nanosleep system call: sysmon retakes
  *                the P the same way
  *   libc-sleep     one worker, 3 spinners and a thread calling libc's
@@ -28,6 +30,7 @@
  *                  first spinner step after it (the stall), beside the
  *                  longest time no spinner ran during the second and the
  *                  sleep's length.
+ *       pthread  4 kernel threads pinned to one CPU, the same functions
  *       go       GOMAXPROCS=1, a raw nanosleep of 1 s beside 3 spinners
  *
  * In idle-conns the client ends live in a helper process of their own (a
@@ -360,15 +363,37 @@ static int cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/* The pthread counterpart: the ready thread is this one, spinning on one
+ * CPU until the other has reached its usleep; the kernel runs it again as
+ * soon as the other blocks. */
+static double stuck_pthread_round(void)
+{
+	pthread_t t;
+	atomic_store(&stuck_at, 0);
+	if (pthread_create(&t, NULL, stuck, NULL))
+		bench_fail("pthread_create");
+	uint64_t at;
+	while (!(at = atomic_load(&stuck_at)))
+		;
+	double d = (double)(bench_now_ns() - at);
+	pthread_join(t, NULL);
+	return d;
+}
+
 static void run_stuck_worker(int impl)
 {
-	(void)impl;
-	bench_weft_start();
 	long rounds = bench_param("rounds");
 	double *d = calloc((size_t)rounds, sizeof *d);
 	weft_stats_t s0, s1;
-	weft_stats_get(-1, &s0);
+	if (impl == BENCH_WEFT) {
+		bench_weft_start();
+		weft_stats_get(-1, &s0);
+	}
 	for (long r = 0; r < rounds; r++) {
+		if (impl != BENCH_WEFT) {
+			d[r] = stuck_pthread_round();
+			continue;
+		}
 		weft_t t;
 		/* The child runs first; this thread waits in the stuck worker's
 		 * queue until a spare takes it. */
@@ -377,11 +402,13 @@ static void run_stuck_worker(int impl)
 		d[r] = (double)(bench_now_ns() - atomic_load(&stuck_at));
 		weft_join(t, NULL);
 	}
-	weft_stats_get(-1, &s1);
 	qsort(d, (size_t)rounds, sizeof *d, cmp_double);
 	bench_result("handoff", BENCH_NS, d[rounds / 2]);
 	bench_result("max", BENCH_NS, d[rounds - 1]);
-	bench_result("weft.handoffs", BENCH_COUNT, (double)(s1.handoffs - s0.handoffs));
+	if (impl == BENCH_WEFT) {
+		weft_stats_get(-1, &s1);
+		bench_result("weft.handoffs", BENCH_COUNT, (double)(s1.handoffs - s0.handoffs));
+	}
 	free(d);
 }
 
@@ -393,20 +420,34 @@ static _Atomic uint64_t ls_from, ls_to;
 static _Atomic uint64_t ls_first;    /* the first spinner step after ls_from */
 static _Atomic uint64_t ls_gap;      /* longest time no spinner ran, in the window */
 
+/* Raise *a to v if v is larger; the value it held before. */
+static uint64_t ls_raise(_Atomic uint64_t *a, uint64_t v)
+{
+	uint64_t old = atomic_load_explicit(a, memory_order_relaxed);
+	while (old < v && !atomic_compare_exchange_weak_explicit(a, &old, v, memory_order_relaxed,
+	                                                         memory_order_relaxed))
+		;
+	return old;
+}
+
+/* ls_last only moves forward: a spinner preempted between reading the clock
+ * and publishing it would otherwise, when it resumed, put back a time from
+ * before its wait in the run queue, and the next step would count that
+ * whole wait, during which the other spinners ran, as a gap. */
 static void *ls_spinner(void *arg)
 {
 	(void)arg;
 	while (!atomic_load_explicit(&ls_stop, memory_order_relaxed)) {
 		uint64_t now = bench_now_ns();
-		uint64_t prev = atomic_exchange_explicit(&ls_last, now, memory_order_relaxed);
+		uint64_t prev = ls_raise(&ls_last, now);
 		uint64_t from = atomic_load_explicit(&ls_from, memory_order_relaxed);
 		uint64_t to = atomic_load_explicit(&ls_to, memory_order_relaxed);
 		if (!from || now < from || (to && prev > to))
 			continue;
 		uint64_t none = 0;
 		atomic_compare_exchange_strong(&ls_first, &none, now);
-		if (now > prev && now - prev > atomic_load_explicit(&ls_gap, memory_order_relaxed))
-			atomic_store_explicit(&ls_gap, now - prev, memory_order_relaxed);
+		if (now > prev)
+			ls_raise(&ls_gap, now - prev);
 	}
 	return NULL;
 }
@@ -422,23 +463,47 @@ static void *ls_sleeper(void *arg)
 	return (void *)(uintptr_t)(left ? 0 : t1 - t0);
 }
 
+/* The libc-sleep threads on weft or on pthreads. */
+static void ls_start(int impl, void *(*fn)(void *), weft_t *w, pthread_t *p)
+{
+	int e = impl == BENCH_WEFT ? weft_create(w, NULL, fn, NULL) : pthread_create(p, NULL, fn, NULL);
+	if (e)
+		bench_fail("creating a thread: %s", strerror(e));
+}
+
+static void *ls_join(int impl, weft_t w, pthread_t p)
+{
+	void *v = NULL;
+	if (impl == BENCH_WEFT)
+		weft_join(w, &v);
+	else
+		pthread_join(p, &v);
+	return v;
+}
+
+static void ls_pause(int impl, uint64_t ns)
+{
+	if (impl == BENCH_WEFT)
+		weft_sleep_ns(ns);
+	else
+		usleep((useconds_t)(ns / 1000));
+}
+
 static void run_libc_sleep(int impl)
 {
-	(void)impl;
-	bench_weft_start();
+	if (impl == BENCH_WEFT)
+		bench_weft_start();
 	weft_t sp[3], z;
+	pthread_t psp[3], pz;
 	for (int i = 0; i < 3; i++)
-		if (weft_create(&sp[i], NULL, ls_spinner, NULL))
-			bench_fail("weft_create");
-	weft_sleep_ns(50000000);   /* the spinners share the worker */
-	if (weft_create(&z, NULL, ls_sleeper, NULL))
-		bench_fail("weft_create");
-	void *slept;
-	weft_join(z, &slept);
-	weft_sleep_ns(20000000);
+		ls_start(impl, ls_spinner, &sp[i], &psp[i]);
+	ls_pause(impl, 50000000);   /* the spinners share the worker */
+	ls_start(impl, ls_sleeper, &z, &pz);
+	void *slept = ls_join(impl, z, pz);
+	ls_pause(impl, 20000000);
 	atomic_store(&ls_stop, true);
 	for (int i = 0; i < 3; i++)
-		weft_join(sp[i], NULL);
+		ls_join(impl, sp[i], psp[i]);
 	if (!slept)
 		bench_fail("sleep(1) returned early");
 	/* The stall: from the call into sleep() to the first spinner step
@@ -458,10 +523,11 @@ static const struct bench_case cases[] = {
 	  .weft_workers = 2, .run = run_idle_conns },
 	{ .name = "stuck-worker", .what = "wait of a ready thread behind one blocked in an "
 	  "unannounced usleep, 1 worker (median)", .primary = "handoff",
-	  .impls = BENCH_WEFT | BENCH_GO, .weft_workers = 1, .run = run_stuck_worker },
+	  .impls = BENCH_WEFT | BENCH_PTHREAD | BENCH_GO, .weft_workers = 1, .pin_one_cpu = 1,
+	  .run = run_stuck_worker },
 	{ .name = "libc-sleep", .what = "time 3 spinners stop when a thread calls libc sleep(1), "
-	  "1 worker", .primary = "stall", .impls = BENCH_WEFT | BENCH_GO,
-	  .weft_workers = 1, .run = run_libc_sleep },
+	  "1 worker", .primary = "stall", .impls = BENCH_WEFT | BENCH_PTHREAD | BENCH_GO,
+	  .weft_workers = 1, .pin_one_cpu = 1, .run = run_libc_sleep },
 };
 
 int main(int argc, char **argv)

@@ -9,7 +9,8 @@
  * connection stays open until the client closes it, asks for
  * "Connection: close", or speaks HTTP/1.0 without keep-alive.  Pipelined
  * requests are answered in order, together.  It is the weft side of
- * bench/bench_httpd (wrk against it and against the same responder in Go).
+ * bench/bench_httpd (wrk against it, against the same responder on
+ * pthreads and in Go); the protocol code is in http_proto.h.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -26,9 +27,8 @@
 #include <unistd.h>
 #include <weft.h>
 #include "demo_common.h"
+#include "http_proto.h"
 
-static const char body[] = "Hello from weft\n";
-#define REQ_MAX 8192   /* a request's head must fit in this */
 
 static void usage(FILE *f, const char *prog)
 {
@@ -48,82 +48,10 @@ static void usage(FILE *f, const char *prog)
 
 static const char *prog;
 
-/* The end of the head of the request at buf[0..n), or NULL if incomplete. */
-static const char *head_end(const char *buf, size_t n)
-{
-	const char *e = memmem(buf, n, "\r\n\r\n", 4);
-	return e ? e + 4 : NULL;
-}
-
-/* A header's value in head (case-insensitive name), copied to v; false if
- * absent. */
-static bool header(const char *head, const char *end, const char *name, char *v, size_t vlen)
-{
-	size_t nl = strlen(name);
-	for (const char *p = memchr(head, '\n', (size_t)(end - head)); p && p + 1 < end;
-	     p = memchr(p + 1, '\n', (size_t)(end - p - 1))) {
-		const char *line = p + 1;
-		if ((size_t)(end - line) > nl && !strncasecmp(line, name, nl) && line[nl] == ':') {
-			const char *s = line + nl + 1, *e = memchr(s, '\r', (size_t)(end - s));
-			while (s < e && *s == ' ')
-				s++;
-			size_t l = (size_t)(e - s) < vlen - 1 ? (size_t)(e - s) : vlen - 1;
-			memcpy(v, s, l);
-			v[l] = '\0';
-			return true;
-		}
-	}
-	return false;
-}
-
-/* Append the response to a request at head..end to out; false when the
- * connection must close after it. */
-static bool respond(const char *head, const char *end, char *out, size_t *olen)
-{
-	char conn[32] = "";
-	bool http10 = memmem(head, (size_t)(end - head), "HTTP/1.0\r\n", 10) != NULL;
-	bool has = header(head, end, "connection", conn, sizeof conn);
-	bool keep = http10 ? has && !strcasecmp(conn, "keep-alive") : !(has && !strcasecmp(conn, "close"));
-	*olen += (size_t)sprintf(out + *olen,
-	                         "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
-	                         "Content-Length: %zu\r\n%s\r\n%s",
-	                         sizeof body - 1, keep ? "" : "Connection: close\r\n", body);
-	return keep;
-}
-
-/* Answer every complete request in in[0..*have) (pipelining), a body
- * (Content-Length) skipped, writing as the output fills; false when the
- * connection must close. */
-static bool answer(int fd, char *in, size_t *have, bool *keep)
-{
-	char out[4096];
-	size_t olen = 0, used = 0;
-	const char *end;
-	while (*keep && (end = head_end(in + used, *have - used))) {
-		char cl[24];
-		size_t len = header(in + used, end, "content-length", cl, sizeof cl)
-		             ? strtoul(cl, NULL, 10) : 0;
-		if ((size_t)(end - in) + len > *have)
-			break;   /* the body is not all here yet */
-		if (olen + 256 > sizeof out) {
-			if (weft_write(fd, out, olen) != (ssize_t)olen)
-				return false;
-			olen = 0;
-		}
-		*keep = respond(in + used, end, out, &olen);
-		used = (size_t)(end - in) + len;
-	}
-	if (olen && weft_write(fd, out, olen) != (ssize_t)olen)
-		return false;
-	memmove(in, in + used, *have - used);
-	*have -= used;
-	return *have < REQ_MAX;   /* a head too large: give up on this client */
-}
-
 static void *serve_conn(void *arg)
 {
 	int fd = (int)(intptr_t)arg;
-	char in[REQ_MAX];
+	char in[HTTP_REQ_MAX];
 	size_t have = 0;
 	bool keep = true;
 	while (keep) {
@@ -131,7 +59,7 @@ static void *serve_conn(void *arg)
 		if (n <= 0)
 			break;
 		have += (size_t)n;
-		if (!answer(fd, in, &have, &keep))
+		if (!http_answer(fd, in, &have, &keep, weft_write))
 			break;
 	}
 	weft_close(fd);
@@ -175,10 +103,10 @@ static atomic_long ok_responses, bad_responses;
 static size_t read_response(int fd, char *buf, size_t cap, size_t *have)
 {
 	for (;;) {
-		const char *e = head_end(buf, *have);
+		const char *e = http_head_end(buf, *have);
 		if (e) {
 			char cl[24];
-			size_t len = header(buf, e, "content-length", cl, sizeof cl)
+			size_t len = http_header(buf, e, "content-length", cl, sizeof cl)
 			             ? strtoul(cl, NULL, 10) : 0;
 			size_t total = (size_t)(e - buf) + len;
 			if (*have >= total)
@@ -193,8 +121,8 @@ static size_t read_response(int fd, char *buf, size_t cap, size_t *have)
 
 static bool response_ok(const char *r, size_t n)
 {
-	return n > sizeof body && !strncmp(r, "HTTP/1.1 200 OK\r\n", 17) &&
-	       !memcmp(r + n - (sizeof body - 1), body, sizeof body - 1);
+	return n > sizeof http_body && !strncmp(r, "HTTP/1.1 200 OK\r\n", 17) &&
+	       !memcmp(r + n - (sizeof http_body - 1), http_body, sizeof http_body - 1);
 }
 
 static void *client(void *arg)

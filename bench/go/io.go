@@ -223,13 +223,31 @@ func runStuckWorker() {
 			rawSleep(20 * time.Millisecond)
 			close(done)
 		}()
-		runtime.Gosched() // the sleeper runs; main waits for the P
+		// The sleeper runs; main waits for the P.  With more than one P
+		// the sleeper may start elsewhere, later: wait until it has.
+		runtime.Gosched()
+		for atomic.LoadInt64(&at) == 0 {
+			runtime.Gosched()
+		}
 		d[r] = float64(time.Now().UnixNano() - atomic.LoadInt64(&at))
 		<-done
 	}
 	sort.Float64s(d)
 	result("handoff", kindNS, d[rounds/2])
 	result("max", kindNS, d[rounds-1])
+}
+
+// raise sets *a to v if v is larger and returns the value it held before.
+// last only moves forward, as in bench_io.c: a spinner preempted between
+// reading the clock and publishing it must not put back a time from before
+// its wait, which the next step would count as a gap.
+func raise(a *int64, v int64) int64 {
+	for {
+		old := atomic.LoadInt64(a)
+		if old >= v || atomic.CompareAndSwapInt64(a, old, v) {
+			return old
+		}
+	}
 }
 
 func runLibcSleep() {
@@ -241,14 +259,14 @@ func runLibcSleep() {
 		go func() {
 			for atomic.LoadInt32(&stop) == 0 {
 				t := now()
-				prev := atomic.SwapInt64(&last, t)
+				prev := raise(&last, t)
 				f, e := atomic.LoadInt64(&from), atomic.LoadInt64(&to)
 				if f == 0 || t < f || (e != 0 && prev > e) {
 					continue
 				}
 				atomic.CompareAndSwapInt64(&first, 0, t)
-				if t-prev > atomic.LoadInt64(&gap) {
-					atomic.StoreInt64(&gap, t-prev)
+				if t > prev {
+					raise(&gap, t-prev)
 				}
 			}
 			spinners <- struct{}{}
