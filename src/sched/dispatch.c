@@ -215,6 +215,10 @@ _Noreturn void wf_idle_main(struct wf_worker *w)
 		if (wf_worker_retaken(w))
 			wf_worker_standby(w);
 		for (int i = 0; i < WF_IDLE_SPINS && !t && !wf_worker_retaken(w); i++) {
+			/* A process signal this idle worker (or a thread that
+			 * blocks it) took, for a green thread (signals.c). */
+			if (wf_unlikely(wf_sig_waiting()))
+				wf_sig_distribute();
 			t = wf_find_work(w);
 			if (!t) {
 				if (!idle_from)  /* the clock is read only once idle */

@@ -67,7 +67,10 @@ static struct wf_thread *wf_slot_new(void)
  * before the TCB is published, or deliberately carried over:
  *  - index, gen: the slot's identity; gen was bumped when it was retired.
  *  - wait: its sequence keeps growing across lives, so a stale timer can
- *    never match a new wait; only the kind is cleared.
+ *    never match a new wait; only the kind and interrupters are cleared.
+ *  - sig_pending: cleared here (signals sent to the last life are dropped).
+ *  - intr: always consumed by the wait it was set for (wf_park).
+ *  - unwind_exc: written at each use (cancel.c).
  *  - heap_idx: set to -1 (not in a timer heap).
  *  - runs: observers only need it to change, so it keeps counting.
  *  - lk: left alone.  A checker holding a stale handle may still hold it
@@ -87,18 +90,20 @@ static struct wf_thread *wf_slot_new(void)
 static void wf_tcb_reset(struct wf_thread *t)
 {
 	uint64_t wait = atomic_load_explicit(&t->wait, memory_order_relaxed);
-	atomic_store_explicit(&t->wait, wait & ~3ull, memory_order_relaxed);
+	atomic_store_explicit(&t->wait, wait & ~((1ull << WF_WAIT_SEQ_SHIFT) - 1),
+	                      memory_order_relaxed);
 	t->heap_idx = -1;
-	/* Five 16-byte stores (a memset call, or the `rep stos` the compiler
+	/* Six 16-byte stores (a memset call, or the `rep stos` the compiler
 	 * turns it into, costs several times as much here). */
 	typedef uint64_t wf_v16 __attribute__((vector_size(16), may_alias));
 	_Static_assert(offsetof(struct wf_thread, state) % 16 == 0 &&
 	               offsetof(struct wf_thread, deadline) -
-	               offsetof(struct wf_thread, state) == 5 * sizeof(wf_v16),
-	               "wf_tcb_reset clears 80 bytes from `state`: update it");
+	               offsetof(struct wf_thread, state) == 6 * sizeof(wf_v16),
+	               "wf_tcb_reset clears 96 bytes from `state`: update it");
 	wf_v16 *z = (wf_v16 *)(void *)&t->state;
-	z[0] = z[1] = z[2] = z[3] = z[4] = (wf_v16){ 0, 0 };
+	z[0] = z[1] = z[2] = z[3] = z[4] = z[5] = (wf_v16){ 0, 0 };
 	t->deadline = 0;
+	atomic_store_explicit(&t->sig_pending, 0, memory_order_relaxed);
 	t->stack.guard = 0;
 	t->stack.user = 0;
 	t->stack.slot = NULL;

@@ -21,12 +21,25 @@ __thread struct wf_worker *wf_tls_worker __attribute__((tls_model("initial-exec"
 
 /* --- parking ------------------------------------------------------------ */
 
-void wf_park_prepare(struct wf_thread *self)
+static inline void wf_wait_publish(struct wf_thread *self, uint64_t intr)
 {
 	uint64_t w = atomic_load_explicit(&self->wait, memory_order_relaxed);
-	atomic_store_explicit(&self->wait, ((w >> 2) + 1) << 2 | WF_WAIT_WAITING,
+	atomic_store_explicit(&self->wait, ((w >> WF_WAIT_SEQ_SHIFT) + 1) << WF_WAIT_SEQ_SHIFT |
+	                      intr << WF_WAIT_INTR_SHIFT | WF_WAIT_WAITING,
 	                      memory_order_relaxed);
 	self->deadline = 0;
+}
+
+void wf_park_prepare(struct wf_thread *self) { wf_wait_publish(self, 0); }
+
+void wf_park_prepare_intr(struct wf_thread *self, unsigned intr)
+{
+	/* cflags is the thread's own: stable while it parks, so whoever sees
+	 * the cancel bit in the wait word may act on it. */
+	if (atomic_load_explicit(&self->cflags, memory_order_relaxed) &
+	    (WF_CF_DISABLED | WF_CF_EXITING))
+		intr &= ~(unsigned)WF_INTR_CANCEL;
+	wf_wait_publish(self, intr);
 }
 
 #define WF_BLOCK_ROW_(name, tag, words, show, held, owner) \
@@ -49,6 +62,35 @@ static bool wf_claim(struct wf_thread *t, uint64_t to)
 	                                               memory_order_relaxed);
 }
 
+/*
+ * Interrupters (cancel.c, signals.c) and a parking thread meet Dekker-style:
+ * the interrupter publishes its request (cancel_req, sig_pending), then
+ * reads the wait word; the parker publishes its wait, then reads the
+ * requests (wf_park_intr_due).  One of the two sees the other, so an
+ * interruptible wait never sleeps through a request.  Both sides need a
+ * full barrier between their store and their load; the parker's would be a
+ * fence on every interruptible park, so until the process first sends a
+ * cancellation or a signal to a thread it is skipped, by wf_intr_used: the
+ * first interrupter sets it and then runs a process-wide barrier
+ * (wf_barrier_all, membarrier), after which every parker reads it as set.
+ * A parker that read it clear did so before that barrier, so its wait word
+ * was visible to the interrupter's load that follows the barrier.  Where
+ * membarrier is refused, wf_intr_used is set from the start.
+ */
+_Atomic uint32_t wf_intr_used;
+
+/* self has published an interruptible wait: is an interruption due? */
+static bool wf_park_intr_due(struct wf_thread *self)
+{
+	uint64_t intr = (atomic_load_explicit(&self->wait, memory_order_relaxed) >>
+	                 WF_WAIT_INTR_SHIFT) & 3;
+	if (wf_likely(!intr) || !atomic_load_explicit(&wf_intr_used, memory_order_relaxed))
+		return false;
+	atomic_thread_fence(memory_order_seq_cst);
+	return ((intr & WF_INTR_CANCEL) && atomic_load(&self->cancel_req)) ||
+	       ((intr & WF_INTR_SIGNAL) && wf_sig_deliverable(self));
+}
+
 int wf_park(wf_spin_t *held, uint64_t deadline)
 {
 	struct wf_worker *w = wf_worker_self();
@@ -58,6 +100,11 @@ int wf_park(wf_spin_t *held, uint64_t deadline)
 		if (held)
 			wf_spin_unlock(held);
 		return ETIMEDOUT;
+	}
+	if (wf_unlikely(wf_park_intr_due(self)) && wf_claim(self, WF_WAIT_TIMEDOUT)) {
+		if (held)
+			wf_spin_unlock(held);
+		return EINTR;
 	}
 	self->deadline = deadline;
 	if (deadline)
@@ -81,8 +128,37 @@ int wf_park(wf_spin_t *held, uint64_t deadline)
 		w = wf_switch(w, self, next, WF_PREV_SAVED, held);
 	}
 	atomic_store_explicit(&self->block_kind, WF_BLOCK_NONE, memory_order_relaxed);
-	uint64_t st = atomic_load_explicit(&self->wait, memory_order_acquire) & 3;
-	return st == WF_WAIT_TIMEDOUT ? ETIMEDOUT : 0;
+	uint64_t st = atomic_load_explicit(&self->wait, memory_order_acquire) & WF_WAIT_KIND;
+	if (st != WF_WAIT_TIMEDOUT)
+		return 0;
+	if (wf_unlikely(self->intr)) {
+		self->intr = 0;
+		return EINTR;
+	}
+	return ETIMEDOUT;
+}
+
+int wf_interrupted(void) { return wf_intr_finish(); }
+
+bool wf_interrupt(struct wf_thread *t, unsigned intr)
+{
+	uint64_t cur = atomic_load(&t->wait);   /* seq_cst: after the request */
+	if ((cur & WF_WAIT_KIND) != WF_WAIT_WAITING ||
+	    !((cur >> WF_WAIT_INTR_SHIFT) & intr) ||
+	    !atomic_compare_exchange_strong(&t->wait, &cur,
+	                                    (cur & ~WF_WAIT_KIND) | WF_WAIT_TIMEDOUT))
+		return false;
+	/* The claim is ours: t stays parked until we queue it, and reads intr
+	 * only after it runs again (ordered by the run queue's lock). */
+	t->intr = 1;
+	if (t->deadline)
+		wf_timer_cancel(t);
+	struct wf_worker *w = wf_worker_self();
+	if (!w)
+		w = t->worker;
+	WF_STAT_INC(w, wakeups);
+	wf_make_woken(w, t, false);
+	return true;
 }
 
 static bool wf_unpark_at(struct wf_thread *t, bool at_head)

@@ -162,8 +162,20 @@ static struct sigaction wf_sig_take(int sig)
 	return a;
 }
 
+/* Every delivery of a signal the program handles comes here first: to the
+ * green thread it is for (signals.c decides: it may be a carrier for a
+ * thread that is not running here, or a process signal that must go to a
+ * thread that does not block it).  False when weft took it over. */
+static bool wf_sig_for_here(int sig, siginfo_t *si)
+{
+	struct sigaction a = wf_sig_read(sig);
+	return wf_sig_route(sig, si, wf_sig_is_handler(&a));
+}
+
 static void wf_sig_enter(int sig, siginfo_t *si, void *uc)
 {
+	if (!wf_sig_for_here(sig, si))
+		return;
 	struct sigaction a = wf_sig_take(sig);
 	if (wf_sig_is_handler(&a))
 		wf_sig_run(sig, si, uc, &a);
@@ -171,12 +183,26 @@ static void wf_sig_enter(int sig, siginfo_t *si, void *uc)
 
 bool wf_signal_forward(int sig, siginfo_t *si, void *uc)
 {
+	if (!wf_sig_for_here(sig, si))
+		return true;
 	struct sigaction a = wf_sig_take(sig);
 	if (wf_sig_is_handler(&a)) {
 		wf_sig_run(sig, si, uc, &a);
 		return true;
 	}
 	return a.sa_handler == SIG_IGN;
+}
+
+bool wf_signal_has_handler(int sig)
+{
+	if (sig <= 0 || sig >= WF_NSIG)
+		return false;
+	struct sigaction a;
+	if (wf_sig_prog[sig].known)
+		a = wf_sig_read(sig);
+	else if (wf_sigaction_raw(sig, NULL, &a))
+		return false;
+	return wf_sig_is_handler(&a);
 }
 
 void wf_signal_default(int sig)

@@ -77,6 +77,7 @@ static void wf_worker_kthread_main(void *arg)
 	w->errno_loc = &errno;   /* on w's own kernel thread, before any switch or tick */
 	wf_kt_worker_setup();
 	wf_worker_kthread_facts(w);
+	wf_sig_worker_start(w);
 	atomic_store_explicit(&w->tid, wf_kt_gettid(), memory_order_release);
 	w->current = w->idle;
 	atomic_store(&w->idle->on_cpu, 1);
@@ -146,7 +147,8 @@ int wf_worker_add(struct wf_worker **out)
 		wf_spin_backoff(&spins);
 	if (wf_preempt_timer_create(w))
 		return EAGAIN;   /* it runs, untimed: still a worker */
-	atomic_store_explicit(&wf_rt.nkthreads, k + 1, memory_order_release);
+	atomic_store(&wf_rt.nkthreads, k + 1);   /* seq_cst: wf_sig_worker_added */
+	wf_sig_worker_added(w);
 	*out = w;
 	return 0;
 }
@@ -169,6 +171,13 @@ static int wf_start_workers(void)
 	atomic_store(&wf_rt.nactive, n);
 	atomic_store_explicit(&wf_rt.nkthreads, n, memory_order_release);
 
+	/* The default signal mask is this thread's (signals.c); every worker
+	 * sets it when it starts. */
+	wf_sig_init(wf_rt.cfg.preempt_signal, wf_rt.cfg.dump_signal);
+	/* Interruptible parks may skip a fence only while membarrier can make
+	 * up for it (park.c). */
+	if (!wf_barrier_all())
+		atomic_store(&wf_intr_used, 2);
 	struct wf_worker *w0 = &ws[0];
 	wf_tls_worker = w0;
 	w0->errno_loc = &errno;   /* on w0's own kernel thread, before any switch or tick */

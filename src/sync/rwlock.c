@@ -165,9 +165,9 @@ static int wf_rw_release_slow(weft_rwlock_t *l, uint32_t what)
 	wf_waitq_unlock(&l->_wq);   /* last access to l, normally */
 	struct wf_wnode *refused = wf_wbatch_wake(&b);
 	if (refused) {
-		/* Only a timed wait can be refused, and rwlock waits are
-		 * untimed, so this does not happen; were it to, the refused
-		 * waiter's grant is released as if it had unlocked at once. */
+		/* A waiter being cancelled as we granted it the lock: release
+		 * its grant as if it had unlocked at once (it waits for done
+		 * meanwhile). */
 		for (struct wf_wnode *r = refused; r; r = r->next) {
 			if (r->kind == WF_RW_KIND_WRITE)
 				wf_rw_set_owner(l, 0);
@@ -179,13 +179,35 @@ static int wf_rw_release_slow(weft_rwlock_t *l, uint32_t what)
 	return 0;
 }
 
-/* Enqueue the caller and wait for a grant; returns with the lock held. */
+/*
+ * Enqueue the caller and wait for a grant (queue lock held; released by the
+ * park).  0: granted, the lock is held.  A cancellation point: when
+ * cancelled the caller holds nothing and acts (wf_interrupted).  On a
+ * departure that left the queue empty, WAITERS is cleared (I1); the lock is
+ * held meanwhile (I2: we hold the queue lock), so only non-last readers can
+ * change the word, and the last holder's release will see no waiters.
+ * Waiters queued behind the one that left keep their order and are granted
+ * by the next release (readers queued behind a departed writer wait for the
+ * current holders to finish, as they would have anyway).  A waiter that
+ * was granted and dequeued but whose cancellation won the claim (n->raced)
+ * holds nothing either: its granter releases that grant for it
+ * (wf_rw_release_slow), and wf_waitq_timeout_unlock waits until it has.
+ */
 static int wf_rw_wait(weft_rwlock_t *l, struct wf_wnode *n)
 {
 	wf_park_reason(n->thread, n->kind == WF_RW_KIND_WRITE ? WF_BLOCK_RWLOCK_WRITE
 	                                                      : WF_BLOCK_RWLOCK_READ, l);
-	/* Untimed: wf_waitq_wait can only return 0, after a grant. */
-	return wf_waitq_wait(&l->_wq, n, 0, false);
+	weft_waitq_ *q = &l->_wq;
+	n->intr = WF_INTR_CANCEL;
+	if (wf_waitq_wait(q, n, 0, false) == 0)
+		return 0;
+	if (!n->raced && wf_waitq_empty(q)) {
+		uint32_t s = wf_rw_load(l);
+		while (!wf_rw_cas(l, &s, s & ~WF_RW_WAITERS, __ATOMIC_RELAXED))
+			;
+	}
+	wf_waitq_timeout_unlock(q, n);
+	return wf_interrupted();
 }
 
 static int wf_rw_rdlock(weft_rwlock_t *l, bool try)

@@ -93,12 +93,14 @@ static int wf_sem_wait(weft_sem_t *s, uint64_t deadline)
 		wf_waitq_unlock(q);
 		return 0;
 	}
-	struct wf_wnode n = { .thread = self };
+	/* A cancellation point, and a signal ends the wait with EINTR. */
+	struct wf_wnode n = { .thread = self, .intr = WF_INTR_CANCEL | WF_INTR_SIGNAL };
 	wf_park_reason(self, WF_BLOCK_SEM, s);
-	if (wf_waitq_wait(q, &n, deadline, false) == 0)
+	int r = wf_waitq_wait(q, &n, deadline, false);
+	if (r == 0)
 		return 0;   /* WF_WAKE_GRANTED: the poster's token is ours */
 	wf_waitq_timeout_unlock(q, &n);   /* a racing poster passed its token on */
-	return ETIMEDOUT;
+	return r == EINTR ? wf_interrupted() : ETIMEDOUT;
 }
 
 int weft_sem_wait(weft_sem_t *s)
