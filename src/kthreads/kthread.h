@@ -58,6 +58,29 @@ int wf_futex_wait(_Atomic uint32_t *word, uint32_t expected,
 /* Wake up to n sleepers on word. */
 void wf_futex_wake(_Atomic uint32_t *word, int n) WF_HIDDEN;
 
+/* fork(): hold the backend's own lock across it (before and after; in the
+ * child, the kernel threads it made in the parent are forgotten). */
+void wf_kt_fork_lock(void) WF_HIDDEN;
+void wf_kt_fork_unlock(bool child) WF_HIDDEN;
+
+/* Kernel thread ids of the live kernel threads the clone backend made (at
+ * most max); 0 on the pthread backend, whose threads glibc knows. */
+int wf_kt_clone_tids(pid_t *tids, int max) WF_HIDDEN;
+
+/*
+ * Credentials (setxid.c).  After the caller's credentials changed, make
+ * every other kernel thread the clone backend made take the same: notify
+ * (tid, arg) must make kernel thread tid call wf_kt_creds_apply soon (from
+ * a signal handler is fine: it is async-signal-safe).  Waits up to
+ * timeout_ms.  0; EPERM a thread could not take them; ETIMEDOUT one did
+ * not answer; ENOMEM; EAGAIN the caller's could not be read.  A no-op on
+ * the pthread backend, where glibc does the same itself.
+ */
+#define WF_KT_XID_MAX 8192
+int wf_kt_creds_sync(void (*notify)(pid_t tid, void *arg), void *arg,
+                     int timeout_ms) WF_HIDDEN;
+void wf_kt_creds_apply(void) WF_HIDDEN;
+
 /* Kernel thread id of the caller, without a libc call. */
 pid_t wf_kt_gettid(void) WF_HIDDEN;
 

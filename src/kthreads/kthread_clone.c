@@ -174,8 +174,9 @@ struct wf_ktw {
 };
 
 /* Live workers: they are never freed (and this keeps their blocks and
- * stacks reachable for leak checkers). */
-static struct wf_ktw *wf_ktw_live;
+ * stacks reachable for leak checkers).  In a child of fork() the workers of
+ * the parent do not exist: they move to wf_ktw_gone (still reachable). */
+static struct wf_ktw *wf_ktw_live, *wf_ktw_gone;
 static wf_spin_t wf_ktw_lock = WF_SPIN_INIT;
 
 /* ---- stacks ----------------------------------------------------------- */
@@ -483,4 +484,32 @@ void wf_kt_clone_worker0(void)
 {
 	if (wf_kt_gate_state > 0)
 		wf_tb_record_main_stack();
+}
+
+/* ---- fork, credentials ------------------------------------------------- */
+
+void wf_kt_fork_lock(void) { wf_spin_lock(&wf_ktw_lock); }
+
+void wf_kt_fork_unlock(bool child)
+{
+	if (child && wf_ktw_live) {
+		/* The last of the parent's workers on the gone list. */
+		struct wf_ktw *w = wf_ktw_live;
+		while (w->next)
+			w = w->next;
+		w->next = wf_ktw_gone;
+		wf_ktw_gone = wf_ktw_live;
+		wf_ktw_live = NULL;
+	}
+	wf_spin_unlock(&wf_ktw_lock);
+}
+
+int wf_kt_clone_tids(pid_t *tids, int max)
+{
+	int n = 0;
+	wf_spin_lock(&wf_ktw_lock);
+	for (struct wf_ktw *w = wf_ktw_live; w && n < max; w = w->next)
+		tids[n++] = __atomic_load_n(wf_tb_tid(w->pd), __ATOMIC_ACQUIRE);
+	wf_spin_unlock(&wf_ktw_lock);
+	return n;
 }

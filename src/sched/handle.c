@@ -156,3 +156,38 @@ struct wf_thread *wf_tcb_at(uint32_t slot)
 {
 	return slot < wf_tcb_slots() ? wf_tcb_slot(slot) : NULL;
 }
+
+/* --- fork ------------------------------------------------------------------- */
+
+void wf_tcb_fork_lock(void) { wf_spin_lock(&wf_tcb_lock); }
+void wf_tcb_fork_unlock(void) { wf_spin_unlock(&wf_tcb_lock); }
+
+/*
+ * In a child of fork(), on its only thread: every TCB but `keep` (the
+ * forking green thread, or NULL) belongs to a thread that does not exist
+ * here.  Retire each (its handle goes stale), free its key values, reset
+ * its lock (another thread may have held it at the fork) and rebuild the
+ * free list from all of them, the per-worker caches of the workers gone
+ * included (and clear on_cpu: a thread running elsewhere at the fork
+ * never saves its context here).  Their stacks are not reclaimed.  One pass over the table:
+ * it touches each TCB once (a copy-on-write fault per page of them).
+ */
+void wf_tcb_forked_child(struct wf_thread *keep)
+{
+	struct wf_thread *free_list = NULL;
+	for (uint32_t i = wf_tcb_slots(); i-- > 0; ) {
+		struct wf_thread *t = wf_tcb_slot(i);
+		if (t == keep)
+			continue;
+		atomic_store_explicit(&t->lk.v, 0, memory_order_relaxed);
+		atomic_store_explicit(&t->on_cpu, 0, memory_order_relaxed);
+		if (t->state != WF_FREE) {
+			free(t->tsd);
+			t->tsd = NULL;
+			wf_tcb_retire(t);
+		}
+		t->next = free_list;
+		free_list = t;
+	}
+	wf_free_list = free_list;
+}

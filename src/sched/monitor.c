@@ -45,6 +45,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include "sched_internal.h"
 #include "../kthreads/kthread.h"
 
@@ -63,6 +64,11 @@ struct wf_mon_obs {
 static struct {
 	_Atomic uint32_t word;      /* the monitor sleeps on it */
 	_Atomic uint32_t parked;    /* 1 while it sleeps with no timeout */
+	/* Held by the monitor through each round of looks (retakes, new
+	 * workers), and across fork() (fork.c), so that the child never
+	 * inherits a round half done. */
+	wf_spin_t lock;
+	_Atomic pid_t tid;          /* its kernel thread */
 	struct wf_mon_obs obs[WF_MAX_KTHREADS];
 } wf_mon;
 
@@ -168,6 +174,14 @@ static void wf_monitor_main(void *arg)
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);   /* never the program's signals */
 	for (;;) {
+		/* New credentials to take (credentials.c): their sender holds the
+		 * lock while it waits for every thread, this one included. */
+		unsigned spins = 0;
+		while (!wf_spin_trylock(&wf_mon.lock)) {
+			wf_kt_creds_apply();
+			wf_spin_backoff(&spins);
+		}
+		wf_kt_creds_apply();
 		uint64_t now = wf_clock_ns(), due = UINT64_MAX;
 		bool busy = false;
 		for (int i = 0, n = wf_nkthreads(); i < n; i++) {
@@ -197,6 +211,7 @@ static void wf_monitor_main(void *arg)
 				break;
 			}
 		}
+		wf_spin_unlock(&wf_mon.lock);
 		if (!busy) {
 			wf_mon_park(due);
 			continue;
@@ -212,5 +227,36 @@ int wf_monitor_start(void)
 	for (int i = 0; i < WF_MAX_KTHREADS; i++)
 		wf_mon.obs[i].stat_fd = -1;
 	pid_t tid;
-	return wf_kt_spawn(wf_monitor_main, NULL, WF_MON_STACK, &tid) ? EAGAIN : 0;
+	if (wf_kt_spawn(wf_monitor_main, NULL, WF_MON_STACK, &tid))
+		return EAGAIN;
+	atomic_store(&wf_mon.tid, tid);
+	return 0;
+}
+
+/* Kernel thread tid must look at new credentials: the monitor is woken
+ * (it blocks every signal), a worker gets the tick's signal (preempt.c). */
+bool wf_monitor_poke(pid_t tid)
+{
+	if (tid != atomic_load(&wf_mon.tid))
+		return false;
+	atomic_fetch_add(&wf_mon.word, 1);
+	wf_futex_wake(&wf_mon.word, 1);
+	return true;
+}
+
+void wf_monitor_fork_lock(void) { wf_spin_lock(&wf_mon.lock); }
+void wf_monitor_fork_unlock(void) { wf_spin_unlock(&wf_mon.lock); }
+
+/* In a child of fork(): no monitor runs, and the files it had open name the
+ * parent's threads.  wf_monitor_start starts a new one. */
+void wf_monitor_forked_child(void)
+{
+	for (int i = 0; i < WF_MAX_KTHREADS; i++) {
+		if (wf_mon.obs[i].stat_fd >= 0)
+			close(wf_mon.obs[i].stat_fd);
+		wf_mon.obs[i] = (struct wf_mon_obs){ .stat_fd = -1 };
+	}
+	atomic_store(&wf_mon.word, 0);
+	atomic_store(&wf_mon.parked, 0);
+	atomic_store(&wf_mon.tid, 0);
 }

@@ -62,6 +62,7 @@
 #include <unistd.h>
 #include "sched_internal.h"
 #include "trace.h"
+#include "../kthreads/kthread.h"
 
 #define WF_RETRY_NS   50000ull   /* retry of a deferred tick */
 #define WF_MAX_RANGES 8
@@ -251,8 +252,37 @@ static void wf_chain(int sig, siginfo_t *si, void *uc)
 	}
 }
 
+/* A request for new credentials (credentials.c) rides on the tick's
+ * signal, the one signal every worker always takes: SI_QUEUE from this
+ * process with this mark in si_errno. */
+#define WF_CREDS_MARK 0x77660010
+
+bool wf_creds_request(const siginfo_t *si)
+{
+	return si->si_code == SI_QUEUE && si->si_errno == WF_CREDS_MARK &&
+	       si->si_pid == wf_sig_pid;
+}
+
+void wf_preempt_creds_notify(pid_t tid)
+{
+	siginfo_t si;
+	memset(&si, 0, sizeof si);
+	si.si_signo = wf_sig;
+	si.si_errno = WF_CREDS_MARK;
+	si.si_code = SI_QUEUE;
+	si.si_pid = wf_sig_pid;
+	si.si_uid = getuid();
+	int e = errno;
+	syscall(SYS_rt_tgsigqueueinfo, wf_sig_pid, tid, wf_sig, &si);
+	errno = e;
+}
+
 static void wf_tick(int sig, siginfo_t *si, void *ucv)
 {
+	if (wf_unlikely(wf_creds_request(si))) {
+		wf_kt_creds_apply();
+		return;
+	}
 	struct wf_worker *w = wf_worker_self();
 	if (!w || si->si_code != SI_TIMER || si->si_value.sival_ptr != w) {
 		wf_chain(sig, si, ucv);
@@ -334,17 +364,17 @@ int wf_preempt_init(void)
 {
 	wf_quantum_ns = wf_rt.cfg.quantum_us * 1000ull;
 	wf_sig = wf_rt.cfg.preempt_signal;
-	if (!wf_quantum_ns)
-		return 0;
-	dl_iterate_phdr(wf_app_phdr, NULL);
+	/* The handler even without ticks: requests for new credentials come
+	 * on this signal (credentials.c). */
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
 	sa.sa_sigaction = wf_tick;
 	sa.sa_flags = SA_SIGINFO | SA_RESTART;
 	sigemptyset(&sa.sa_mask);
 	int e = wf_signal_own(wf_sig, &sa);
-	if (e)
+	if (e || !wf_quantum_ns)
 		return e;
+	dl_iterate_phdr(wf_app_phdr, NULL);
 	for (int i = 0; i < wf_rt.nworkers; i++) {
 		int e = wf_preempt_timer_create(&wf_rt.workers[i]);
 		if (e)

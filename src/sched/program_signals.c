@@ -292,6 +292,11 @@ void wf_signals_adopt(void)
 	errno = e;
 }
 
+/* fork(): the table's lock is held across it (fork.c; signals are blocked
+ * there meanwhile, as for every holder). */
+void wf_signals_fork_lock(void) { wf_spin_lock(&wf_sig_lock); }
+void wf_signals_fork_unlock(void) { wf_spin_unlock(&wf_sig_lock); }
+
 /* ---- the interface the program sees ------------------------------------ */
 
 WEFT_API int sigaction(int sig, const struct sigaction *act, struct sigaction *old)

@@ -205,11 +205,16 @@ static int wf_start_workers(void)
 	return wf_preempt_init() ? EAGAIN : 0;
 }
 
+/* In a child of fork(): the trace file is the parent's (fork.c). */
+static bool wf_rt_child;
+
 static int wf_runtime_init(void)
 {
 	int e = wf_config_read(&wf_rt.cfg);
 	if (e)
 		return e;
+	if (wf_rt_child)
+		wf_rt.cfg.trace_path = NULL;
 	enum wf_kt_backend b;
 	if ((e = wf_kt_select(wf_rt.cfg.kthreads_mode, &b)))
 		return e;
@@ -220,6 +225,104 @@ static int wf_runtime_init(void)
 	if ((e = wf_monitor_start()))
 		return e;
 	wf_signals_adopt();
+	wf_fork_install();
+	return wf_dump_signal_install();
+}
+
+/*
+ * A child of fork() (fork.c), on its only thread, before fork returns
+ * there: the other threads and workers do not exist.  The forking green
+ * thread becomes "main" on a fresh worker 0 (this kernel thread, with a new
+ * scheduler context), every other TCB is reclaimed, and the queues, counts
+ * and timers start empty.  The other workers, the timers and the monitor
+ * are started by the first wf_runtime_ensure (wf_runtime_restart): a child
+ * that only execs pays for none of them.  A child forked from a kernel
+ * thread that is not a worker has no green thread: its next weft call
+ * initializes weft afresh, its caller becoming "main".
+ */
+void wf_runtime_forked_child(struct wf_thread *self)
+{
+	wf_rt_child = true;
+	wf_trace_forked_child();
+	wf_monitor_forked_child();
+	wf_sig_forked_child(self);
+	wf_tcb_forked_child(self);
+	for (int i = 0, n = wf_nkthreads(); i < n; i++)
+		wf_worker_init(&wf_rt.workers[i], i);
+	wf_rt.gq_lock = (wf_spin_t)WF_SPIN_INIT;
+	wf_rt.gq_head = wf_rt.gq_tail = NULL;
+	atomic_store(&wf_rt.gq_len, 0);
+	atomic_store(&wf_rt.nsleeping, 0);
+	atomic_store(&wf_rt.main_waiting, 0);
+	atomic_store(&wf_rt.created_foreign, 0);
+	atomic_store(&wf_rt.retakes, 0);
+	if (!self) {
+		wf_tls_worker = NULL;
+		wf_rt.main = NULL;
+		atomic_store(&wf_rt.nkthreads, 0);
+		atomic_store(&wf_rt.state, WF_RT_NONE);
+		return;
+	}
+	struct wf_worker *w0 = &wf_rt.workers[0];
+	wf_tls_worker = w0;
+	w0->errno_loc = &errno;
+	w0->tid = wf_kt_gettid();
+	wf_worker_kthread_facts(w0);
+	w0->current = self;
+	w0->kmask_x = self->sigmask_x;   /* the kernel mask is the forker's */
+	if (atomic_load(&wf_sig_active))
+		atomic_fetch_or(&w0->resume, WF_RESUME_SIGNALS);
+	self->kind = WF_KIND_MAIN;
+	self->worker = w0;
+	self->joiner = NULL;
+	self->joined = 0;
+	self->detached = 0;
+	self->state = WF_RUNNING;
+	wf_rt.main = self;
+	wf_rt.nworkers = 1;
+	atomic_store(&wf_rt.nactive, 1);
+	atomic_store(&wf_rt.nkthreads, 1);
+	struct wf_thread *idle = wf_idle_tcb(w0);
+	if (!idle || wf_stack_alloc(NULL, WF_IDLE_STACK, &idle->stack)) {
+		wf_rt.init_error = EAGAIN;
+		atomic_store(&wf_rt.state, WF_RT_FAILED);
+		return;
+	}
+	w0->idle = idle;
+	wf_tcb_first_context(idle, wf_worker0_idle_entry, NULL);
+	atomic_store(&wf_rt.state, WF_RT_FORKED);
+}
+
+/* The rest of a child's runtime (see wf_runtime_forked_child). */
+static int wf_runtime_restart(void)
+{
+	int n = wf_rt.cfg.workers;
+	bool sig = atomic_load(&wf_sig_active);
+	for (int i = 1; i < n; i++) {
+		struct wf_worker *w = &wf_rt.workers[i];
+		if (!(w->idle = wf_idle_tcb(w)))
+			return EAGAIN;
+		if (sig)
+			atomic_fetch_or(&w->resume, WF_RESUME_SIGNALS);
+	}
+	wf_rt.nworkers = n;
+	atomic_store(&wf_rt.nactive, n);
+	atomic_store_explicit(&wf_rt.nkthreads, n, memory_order_release);
+	for (int i = 1; i < n; i++) {
+		pid_t tid;
+		if (wf_kt_spawn(wf_worker_kthread_main, &wf_rt.workers[i], WF_WORKER_KSTACK, &tid))
+			return EAGAIN;
+	}
+	for (int i = 1; i < n; i++) {
+		unsigned spins = 0;
+		while (!atomic_load_explicit(&wf_rt.workers[i].tid, memory_order_acquire))
+			wf_spin_backoff(&spins);
+	}
+	for (int i = 0; i < n; i++)
+		if (wf_preempt_timer_create(&wf_rt.workers[i]))
+			return EAGAIN;
+	if (wf_monitor_start())
+		return EAGAIN;
 	return wf_dump_signal_install();
 }
 
@@ -230,7 +333,16 @@ int wf_runtime_ensure(void)
 		return 0;
 	if (s == WF_RT_FAILED)
 		return wf_rt.init_error;
-	int expected = WF_RT_NONE;
+	int expected = WF_RT_FORKED;
+	if (s == WF_RT_FORKED &&
+	    atomic_compare_exchange_strong(&wf_rt.state, &expected, WF_RT_INITIALIZING)) {
+		int e = wf_runtime_restart();
+		wf_rt.init_error = e;
+		atomic_store_explicit(&wf_rt.state, e ? WF_RT_FAILED : WF_RT_READY,
+		                      memory_order_release);
+		return e;
+	}
+	expected = WF_RT_NONE;
 	if (atomic_compare_exchange_strong(&wf_rt.state, &expected, WF_RT_INITIALIZING)) {
 		int e = wf_runtime_init();
 		wf_rt.init_error = e;

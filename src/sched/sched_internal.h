@@ -243,7 +243,10 @@ struct wf_worker {
 #define WF_STACK_SIZE_DEFAULT ((size_t)64 << 10)
 
 /* wf_rt.state (the gdb script reads WF_RT_READY by name). */
-enum wf_rt_state { WF_RT_NONE = 0, WF_RT_INITIALIZING, WF_RT_READY, WF_RT_FAILED };
+/* WF_RT_FORKED: a child of fork() whose runtime runs on the forking thread
+ * alone; the first wf_runtime_ensure starts the rest (fork.c). */
+enum wf_rt_state { WF_RT_NONE = 0, WF_RT_INITIALIZING, WF_RT_READY, WF_RT_FAILED,
+                   WF_RT_FORKED };
 
 /* Runtime-wide state, fixed after init. */
 struct wf_config {
@@ -581,6 +584,29 @@ void wf_worker_hand_over(struct wf_worker *w, struct wf_thread *t) WF_HIDDEN;
 
 /* runtime.c: a new worker, spare or active (monitor.c); 0 or EAGAIN */
 int wf_worker_add(struct wf_worker **out) WF_HIDDEN;
+/* runtime.c: in a child of fork(), rebuild the runtime around self (the
+ * forking green thread, or NULL when a kernel thread that is not a worker
+ * forked) */
+void wf_runtime_forked_child(struct wf_thread *self) WF_HIDDEN;
+
+/* fork.c */
+void wf_fork_install(void) WF_HIDDEN;   /* register weft's fork handlers, once */
+/* handle.c, keys.c, program_signals.c, monitor.c: their locks across fork */
+void wf_tcb_fork_lock(void) WF_HIDDEN;
+void wf_tcb_fork_unlock(void) WF_HIDDEN;
+void wf_tcb_forked_child(struct wf_thread *keep) WF_HIDDEN;
+void wf_keys_fork_lock(void) WF_HIDDEN;
+void wf_keys_fork_unlock(void) WF_HIDDEN;
+void wf_signals_fork_lock(void) WF_HIDDEN;
+void wf_signals_fork_unlock(void) WF_HIDDEN;
+void wf_monitor_fork_lock(void) WF_HIDDEN;
+void wf_monitor_fork_unlock(void) WF_HIDDEN;
+void wf_monitor_forked_child(void) WF_HIDDEN;
+bool wf_monitor_poke(pid_t tid) WF_HIDDEN;   /* wake it if tid is the monitor */
+/* preempt.c: kernel thread tid (a worker) is to take new credentials */
+void wf_preempt_creds_notify(pid_t tid) WF_HIDDEN;
+/* preempt.c: is this delivery of the tick's signal a credentials request? */
+bool wf_creds_request(const siginfo_t *si) WF_HIDDEN;
 
 /* overflow.c */
 int wf_overflow_install(void) WF_HIDDEN;

@@ -118,7 +118,10 @@ int weft_create(weft_t *out, const weft_attr_t *a, void *(*start)(void *), void 
 	 * worker 0 and creates no thread before it is). */
 	struct wf_worker *w = wf_worker_self();
 	int e;
-	if (wf_unlikely(!w)) {
+	/* Not READY on a worker: a child of fork() starts its workers here
+	 * (runtime.c). */
+	if (wf_unlikely(!w || atomic_load_explicit(&wf_rt.state, memory_order_relaxed) !=
+	                      WF_RT_READY)) {
 		if ((e = wf_runtime_ensure()))
 			return e;
 		w = wf_worker_self();

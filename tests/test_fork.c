@@ -1,0 +1,404 @@
+/*
+ * test_fork.c — fork() from green threads (docs/design.md, "fork"), the
+ * order of fork handlers, and the ways of starting programs that do not
+ * run fork handlers (system, popen, posix_spawn).
+ *
+ * A child reports by its exit status: 0 when every check it made passed,
+ * else the number of the first one that failed.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "sync_helpers.h"
+
+extern char **environ;
+
+/* In a child: fail with status `code` unless c. */
+#define C_CHECK(c, code) do { if (!(c)) _exit(code); } while (0)
+
+static int wait_status(pid_t p)
+{
+	int st = -1;
+	pid_t r;
+	while ((r = waitpid(p, &st, 0)) < 0 && errno == EINTR)
+		;
+	if (r < 0)
+		fprintf(stderr, "waitpid(%d): %s\n", (int)p, strerror(errno));
+	return st;
+}
+
+#define ASSERT_EXIT0(status) do { \
+	int st_ = (status); \
+	ck_assert_msg(WIFEXITED(st_) && WEXITSTATUS(st_) == 0, "child status 0x%x (exit %d)", \
+	              st_, WIFEXITED(st_) ? WEXITSTATUS(st_) : -1); \
+} while (0)
+
+static void *square(void *a) { return (void *)((intptr_t)a * (intptr_t)a); }
+
+/* The child's work: threads, joins, a condition variable, main's exit. */
+static void child_work(int base)
+{
+	C_CHECK(weft_init() == 0, base + 1);
+	intptr_t sum = 0;
+	weft_t t[50];
+	for (intptr_t i = 0; i < 50; i++)
+		C_CHECK(weft_create(&t[i], NULL, square, (void *)i) == 0, base + 2);
+	for (int i = 0; i < 50; i++) {
+		void *r;
+		C_CHECK(weft_join(t[i], &r) == 0, base + 3);
+		sum += (intptr_t)r;
+	}
+	C_CHECK(sum == 40425, base + 4);
+	C_CHECK(weft_workers() >= 1, base + 5);
+}
+
+/* --- from green threads on both workers ------------------------------------- */
+
+static weft_t forker_handle[2];
+static atomic_int forkers_ready;
+
+static void *forker(void *arg)
+{
+	int idx = (int)(intptr_t)arg;
+	forker_handle[idx] = weft_self();
+	atomic_fetch_add(&forkers_ready, 1);
+	/* Be on different workers: wait until both run, spinning. */
+	uint64_t end = now_ns() + 2000 * MS;
+	while (atomic_load(&forkers_ready) < 2 && now_ns() < end)
+		;
+	int worker = weft_worker_self();
+	pid_t p = fork();
+	if (p == 0) {
+		/* The caller is the child's main, with its own handle. */
+		C_CHECK(weft_self() == forker_handle[idx], 10);
+		char name[32];
+		C_CHECK(weft_getname(forker_handle[idx], name, sizeof name) == 0, 11);
+		/* The other forker does not exist here. */
+		C_CHECK(weft_getname(forker_handle[!idx], name, sizeof name) == ESRCH, 12);
+		C_CHECK(weft_detach(weft_self()) == EINVAL, 13);   /* main */
+		child_work(20);
+		weft_exit(NULL);   /* main: waits for the child's threads, exit(0) */
+	}
+	int st = wait_status(p);
+	return (void *)(intptr_t)(st | (worker << 16));
+}
+
+START_TEST(t_fork_from_threads_on_both_workers)
+{
+	setup();
+	for (int round = 0; round < 10; round++) {
+		atomic_store(&forkers_ready, 0);
+		weft_t a = spawn(forker, (void *)0), b = spawn(forker, (void *)1);
+		intptr_t ra = (intptr_t)join(a), rb = (intptr_t)join(b);
+		ASSERT_EXIT0((int)(ra & 0xffff));
+		ASSERT_EXIT0((int)(rb & 0xffff));
+	}
+}
+END_TEST
+
+START_TEST(t_fork_from_main)
+{
+	setup();
+	weft_t busy = spawn(square, (void *)3);
+	pid_t p = fork();
+	if (p == 0) {
+		C_CHECK(weft_getname(busy, (char[32]){ 0 }, 32) == ESRCH, 10);
+		child_work(20);
+		/* A child of the child, before and after its runtime restarted. */
+		pid_t q = fork();
+		if (q == 0) {
+			child_work(40);
+			_exit(0);
+		}
+		C_CHECK(wait_status(q) == 0, 60);
+		_exit(0);
+	}
+	ASSERT_EXIT0(wait_status(p));
+	ck_assert_ptr_eq(join(busy), (void *)9);
+}
+END_TEST
+
+START_TEST(t_fork_twice_before_restart)
+{
+	setup();
+	pid_t p = fork();
+	if (p == 0) {
+		/* No weft call yet: the child's runtime has not restarted. */
+		pid_t q = fork();
+		if (q == 0) {
+			child_work(20);
+			_exit(0);
+		}
+		C_CHECK(wait_status(q) == 0, 60);
+		child_work(40);
+		_exit(0);
+	}
+	ASSERT_EXIT0(wait_status(p));
+}
+END_TEST
+
+/* --- handler order ------------------------------------------------------------- */
+
+static char order[32];
+static atomic_int order_len;
+static void rec(char c) { order[atomic_fetch_add(&order_len, 1)] = c; }
+static void prep_a(void) { rec('a'); }
+static void prep_b(void) { rec('b'); }
+static void prep_c(void) { rec('c'); }
+static void par_a(void) { rec('A'); }
+static void par_b(void) { rec('B'); }
+static void par_c(void) { rec('C'); }
+static weft_mutex_t fm = WEFT_MUTEX_INITIALIZER;
+static void prep_lock(void) { weft_mutex_lock(&fm); rec('l'); }
+static void after_unlock(void) { weft_mutex_unlock(&fm); rec('u'); }
+static void child_unlock(void) { weft_mutex_unlock(&fm); rec('v'); }
+
+START_TEST(t_atfork_order)
+{
+	setup();
+	ck_assert_int_eq(weft_atfork(prep_a, par_a, par_a), 0);
+	ck_assert_int_eq(weft_atfork(prep_b, par_b, par_b), 0);
+	ck_assert_int_eq(weft_atfork(NULL, NULL, NULL), 0);
+	ck_assert_int_eq(weft_atfork(prep_c, par_c, par_c), 0);
+	/* A handler pair that uses a weft mutex across the fork. */
+	ck_assert_int_eq(weft_atfork(prep_lock, after_unlock, child_unlock), 0);
+	int fds[2];
+	ck_assert_int_eq(pipe(fds), 0);
+	atomic_store(&order_len, 0);
+	pid_t p = fork();
+	if (p == 0) {
+		/* The mutex is usable in the child: it was unlocked by the
+		 * child handler, and its owner is this thread. */
+		C_CHECK(weft_mutex_lock(&fm) == 0, 10);
+		C_CHECK(weft_mutex_unlock(&fm) == 0, 11);
+		ssize_t r = write(fds[1], order, (size_t)atomic_load(&order_len));
+		(void)r;
+		_exit(0);
+	}
+	close(fds[1]);
+	char child[32] = { 0 };
+	ssize_t n = read(fds[0], child, sizeof child - 1);
+	close(fds[0]);
+	ASSERT_EXIT0(wait_status(p));
+	ck_assert_int_gt(n, 0);
+	/* Prepare in reverse order of registration, the others in order. */
+	order[atomic_load(&order_len)] = 0;
+	ck_assert_str_eq(order, "lcbaABCu");
+	ck_assert_str_eq(child, "lcbaABCv");
+	ck_assert_int_eq(weft_atfork(NULL, NULL, NULL), 0);
+}
+END_TEST
+
+/* --- a child forked from a kernel thread that is not a worker ------------- */
+
+static void *foreign_forker(void *arg)
+{
+	(void)arg;
+	pid_t p = fork();
+	if (p == 0) {
+		/* No green thread came along: this thread becomes main. */
+		C_CHECK(weft_worker_self() == -1, 10);
+		child_work(20);
+		C_CHECK(weft_worker_self() >= 0, 11);   /* a green thread now */
+		_exit(0);
+	}
+	return (void *)(intptr_t)wait_status(p);
+}
+
+START_TEST(t_fork_from_foreign_thread)
+{
+	setup();
+	pthread_t t;
+	ck_assert_int_eq(pthread_create(&t, NULL, foreign_forker, NULL), 0);
+	void *r;
+	ck_assert_int_eq(pthread_join(t, &r), 0);
+	ASSERT_EXIT0((int)(intptr_t)r);
+}
+END_TEST
+
+/* --- preemption and the monitor work in the child ------------------------------- */
+
+static atomic_long progress[2];
+static atomic_int spin_stop;
+
+static void *spin_count(void *arg)
+{
+	int i = (int)(intptr_t)arg;
+	while (!atomic_load(&spin_stop))
+		atomic_fetch_add(&progress[i], 1);
+	return NULL;
+}
+
+static void *blocked_reader(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+	char c;
+	return (void *)(intptr_t)read(fd, &c, 1);   /* blocks its worker */
+}
+
+START_TEST(t_child_preempts_and_hands_off)
+{
+	setenv("WEFT_WORKERS", "1", 1);
+	setenv("WEFT_QUANTUM_US", "1000", 1);
+	ck_assert_int_eq(weft_init(), 0);
+	pid_t p = fork();
+	if (p == 0) {
+		/* Two CPU-bound threads on one worker both progress: ticks. */
+		weft_t a, b;
+		C_CHECK(weft_create(&a, NULL, spin_count, (void *)0) == 0, 10);
+		C_CHECK(weft_create(&b, NULL, spin_count, (void *)1) == 0, 11);
+		weft_sleep_ns(100 * MS);
+		atomic_store(&spin_stop, 1);
+		weft_join(a, NULL);
+		weft_join(b, NULL);
+		C_CHECK(atomic_load(&progress[0]) > 0 && atomic_load(&progress[1]) > 0, 12);
+		weft_stats_t s;
+		C_CHECK(weft_stats_get(-1, &s) == 0 && s.preemptions > 0, 13);
+		/* A thread blocked in read() on the only worker: the monitor
+		 * hands the others to another kernel thread. */
+		int fds[2];
+		C_CHECK(pipe(fds) == 0, 14);
+		weft_t r;
+		C_CHECK(weft_create(&r, NULL, blocked_reader, (void *)(intptr_t)fds[0]) == 0, 15);
+		weft_sleep_ns(20 * MS);
+		C_CHECK(write(fds[1], "x", 1) == 1, 16);
+		void *got;
+		C_CHECK(weft_join(r, &got) == 0 && (intptr_t)got == 1, 17);
+		_exit(0);
+	}
+	ASSERT_EXIT0(wait_status(p));
+}
+END_TEST
+
+/* --- under load ----------------------------------------------------------------------- */
+
+/* 1,000 threads create, exit and lock on 2 workers while the main thread
+ * forks 200 times; each child creates threads and exits 0. */
+static weft_mutex_t load_lock = WEFT_MUTEX_INITIALIZER;
+static atomic_int load_stop;
+static long load_counter;
+
+static void *load_leaf(void *arg)
+{
+	weft_mutex_lock(&load_lock);
+	load_counter++;
+	weft_mutex_unlock(&load_lock);
+	return arg;
+}
+
+static void *load_worker(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&load_stop)) {
+		weft_t t;
+		if (weft_create(&t, NULL, load_leaf, NULL) == 0)
+			weft_join(t, NULL);
+		weft_mutex_lock(&load_lock);
+		load_counter++;
+		weft_mutex_unlock(&load_lock);
+	}
+	return NULL;
+}
+
+START_TEST(t_fork_under_load)
+{
+	setup();
+	enum { LOADERS = 1000 };
+	weft_t *t = calloc(LOADERS, sizeof *t);
+	ck_assert_ptr_nonnull(t);
+	for (int i = 0; i < LOADERS; i++)
+		t[i] = spawn(load_worker, NULL);
+	for (int k = 0; k < 200; k++) {
+		pid_t p = fork();
+		ck_assert_int_ge(p, 0);
+		if (p == 0) {
+			child_work(20);
+			/* The parent's mutex may have been held by a thread that is
+			 * not here: a fresh one works. */
+			weft_mutex_t m2 = WEFT_MUTEX_INITIALIZER;
+			C_CHECK(weft_mutex_lock(&m2) == 0 && weft_mutex_unlock(&m2) == 0, 50);
+			weft_exit(NULL);
+		}
+		ASSERT_EXIT0(wait_status(p));
+	}
+	atomic_store(&load_stop, 1);
+	for (int i = 0; i < LOADERS; i++)
+		join(t[i]);
+	free(t);
+	ck_assert_int_gt(load_counter, 0);
+}
+END_TEST
+
+/* --- system, popen, posix_spawn from green threads ----------------------------- */
+
+static void *spawner(void *arg)
+{
+	(void)arg;
+	int bad = 0;
+	for (int i = 0; i < 10; i++) {
+		int st = system("exit 3");
+		bad += !(WIFEXITED(st) && WEXITSTATUS(st) == 3);
+		FILE *f = popen("echo weft", "r");
+		char buf[16] = { 0 };
+		if (!f || !fgets(buf, sizeof buf, f) || strcmp(buf, "weft\n") != 0)
+			bad++;
+		if (f)
+			bad += pclose(f) != 0;
+		pid_t p;
+		char *argv[] = { "/bin/sh", "-c", "exit 5", NULL };
+		if (posix_spawn(&p, "/bin/sh", NULL, NULL, argv, environ) != 0)
+			bad++;
+		else {
+			int s2 = wait_status(p);
+			bad += !(WIFEXITED(s2) && WEXITSTATUS(s2) == 5);
+		}
+		weft_yield();
+	}
+	return (void *)(intptr_t)bad;
+}
+
+START_TEST(t_system_popen_spawn_from_green_threads)
+{
+	setup();
+	weft_t t[4];
+	for (int i = 0; i < 4; i++)
+		t[i] = spawn(spawner, NULL);
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_eq((intptr_t)join(t[i]), 0);
+	ck_assert_int_eq((intptr_t)spawner(NULL), 0);   /* and from main */
+}
+END_TEST
+
+static Suite *fork_suite(void)
+{
+	Suite *s = suite_create("fork");
+	TCase *tc = tcase_create("fork");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, t_fork_from_threads_on_both_workers);
+	tcase_add_test(tc, t_fork_from_main);
+	tcase_add_test(tc, t_fork_twice_before_restart);
+	tcase_add_test(tc, t_atfork_order);
+	tcase_add_test(tc, t_fork_from_foreign_thread);
+	tcase_add_test(tc, t_child_preempts_and_hands_off);
+	tcase_add_test(tc, t_system_popen_spawn_from_green_threads);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("load");
+	tcase_set_timeout(tc, 300);
+	tcase_add_test(tc, t_fork_under_load);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return weft_check_run(fork_suite());
+}

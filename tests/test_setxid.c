@@ -1,0 +1,193 @@
+/*
+ * test_setxid.c — credentials changed by the program reach every kernel
+ * thread of the process, the clone backend's workers, spares and monitor
+ * included (docs/design.md, "Kernel workers", credentials.c).
+ *
+ * Runs as root (CI does): it drops to `nobody` and then reads the ids of
+ * every task of the process from /proc/self/task/<tid>/status, and the
+ * ids each worker's kernel thread reports to a green thread running on
+ * it.  Without root there is nothing to drop: the suite says so and
+ * checks nothing.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <grp.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include "sync_helpers.h"
+
+#define NOBODY 65534
+
+/* Every task's "Uid:"/"Gid:" lines (real, effective, saved, fs) equal to
+ * want, and no supplementary group; the number of tasks looked at, or -1
+ * with the offending line in bad. */
+static int all_tasks_are(unsigned want, char *bad, size_t badlen)
+{
+	DIR *d = opendir("/proc/self/task");
+	ck_assert_ptr_nonnull(d);
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		char path[300], line[256];
+		snprintf(path, sizeof path, "/proc/self/task/%s/status", e->d_name);
+		FILE *f = fopen(path, "r");
+		if (!f)
+			continue;   /* the task exited meanwhile */
+		n++;
+		while (fgets(line, sizeof line, f)) {
+			unsigned a, b, c, x;
+			if ((sscanf(line, "Uid: %u %u %u %u", &a, &b, &c, &x) == 4 ||
+			     sscanf(line, "Gid: %u %u %u %u", &a, &b, &c, &x) == 4) &&
+			    (a != want || b != want || c != want || x != want)) {
+				snprintf(bad, badlen, "task %.16s: %.200s", e->d_name, line);
+				n = -1;
+			}
+			if (!strncmp(line, "Groups:", 7) && strspn(line + 7, " \t\n") != strlen(line + 7)) {
+				snprintf(bad, badlen, "task %.16s: %.200s", e->d_name, line);
+				n = -1;
+			}
+		}
+		fclose(f);
+		if (n < 0)
+			break;
+	}
+	closedir(d);
+	return n;
+}
+
+static atomic_int stop;
+static atomic_long wrong_ids;
+
+/* Busy on whatever worker it is on, asking the kernel thread it runs on. */
+static void *prober(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&stop)) {
+		if (syscall(SYS_geteuid) != NOBODY || syscall(SYS_getegid) != NOBODY)
+			atomic_fetch_add(&wrong_ids, 1);
+		weft_sleep_ns(200000);
+	}
+	return NULL;
+}
+
+static void *blocked_reader(void *arg)
+{
+	char c;
+	return (void *)read((int)(intptr_t)arg, &c, 1);
+}
+
+static void *drop(void *arg)
+{
+	(void)arg;
+	T_CHECK(setgroups(0, NULL) == 0);
+	T_CHECK(setgid(NOBODY) == 0);
+	T_CHECK(setuid(NOBODY) == 0);
+	return NULL;
+}
+
+START_TEST(t_drop_to_nobody_reaches_every_thread)
+{
+	if (geteuid() != 0) {
+		fprintf(stderr, "test_setxid: not root: nothing to drop, not checked\n");
+		return;
+	}
+	setenv("WEFT_WORKERS", "2", 1);
+	ck_assert_int_eq(weft_init(), 0);
+	/* A worker blocked in read(): the monitor starts a spare in its place,
+	 * so there are kernel threads of every kind. */
+	int fds[2];
+	ck_assert_int_eq(pipe(fds), 0);
+	weft_t r = spawn(blocked_reader, (void *)(intptr_t)fds[0]);
+	nap_ms(30);
+	/* Drop from a green thread, whichever worker it is on. */
+	weft_t d = spawn(drop, NULL);
+	join(d);
+	ASSERT_NO_FAILS();
+	ck_assert_int_eq(write(fds[1], "x", 1), 1);
+	ck_assert_int_eq((intptr_t)join(r), 1);
+	char bad[300] = "";
+	int n = all_tasks_are(NOBODY, bad, sizeof bad);
+	ck_assert_msg(n > 0, "%s", bad);
+	ck_assert_int_ge(n, 4);   /* main, a worker, the monitor, a spare */
+	weft_t p[6];
+	for (int i = 0; i < 6; i++)
+		p[i] = spawn(prober, NULL);
+	nap_ms(100);
+	atomic_store(&stop, 1);
+	for (int i = 0; i < 6; i++)
+		join(p[i]);
+	ck_assert_int_eq(atomic_load(&wrong_ids), 0);
+	/* New workers are made by a thread that has the new ids. */
+	ck_assert_int_eq(all_tasks_are(NOBODY, bad, sizeof bad) > 0, 1);
+}
+END_TEST
+
+static void *swap_euid(void *arg)
+{
+	(void)arg;
+	/* Effective nobody, then root again (the saved id stays 0): a
+	 * change that gives privileges back. */
+	T_CHECK(setegid(NOBODY) == 0);
+	T_CHECK(seteuid(NOBODY) == 0);
+	return NULL;
+}
+
+static int all_euid(unsigned want)
+{
+	DIR *dir = opendir("/proc/self/task");
+	int bad = 0;
+	struct dirent *e;
+	while ((e = readdir(dir))) {
+		char path[300], line[256];
+		snprintf(path, sizeof path, "/proc/self/task/%s/status", e->d_name);
+		FILE *f = e->d_name[0] == '.' ? NULL : fopen(path, "r");
+		while (f && fgets(line, sizeof line, f)) {
+			unsigned a, b, c, x;
+			if (sscanf(line, "Uid: %u %u %u %u", &a, &b, &c, &x) == 4 && b != want)
+				bad++;
+		}
+		if (f)
+			fclose(f);
+	}
+	closedir(dir);
+	return bad;
+}
+
+START_TEST(t_effective_ids_round_trip)
+{
+	if (geteuid() != 0) {
+		fprintf(stderr, "test_setxid: not root: nothing to drop, not checked\n");
+		return;
+	}
+	setenv("WEFT_WORKERS", "2", 1);
+	ck_assert_int_eq(weft_init(), 0);
+	join(spawn(swap_euid, NULL));
+	ASSERT_NO_FAILS();
+	ck_assert_int_eq(all_euid(NOBODY), 0);
+	ck_assert_int_eq(seteuid(0), 0);
+	ck_assert_int_eq(setegid(0), 0);
+	ck_assert_int_eq(all_euid(0), 0);
+}
+END_TEST
+
+static Suite *setxid_suite(void)
+{
+	Suite *s = suite_create("setxid");
+	TCase *tc = tcase_create("setxid");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, t_drop_to_nobody_reaches_every_thread);
+	tcase_add_test(tc, t_effective_ids_round_trip);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return weft_check_run(setxid_suite());
+}
