@@ -512,6 +512,64 @@ START_TEST(t_kill_storm_never_misdelivers)
 }
 END_TEST
 
+/* Signals sent from a kernel thread that is not a worker, as fast as it
+ * can, to threads in short timed sleeps: many land in the moment between a
+ * sleeper publishing its wait and entering its worker's timer heap.  A
+ * thread out of its wait must own no heap entry (a left-over one, fired
+ * later, claims a later wait or unlinks another thread's entry: main's
+ * own sleep below then never ends). */
+static void on_nothing(int sig) { (void)sig; }
+static atomic_int stale, eintrs;
+
+static void *timed_sleeper(void *arg)
+{
+	int i = (int)(intptr_t)arg;
+	struct wf_thread *me = wf_tcb_lookup(weft_self());
+	atomic_store(&meant[i], weft_self());
+	atomic_fetch_add(&reached, 1);
+	uint32_t seed = (uint32_t)i * 7919u + 1;
+	while (!atomic_load(&stop)) {
+		if (weft_sleep_ns(2000 + rnd(&seed) % 30000) == EINTR)
+			atomic_fetch_add(&eintrs, 1);
+		if (me->heap_idx >= 0 || me->timer_worker)
+			atomic_fetch_add(&stale, 1);
+	}
+	return NULL;
+}
+
+static void *foreign_killer(void *arg)
+{
+	int n = (int)(intptr_t)arg;
+	uint32_t seed = 99;
+	while (!atomic_load(&stop))
+		weft_kill(atomic_load(&meant[rnd(&seed) % (uint32_t)n]), SIGUSR1);
+	return NULL;
+}
+
+START_TEST(t_kill_storm_on_timed_sleeps)
+{
+	sig_setup("2");
+	install(SIGUSR1, on_nothing);
+	enum { N = 8 };
+	weft_t t[N];
+	for (int i = 0; i < N; i++)
+		t[i] = spawn(timed_sleeper, (void *)(intptr_t)i);
+	ck_assert(wait_atomic(&reached, N, 5000));
+	pthread_t k;
+	ck_assert_int_eq(pthread_create(&k, NULL, foreign_killer, (void *)(intptr_t)N), 0);
+	uint64_t t0 = now_ns();
+	ck_assert_int_eq(weft_sleep_ns(1000 * MS), 0);
+	ck_assert_msg(now_ns() - t0 < 20000 * MS, "main's timed sleep outlived its deadline");
+	atomic_store(&stop, 1);
+	pthread_join(k, NULL);
+	for (int i = 0; i < N; i++)
+		join(t[i]);
+	int left = atomic_load(&stale);
+	ck_assert_msg(left == 0, "%d sleeps left a timer entry behind", left);
+	ck_assert_int_gt(atomic_load(&eintrs), 0);
+}
+END_TEST
+
 /* --- bad input, and default actions --------------------------------------------------------- */
 
 START_TEST(t_bad_input)
@@ -588,6 +646,7 @@ static Suite *signals_suite(void)
 	tc = tcase_create("storm");
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, t_kill_storm_never_misdelivers);
+	tcase_add_test(tc, t_kill_storm_on_timed_sleeps);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -132,7 +132,12 @@ int wf_park(wf_spin_t *held, uint64_t deadline)
 	if (st != WF_WAIT_TIMEDOUT)
 		return 0;
 	if (wf_unlikely(self->intr)) {
+		/* The interrupter left the timer to us: it claimed without the
+		 * queue lock a waker holds, so it may have claimed before we
+		 * added ourselves to the heap (wf_interrupt). */
 		self->intr = 0;
+		if (self->deadline)
+			wf_timer_cancel(self);
 		return EINTR;
 	}
 	return ETIMEDOUT;
@@ -149,10 +154,13 @@ bool wf_interrupt(struct wf_thread *t, unsigned intr)
 	                                    (cur & ~WF_WAIT_KIND) | WF_WAIT_TIMEDOUT))
 		return false;
 	/* The claim is ours: t stays parked until we queue it, and reads intr
-	 * only after it runs again (ordered by the run queue's lock). */
+	 * only after it runs again (ordered by the run queue's lock).  Its
+	 * timer is t's to cancel: unlike a waker, which dequeued t under the
+	 * lock that t holds until it has parked, we may have claimed the wait
+	 * before t added itself to its worker's heap, and a cancel here would
+	 * miss the entry t is about to add.  A timer that fires meanwhile finds
+	 * the wait claimed and drops the entry. */
 	t->intr = 1;
-	if (t->deadline)
-		wf_timer_cancel(t);
 	struct wf_worker *w = wf_worker_self();
 	if (!w)
 		w = t->worker;
