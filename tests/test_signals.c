@@ -158,6 +158,52 @@ START_TEST(t_kill_queued_thread)
 }
 END_TEST
 
+/* A signal sent to a running thread whose kernel mask blocks it just now
+ * (a handler's sa_mask) waits in the kernel; if the thread then looks for
+ * its pending signals itself (weft_sigmask), the kernel merges what it
+ * sends with the waiting one, keeping one delivery.  That delivery must
+ * run the handler once. */
+static atomic_int in_usr2, sent_usr1;
+
+static void on_usr2_masking_usr1(int sig)
+{
+	(void)sig;
+	atomic_store(&in_usr2, 1);
+	uint64_t end = now_ns() + 5000 * MS;
+	while (!atomic_load(&sent_usr1) && now_ns() < end)
+		;
+	sigset_t none;
+	sigemptyset(&none);
+	weft_sigmask(SIG_BLOCK, &none, NULL);
+}
+
+static void *kill_self_usr2(void *arg)
+{
+	(void)arg;
+	T_CHECK(weft_kill(weft_self(), SIGUSR2) == 0);
+	return NULL;
+}
+
+START_TEST(t_kill_merged_in_kernel_runs_once)
+{
+	sig_setup("2");
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_usr2_masking_usr1;
+	sigemptyset(&sa.sa_mask);
+	sigaddset(&sa.sa_mask, SIGUSR1);
+	ck_assert_int_eq(sigaction(SIGUSR2, &sa, NULL), 0);
+	weft_t t = spawn(kill_self_usr2, NULL);
+	ck_assert(wait_atomic(&in_usr2, 1, 5000));
+	ck_assert_int_eq(weft_kill(t, SIGUSR1), 0);
+	atomic_store(&sent_usr1, 1);
+	join(t);
+	ck_assert_int_eq(atomic_load(&hits), 1);
+	ck_assert_uint_eq(atomic_load(&last_in), t);
+	ASSERT_NO_FAILS();
+}
+END_TEST
+
 /* --- to parked threads ------------------------------------------------------ */
 
 static weft_sem_t sem;
@@ -628,6 +674,7 @@ static Suite *signals_suite(void)
 	tcase_add_test(tc, t_kill_self_runs_before_return);
 	tcase_add_test(tc, t_kill_running_thread);
 	tcase_add_test(tc, t_kill_queued_thread);
+	tcase_add_test(tc, t_kill_merged_in_kernel_runs_once);
 	tcase_add_test(tc, t_kill_parked_interrupts);
 	tcase_add_test(tc, t_kill_parked_in_lock_waits_for_it);
 	tcase_add_test(tc, t_bad_input);

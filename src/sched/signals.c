@@ -20,12 +20,17 @@
  * siginfo and ucontext), and wf_sig_enter runs the handler if the thread
  * it names is the one running there, or leaves it pending for that thread
  * otherwise.  Such a "carrier" is told from any other delivery by its
- * siginfo: si_code SI_QUEUE from this process, si_errno one of two weft
- * marks, and the target's handle as si_value (the program's handler is
- * shown SI_TKILL, si_errno 0 and no value, as from pthread_kill; the
- * kernel accepts SI_TKILL from the thread group leader only).  A queued target gets its signals
- * when it is next switched to; a target parked in a wait that signals
- * interrupt is woken (park.c, wf_interrupt) and gets them as it resumes.
+ * siginfo: si_code SI_QUEUE from this process, si_errno a weft mark, and
+ * the target's handle as si_value (the program's handler is shown
+ * SI_TKILL, si_errno 0 and no value, as from pthread_kill; the kernel
+ * accepts SI_TKILL from the thread group leader only).  The target's
+ * pending bit is cleared only where its handler runs, so a signal runs
+ * once however many carriers were sent for it: the kernel keeps one
+ * pending instance of a signal below SIGRTMIN per thread and drops the
+ * others, whichever sender they came from.  A queued target gets its
+ * signals when it is next switched to; a target parked in a wait that
+ * signals interrupt is woken (park.c, wf_interrupt) and gets them as it
+ * resumes.
  *
  * Masks.  A thread's mask is kept as its difference from the default mask
  * (wf_sig_base, the mask of the thread that initialized weft, which every
@@ -154,15 +159,16 @@ void wf_flag_raise(_Atomic uint32_t *f)
 		wf_spin_backoff(&spins);
 }
 
-enum { WF_CARRIER_REMOTE = 0x77660001, WF_CARRIER_SELF = 0x77660002 };
+/* si_errno of a carrier. */
+#define WF_CARRIER 0x77660001
 
 /* Send sig to kernel thread tid as a carrier for green thread h. */
-static void wf_sig_carry(pid_t tid, int sig, weft_t h, int mark)
+static void wf_sig_carry(pid_t tid, int sig, weft_t h)
 {
 	siginfo_t si;
 	memset(&si, 0, sizeof si);
 	si.si_signo = sig;
-	si.si_errno = mark;
+	si.si_errno = WF_CARRIER;
 	/* SI_QUEUE: the kernel takes SI_TKILL from the thread group leader
 	 * only; the program's handler is shown SI_TKILL (wf_sig_route). */
 	si.si_code = SI_QUEUE;
@@ -189,7 +195,7 @@ static void wf_sig_send(struct wf_thread *t, int sig)
 		return;   /* it gets it as it resumes */
 	struct wf_worker *tw = __atomic_load_n(&t->worker, __ATOMIC_RELAXED);
 	if (t->state == WF_RUNNING && tw && tw != wf_worker_self())
-		wf_sig_carry(atomic_load(&tw->tid), sig, wf_tcb_handle(t), WF_CARRIER_REMOTE);
+		wf_sig_carry(atomic_load(&tw->tid), sig, wf_tcb_handle(t));
 	/* Queued, or parked in a wait signals do not end: at its next switch
 	 * to it (wf_sig_resumed), which reads sig_pending after it has
 	 * published RUNNING (Dekker with the fetch_or above). */
@@ -198,7 +204,12 @@ static void wf_sig_send(struct wf_thread *t, int sig)
 /* The caller, a green thread, gets every signal pending for it that it
  * does not block, and the waiting process signals it does not block: each
  * is sent to its own kernel thread and delivered before this returns (or,
- * if the kernel mask blocks it just now, when the mask is restored). */
+ * if the kernel mask blocks it just now, when the mask is restored).  The
+ * pending bit stays set until wf_sig_route clears it as it runs the
+ * handler: a carrier sent by another thread for the same signal may be in
+ * flight, and the kernel merges the two into one delivery, whichever
+ * siginfo it keeps.  A signal whose action is no handler any more is
+ * cleared here and left to the kernel (default action, or ignored). */
 void wf_sig_deliver(struct wf_thread *self)
 {
 	uint64_t mask = wf_sig_blocked_by(self);
@@ -210,15 +221,16 @@ void wf_sig_deliver(struct wf_thread *self)
 		    (atomic_fetch_and(&wf_sig_held, ~bit) & bit))
 			atomic_fetch_or(&self->sig_pending, bit);
 	}
-	uint64_t d;
-	while ((d = atomic_load(&self->sig_pending) & ~mask)) {
+	uint64_t d = atomic_load(&self->sig_pending) & ~mask;
+	pid_t tid = atomic_load(&wf_worker_self()->tid);
+	while (d) {
 		uint64_t bit = d & -d;
-		if (!(atomic_fetch_and(&self->sig_pending, ~bit) & bit))
+		d &= ~bit;
+		int sig = __builtin_ctzll(bit) + 1;
+		if (!wf_signal_has_handler(sig) &&
+		    !(atomic_fetch_and(&self->sig_pending, ~bit) & bit))
 			continue;
-		struct wf_worker *w = wf_worker_self();
-		wf_sig_carry(atomic_load(&w->tid), __builtin_ctzll(bit) + 1, wf_tcb_handle(self),
-		             WF_CARRIER_SELF);
-		mask = wf_sig_blocked_by(self);   /* a handler may have changed it */
+		wf_sig_carry(tid, sig, wf_tcb_handle(self));
 	}
 }
 
@@ -283,21 +295,18 @@ static bool wf_sig_synchronous(int sig, const siginfo_t *si)
 }
 
 /* A carrier that arrived where its target is not running.  The signal is
- * still pending for the target (a remote carrier leaves the bit set; a
- * self carrier, which cleared it, sets it again): re-send it if the target
- * runs elsewhere now, else it gets it at its next switch.  Async-signal-
- * safe: no lock, the TCB is read racily (never freed) and checked by its
- * generation. */
-static void wf_sig_missed(struct wf_worker *w, int sig, weft_t h, int mark)
+ * still pending for the target (its bit is cleared only where the handler
+ * runs): re-send it if the target runs elsewhere now, else the target gets
+ * it at its next switch.  Async-signal-safe: no lock, the TCB is read
+ * racily (never freed) and checked by its generation. */
+static void wf_sig_missed(struct wf_worker *w, int sig, weft_t h)
 {
 	struct wf_thread *t = wf_tcb_lookup(h);
-	if (!t)
+	if (!t || !(atomic_load(&t->sig_pending) & WF_SIGBIT(sig)))
 		return;
-	if (mark == WF_CARRIER_SELF)
-		atomic_fetch_or(&t->sig_pending, WF_SIGBIT(sig));
 	struct wf_worker *tw = __atomic_load_n(&t->worker, __ATOMIC_RELAXED);
 	if (t->state == WF_RUNNING && tw && tw != w)
-		wf_sig_carry(atomic_load(&tw->tid), sig, h, WF_CARRIER_REMOTE);
+		wf_sig_carry(atomic_load(&tw->tid), sig, h);
 }
 
 bool wf_sig_route(int sig, siginfo_t *si, bool handler)
@@ -307,21 +316,17 @@ bool wf_sig_route(int sig, siginfo_t *si, bool handler)
 		return true;   /* a kernel thread that is not a worker */
 	struct wf_thread *cur = w->current;
 	bool green = cur->kind != WF_KIND_IDLE;
-	if (si->si_code == SI_QUEUE && si->si_pid == wf_sig_pid &&
-	    (si->si_errno == WF_CARRIER_REMOTE || si->si_errno == WF_CARRIER_SELF)) {
-		int mark = si->si_errno;
+	if (si->si_code == SI_QUEUE && si->si_pid == wf_sig_pid && si->si_errno == WF_CARRIER) {
 		weft_t h = (weft_t)si->si_value.sival_ptr;
 		/* What pthread_kill would have shown. */
 		si->si_errno = 0;
 		si->si_code = SI_TKILL;
 		si->si_value.sival_ptr = NULL;
-		if (green && wf_tcb_handle(cur) == h) {
-			if (mark == WF_CARRIER_SELF)
-				return true;
-			/* Remote: run it only if nobody delivered it meanwhile. */
+		/* Run it here if it is still pending: each pending signal runs
+		 * once, whichever of its carriers (merged or not) gets here. */
+		if (green && wf_tcb_handle(cur) == h)
 			return atomic_fetch_and(&cur->sig_pending, ~WF_SIGBIT(sig)) & WF_SIGBIT(sig);
-		}
-		wf_sig_missed(w, sig, h, mark);
+		wf_sig_missed(w, sig, h);
 		if (green && wf_sig_deliverable(cur))
 			wf_sig_deliver(cur);   /* a carrier of its own may have merged with this one */
 		return false;
