@@ -24,12 +24,20 @@
  * forced unwind of the thread's frames, as glibc's pthread_exit and
  * pthread_cancel are: C++ destructors and __attribute__((cleanup))
  * handlers run, and the stop function runs each cleanup record as the
- * unwinding passes the frame that holds it (the record lies below that
- * frame's CFA).  At the end of the stack (the thread's first frame, whose
- * return address is undefined) it finishes the thread.  Without the
- * unwinder nothing else could run on the way, and the records are run in
- * a loop.  The exception object lives in the TCB: the frames below the
- * landing pad being run are dead and may be overwritten.
+ * unwinding leaves the frame that holds it.  The stop function is called
+ * for a frame before that frame's landing pads, but with its callee's CFA
+ * (the frame's own lowest address): a record lies above it until the
+ * unwinding reaches the frame's caller.  So within one function the
+ * records run after its destructors; across functions the order is
+ * innermost first (glibc runs the buffers of pthread_cleanup_push in C
+ * without -fexceptions at the same moment).  At the end of the stack (the
+ * thread's first frame, whose return address is undefined) it finishes the
+ * thread.  Without the unwinder nothing else could run on the way, and the
+ * records are run in a loop.  The exception object lives in the TCB: the
+ * frames below the landing pad being run are dead and may be overwritten.
+ * Under ASan the stop function also clears the redzones of the frames the
+ * unwinding dropped: they never returned, and the cleanups that run next
+ * reuse that part of the stack.
  *
  * Asynchronous cancellation acts at safe points only: the tick handler
  * acts when it finds the thread where it could preempt it (the program's
@@ -58,6 +66,9 @@
 #include <unistd.h>
 #include <unwind.h>
 #include "sched_internal.h"
+#ifdef WF_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
 
 const char weft_canceled_ = 0;
 
@@ -168,7 +179,9 @@ static bool wf_unwinder(void)
 	return true;
 }
 
-/* Called by the unwinder at each frame, before the frame's own cleanups. */
+/* Called by the unwinder at each frame, before the frame's landing pads,
+ * with the CFA of the frame below it: the records of the frames already
+ * left are the ones below that CFA. */
 static _Unwind_Reason_Code wf_unwind_stop(int version, _Unwind_Action actions,
                                           _Unwind_Exception_Class cls,
                                           struct _Unwind_Exception *exc,
@@ -176,9 +189,17 @@ static _Unwind_Reason_Code wf_unwind_stop(int version, _Unwind_Action actions,
 {
 	(void)version; (void)cls; (void)exc;
 	struct wf_thread *t = param;
+	uintptr_t cfa = (uintptr_t)atomic_load(&wf_unw.cfa)(ctx);
+#ifdef WF_ASAN
+	/* The frames below cfa are dropped without returning: clear their
+	 * redzones before code runs there again (ASan clears a frame's own
+	 * only when it returns). */
+	if (t->stack.lo && cfa > (uintptr_t)t->stack.lo)
+		__asan_unpoison_memory_region(t->stack.lo, cfa - (uintptr_t)t->stack.lo);
+#endif
 	if (actions & _UA_END_OF_STACK)
 		wf_exit_finish(t);
-	wf_cleanup_run(t, (uintptr_t)atomic_load(&wf_unw.cfa)(ctx));
+	wf_cleanup_run(t, cfa);
 	return _URC_NO_REASON;
 }
 
