@@ -42,6 +42,7 @@
  * call with EINTR, which weft must never cause).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -226,8 +227,16 @@ int wf_monitor_start(void)
 {
 	for (int i = 0; i < WF_MAX_KTHREADS; i++)
 		wf_mon.obs[i].stat_fd = -1;
+	/* Born with every signal blocked (it inherits this mask): in the moment
+	 * before wf_monitor_main blocks them itself, a signal sent to the
+	 * process would otherwise run the program's handler here. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
 	pid_t tid;
-	if (wf_kt_spawn(wf_monitor_main, NULL, WF_MON_STACK, &tid))
+	int e = wf_kt_spawn(wf_monitor_main, NULL, WF_MON_STACK, &tid);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (e)
 		return EAGAIN;
 	atomic_store(&wf_mon.tid, tid);
 	return 0;
