@@ -70,8 +70,12 @@ extern "C" {
  * Who may call: any code; normally main() before anything else.  Optional —
  * the first call of any weft function initializes.  Idempotent: later calls
  * return 0 (or the error of the first attempt).  The caller becomes the green
- * thread "main" running on worker 0.  A process forked from an initialized
- * parent must not call weft (the child has only one kernel thread).
+ * thread "main" running on worker 0.  When the caller is not the process's
+ * initial thread (a pthread of the program's), it keeps a kernel thread of
+ * its own that runs main only, every worker is weft's, and that pthread may
+ * end while the threads it created carry on.  A process forked from an
+ * initialized parent must not call weft (the child has only one kernel
+ * thread).
  *
  * @return 0 on success;
  *         EINVAL  a variable is malformed or out of range (one line on stderr
@@ -81,13 +85,19 @@ extern "C" {
  */
 WEFT_API int weft_init(void);
 
-/** Number of kernel workers.  Any caller; initializes on first use.
+/** Number of kernel workers that run green threads (WEFT_WORKERS).  Any
+ *  caller; initializes on first use.  While a worker is blocked in a system
+ *  call weft was not told about, a standby kernel worker runs green threads
+ *  in its place, so the number running green threads stays this one.
  *  @return the number of workers; 0 if initialization failed. */
 WEFT_API int weft_workers(void);
 
 /** Which worker runs the caller.  Any caller; does not initialize.
- *  @return the index 0..workers-1 of the worker running the caller; -1 when
- *          the caller is not running on a weft worker. */
+ *  @return the index 0..workers-1 of the worker running the caller; an
+ *          index from workers up on a kernel thread that stands in for a
+ *          blocked worker, or in main when weft was initialized by a thread
+ *          other than the process's initial thread (weft_init); -1 when the
+ *          caller is not running on a weft worker. */
 WEFT_API int weft_worker_self(void);
 
 /** Disable preemption of the calling green thread; nests.  The caller can
@@ -1178,7 +1188,9 @@ typedef struct weft_stats {
  * worker is -1.  Who may call: any code, any kernel thread; cheap (no lock,
  * no system call).  Counters are per worker and read without stopping
  * anyone, so a sum is a snapshot only up to concurrent increments.
- * @param worker  a worker index 0..weft_workers()-1, or -1 for all
+ * @param worker  a worker index (0..weft_workers()-1, or a standby
+ *                worker's index as weft_worker_self reports it), or -1 for
+ *                all, standby workers included
  * @param out     receives the statistics
  * @return 0; EINVAL out NULL, worker out of range, or the runtime could not
  *         be initialized.

@@ -8,7 +8,10 @@
 #  2. every symbol an object of src/sync takes from an object of src/sched
 #     is defined in park.c (which implements park.h, and only park.h), and
 #     the one table src/sched takes from src/sync (wf_block_owner_at, for
-#     the thread dump) is declared in park.h too.
+#     the thread dump) is declared in park.h too;
+#  3. nothing outside src/context (and src/kthreads' kt_syscall.h, the
+#     system call instruction) names a machine register or the layout of a
+#     signal's ucontext (docs/design.md, "Layers").
 # Exit status 0 when both hold; otherwise each breach is named on stderr.
 set -u
 if [ $# -lt 2 ]; then
@@ -39,6 +42,11 @@ check_includes kthreads '"[^"]*(sched|sync)/' "src/kthreads includes an upper la
 check_includes sched '"[^"]*sync/' "src/sched includes src/sync"
 hits=$(includes sync '"[^"]*(sched|kthreads)/' | grep -vE '"\.\./sched/park\.h"')
 [ -z "$hits" ] || fail "src/sync includes src/sched or src/kthreads beyond park.h:"$'\n'"$hits"
+
+# --- 3. ISA details -------------------------------------------------------
+isa=$(grep -rnE '\b(gregs|REG_[A-Z0-9]+|uc_mcontext)\b' "$src/src" --include='*.c' --include='*.h' |
+  grep -v "^$src/src/context/" | grep -v '/kt_syscall\.h:')
+[ -z "$isa" ] || fail "machine registers or ucontext layout outside src/context:"$'\n'"$isa"
 
 # --- 2. symbols -----------------------------------------------------------
 sync_objs=() sched_objs=() park_obj=

@@ -227,8 +227,10 @@ START_TEST(t_dump_describes_each_thread)
 	ASSERT_HAS(p, want);
 	ASSERT_HAS(p, "weft_join+");
 
-	ck_assert_ptr_nonnull(paragraph(d, id_of(done), p, sizeof p));
-	ASSERT_HAS(p, "finished, not yet joined");
+	/* Finished threads are counted on one line, not listed one by one. */
+	snprintf(want, sizeof want, "\n1 finished thread not yet joined: %u\n", id_of(done));
+	ASSERT_HAS(d, want);
+	ck_assert_ptr_null(paragraph(d, id_of(done), p, sizeof p));
 
 	ck_assert_ptr_nonnull(paragraph(d, id_of(writer), p, sizeof p));
 	snprintf(want, sizeof want, "blocked, waiting to write-lock rwlock %p", (void *)&rw);
@@ -454,6 +456,103 @@ START_TEST(t_stats_queued)
 }
 END_TEST
 
+/* Many finished threads that nobody joined: one line for all of them. */
+START_TEST(t_dump_finished_on_one_line)
+{
+	set_env("2");
+	enum { N = 150 };
+	static weft_t t[N];
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(weft_create(&t[i], NULL, returns_at_once, NULL), 0);
+	uint64_t end = now_ns() + 5000 * MS;
+	for (int i = 0; i < N; i++)
+		while (wf_tcb_lookup(t[i])->state != WF_DONE && now_ns() < end)
+			weft_sleep_ns(MS);
+	char *d = dump_to_string();
+	char want[64];
+	snprintf(want, sizeof want, "\n%d finished threads not yet joined: %u ", N, id_of(t[0]));
+	ASSERT_HAS(d, want);
+	ck_assert_ptr_null(strstr(d, "finished, not yet joined"));
+	int lines = 0;
+	for (const char *c = d; *c; c++)
+		lines += *c == '\n';
+	/* Header, two workers, main, the summary, the end line. */
+	ck_assert_msg(lines <= 6, "%d lines:\n%s", lines, d);
+	snprintf(want, sizeof want, "=== end of weft dump: %d threads ===", N + 1);
+	ASSERT_HAS(d, want);
+	free(d);
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(weft_join(t[i], NULL), 0);
+}
+END_TEST
+
+/* A thread inside a system call is shown as such, with its worker, which
+ * the monitor retakes; the worker it adds to stand in, and later the
+ * retaken one waiting as a spare, are listed too. */
+static int sys_pipe[2];
+__attribute__((noinline)) void *dump_in_read(void *a)
+{
+	(void)a;
+	char c;
+	return (void *)(intptr_t)read(sys_pipe[0], &c, 1);
+}
+
+/* Dump until `what` is in the dump (and `also`, if given); the last dump,
+ * to be freed, or NULL after `ms`. */
+static char *dump_until(const char *what, const char *also, unsigned ms)
+{
+	uint64_t end = now_ns() + ms * MS;
+	for (;;) {
+		char *d = dump_to_string();
+		if (strstr(d, what) && (!also || strstr(d, also)))
+			return d;
+		if (now_ns() > end) {
+			fprintf(stderr, "last dump:\n%s", d);
+			free(d);
+			return NULL;
+		}
+		free(d);
+		weft_sleep_ns(MS);
+	}
+}
+
+START_TEST(t_dump_thread_in_system_call)
+{
+	set_env("2");
+	ck_assert_int_eq(pipe(sys_pipe), 0);
+	weft_attr_t at;
+	ck_assert_int_eq(weft_attr_init(&at), 0);
+	ck_assert_int_eq(weft_attr_setname(&at, "reader"), 0);
+	weft_t r;
+	ck_assert_int_eq(weft_create(&r, &at, dump_in_read, NULL), 0);
+	char want[96], p[4096];
+	snprintf(want, sizeof want, "thread %u \"reader\": in a system call on worker ", id_of(r));
+	/* The monitor retakes the worker, then starts a stand-in. */
+	char *d = dump_until(want, "(+1 added by the monitor)", 10000);
+	ck_assert_msg(d != NULL, "the reader was never shown in its system call, retaken");
+	ck_assert_ptr_nonnull(paragraph(d, id_of(r), p, sizeof p));
+	ASSERT_HAS(p, "(worker retaken: another stands in)");
+	snprintf(want, sizeof want, ": in a system call under thread %u, retaken by the monitor",
+	         id_of(r));
+	ASSERT_HAS(d, want);
+	ASSERT_HAS(d, "worker 2 (kernel tid ");
+	ck_assert_ptr_null(strstr(d, "\"reader\": running"));
+	free(d);
+
+	/* Back from the kernel, the retaken worker hands its thread over and
+	 * waits as a spare. */
+	ck_assert_int_eq(write(sys_pipe[1], "x", 1), 1);
+	void *ret;
+	ck_assert_int_eq(weft_join(r, &ret), 0);
+	ck_assert_int_eq((intptr_t)ret, 1);
+	d = dump_until("spare, waiting to stand in for a blocked worker", NULL, 10000);
+	ck_assert_msg(d != NULL, "no spare worker in the dump");
+	free(d);
+	close(sys_pipe[0]);
+	close(sys_pipe[1]);
+}
+END_TEST
+
 static Suite *dump_suite(void)
 {
 	Suite *s = suite_create("dump");
@@ -461,6 +560,8 @@ static Suite *dump_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, t_dump_describes_each_thread);
 	tcase_add_test(tc, t_dump_bad_args);
+	tcase_add_test(tc, t_dump_finished_on_one_line);
+	tcase_add_test(tc, t_dump_thread_in_system_call);
 	tcase_add_test(tc, t_dump_while_threads_churn);
 	tcase_add_test(tc, t_dump_signal);
 	tcase_add_test(tc, t_stats_levels_and_idle);

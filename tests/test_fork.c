@@ -203,6 +203,23 @@ END_TEST
 
 /* --- a child forked from a kernel thread that is not a worker ------------- */
 
+/* In a child whose main runs on a pthread's stack (which holds that
+ * kernel thread's own descriptor and TLS): main never leaves its kernel
+ * thread, which runs nothing else, and has the index after the workers
+ * (docs/design.md, "Initialized by another thread"). */
+static void main_stays_home(int base)
+{
+	pid_t home = gettid();
+	C_CHECK(weft_worker_self() == weft_workers(), base + 1);
+	for (int i = 0; i < 20; i++) {
+		weft_t t;
+		C_CHECK(weft_create(&t, NULL, square, (void *)2) == 0, base + 2);
+		C_CHECK(weft_yield() == 0 && weft_sleep_ns(100000) == 0, base + 3);
+		C_CHECK(weft_join(t, NULL) == 0, base + 4);
+		C_CHECK(gettid() == home, base + 5);
+	}
+}
+
 static void *foreign_forker(void *arg)
 {
 	(void)arg;
@@ -211,7 +228,7 @@ static void *foreign_forker(void *arg)
 		/* No green thread came along: this thread becomes main. */
 		C_CHECK(weft_worker_self() == -1, 10);
 		child_work(20);
-		C_CHECK(weft_worker_self() >= 0, 11);   /* a green thread now */
+		main_stays_home(30);
 		_exit(0);
 	}
 	return (void *)(intptr_t)wait_status(p);
@@ -222,6 +239,41 @@ START_TEST(t_fork_from_foreign_thread)
 	setup();
 	pthread_t t;
 	ck_assert_int_eq(pthread_create(&t, NULL, foreign_forker, NULL), 0);
+	void *r;
+	ck_assert_int_eq(pthread_join(t, &r), 0);
+	ASSERT_EXIT0((int)(intptr_t)r);
+}
+END_TEST
+
+/* --- main on a kernel thread of its own (weft started by a pthread) ----------- */
+
+static void *start_then_fork(void *arg)
+{
+	(void)arg;
+	if (weft_init())
+		return (void *)(intptr_t)-1;
+	weft_t busy;
+	if (weft_create(&busy, NULL, square, (void *)3))
+		return (void *)(intptr_t)-2;
+	pid_t p = fork();
+	if (p == 0) {
+		C_CHECK(weft_worker_self() == weft_workers(), 10);
+		child_work(20);
+		main_stays_home(30);
+		_exit(0);
+	}
+	int st = wait_status(p);
+	void *r;
+	if (weft_join(busy, &r) || r != (void *)9)
+		return (void *)(intptr_t)-3;
+	return (void *)(intptr_t)st;
+}
+
+START_TEST(t_fork_from_main_on_its_own_thread)
+{
+	setup_env();
+	pthread_t t;
+	ck_assert_int_eq(pthread_create(&t, NULL, start_then_fork, NULL), 0);
 	void *r;
 	ck_assert_int_eq(pthread_join(t, &r), 0);
 	ASSERT_EXIT0((int)(intptr_t)r);
@@ -391,6 +443,7 @@ static Suite *fork_suite(void)
 	tcase_add_test(tc, t_fork_twice_before_restart);
 	tcase_add_test(tc, t_atfork_order);
 	tcase_add_test(tc, t_fork_from_foreign_thread);
+	tcase_add_test(tc, t_fork_from_main_on_its_own_thread);
 	tcase_add_test(tc, t_child_preempts_and_hands_off);
 	tcase_add_test(tc, t_system_popen_spawn_from_green_threads);
 	suite_add_tcase(s, tc);

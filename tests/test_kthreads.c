@@ -28,6 +28,7 @@
 #include "kthreads/kthread.h"
 #include "kthreads/kt_internal.h"
 #include "helpers.h"
+#include "test_env.h"
 
 #define NWORKERS      3
 #define HAMMER_NS     (1000 * MS)
@@ -181,6 +182,11 @@ START_TEST(test_select_clone)
 		ck_assert_int_eq(e, EAGAIN);
 		ck_assert_int_eq(wf_kt_backend(), WF_KT_NONE);
 		ck_assert(strncmp(out, "weft: WEFT_KTHREADS=clone: ", 27) == 0);
+#if !defined(__x86_64__)
+		/* Not ported: the gate names why, whatever the glibc. */
+		ck_assert_str_eq(out, "weft: WEFT_KTHREADS=clone: architecture check (the "
+		                      "thread block is validated on x86-64 only) failed\n");
+#endif
 	}
 }
 END_TEST
@@ -595,6 +601,14 @@ START_TEST(test_worker_setup_main)
 	enum wf_kt_backend b = select_env();
 	cutoff_fn cutoff = alloca_cutoff();
 	stack_t ss;
+	pthread_attr_t a;
+	/* Whether glibc finds the initial thread's stack before weft runs:
+	 * under qemu-user with a page size larger than the host's it does
+	 * not (its emulated /proc/self/maps lacks the stack), and the last
+	 * check below cannot be made. */
+	int getattr_before = pthread_getattr_np(pthread_self(), &a);
+	if (getattr_before == 0)
+		pthread_attr_destroy(&a);
 
 	if (cutoff) /* glibc's default for the initial thread: 64 KiB */
 		ck_assert_int_eq(cutoff(65536), 1);
@@ -612,9 +626,13 @@ START_TEST(test_worker_setup_main)
 		ck_assert_int_eq(cutoff(65536), 1); /* left alone */
 	}
 	/* the initial thread's stack is still reported from /proc/self/maps */
-	pthread_attr_t a;
 	void *addr;
 	size_t size;
+	if (getattr_before != 0) {
+		weft_test_unsupported("the initial thread's stack after setup (pthread_getattr_np "
+		                      "fails on it before weft runs: an emulator?)");
+		return;
+	}
 	ck_assert_int_eq(pthread_getattr_np(pthread_self(), &a), 0);
 	pthread_attr_getstack(&a, &addr, &size);
 	pthread_attr_destroy(&a);
@@ -627,6 +645,10 @@ END_TEST
  * page and the handler runs on the alternate stack.  Exit code 42 says so. */
 static char *volatile ov_top;
 static volatile int ov_limit = INT_MAX;
+/* The stack the worker really has: WORKER_STACK, or the pthread backend's
+ * minimum where it is larger (128 KiB on AArch64), in pages of the
+ * machine's size. */
+static uintptr_t ov_stack, ov_page;
 
 static void ov_handler(int sig, siginfo_t *si, void *uc)
 {
@@ -638,7 +660,7 @@ static void ov_handler(int sig, siginfo_t *si, void *uc)
 	(void)uc;
 	on_alt = sigaltstack(NULL, &ss) == 0 && (ss.ss_flags & SS_ONSTACK);
 	/* the fault is just below the worker's stack: in its guard page */
-	_exit(on_alt && a < top && a >= top - WORKER_STACK - 2 * 4096 ? 42 : 1);
+	_exit(on_alt && a < top && a >= top - ov_stack - 2 * ov_page ? 42 : 1);
 }
 
 static int ov_recurse(int n)
@@ -670,6 +692,9 @@ static void ov_worker(void *arg)
 
 START_TEST(test_worker_stack_overflow)
 {
+	long min = sysconf(_SC_THREAD_STACK_MIN);
+	ov_page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	ov_stack = min > WORKER_STACK ? (uintptr_t)min : WORKER_STACK;
 	select_env();
 	ck_assert_int_eq(wf_kt_spawn(ov_worker, NULL, WORKER_STACK, NULL), 0);
 	sleep(20);

@@ -12,8 +12,10 @@
  *
  * Covered, on 2 and on 8 workers: errno set before a weft call that
  * blocks or yields (yield, sleep, mutex, condition variable) reads back
- * after it; errno and a cached __thread address survive preemption of a
- * spinning thread under a 1 ms quantum while preempted threads circulate
+ * after it, and the report's own loop (errno = id; weft_yield(); errno ==
+ * id?, 8 threads, 2M iterations each); errno and a cached __thread
+ * address survive preemption of a spinning thread under a 1 ms quantum
+ * while preempted threads circulate
  * between workers.  Green threads record what they saw; main asserts.
  */
 #include <errno.h>
@@ -122,6 +124,43 @@ END_TEST
 START_TEST(t_errno_across_calls_8) { errno_calls_on("8"); }
 END_TEST
 
+/* The loop of the report that found the problem, as it was: errno set,
+ * one yield, errno read back; at -O2 &errno is computed once and kept. */
+O2 static void *errno_across_yield(void *arg)
+{
+	int id = (int)(intptr_t)arg;
+	long bad = 0;
+	for (long i = 0; i < iters; i++) {
+		errno = id;
+		weft_yield();
+		if (errno != id)
+			bad++;
+	}
+	atomic_fetch_add(&bad_errno, bad);
+	return NULL;
+}
+
+/* 8 threads, 2M iterations each (200k under ASan, ten times slower). */
+static void errno_yield_on(const char *workers)
+{
+	setenv_workers(workers, "10000");
+#ifdef WF_ASAN
+	iters = 200000;
+#else
+	iters = 2000000;
+#endif
+	run_threads(8, errno_across_yield);
+	ck_assert_msg(migrations() >= 7, "threads hardly moved: %llu migrations",
+	              (unsigned long long)migrations());
+	ck_assert_int_eq(atomic_load(&bad_errno), 0);
+}
+
+START_TEST(t_errno_across_yield_2) { errno_yield_on("2"); }
+END_TEST
+
+START_TEST(t_errno_across_yield_8) { errno_yield_on("8"); }
+END_TEST
+
 static __thread int tls_marker;
 
 /* This worker's &tls_marker, computed afresh. */
@@ -195,10 +234,17 @@ END_TEST
 int main(void)
 {
 	Suite *s = suite_create("migrate");
-	TCase *tc = tcase_create("migrate");
+	/* Two cases, so that one can run alone (CK_RUN_CASE=preempted: CI's
+	 * memcheck step, where too few moves at weft calls happen in time). */
+	TCase *tc = tcase_create("calls");
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, t_errno_across_calls_2);
 	tcase_add_test(tc, t_errno_across_calls_8);
+	tcase_add_test(tc, t_errno_across_yield_2);
+	tcase_add_test(tc, t_errno_across_yield_8);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("preempted");
+	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, t_preempted_keep_tls_2);
 	tcase_add_test(tc, t_preempted_keep_tls_8);
 	suite_add_tcase(s, tc);

@@ -1,7 +1,10 @@
 /*
  * test_setxid.c — credentials changed by the program reach every kernel
  * thread of the process, the clone backend's workers, spares and monitor
- * included (docs/design.md, "Kernel workers", credentials.c).
+ * included: glibc's own set*id broadcast reaches them because they are on
+ * its thread list (docs/design.md, "glibc's thread lists").  The drop to
+ * `nobody` is made from a green thread, on whichever worker it runs, and
+ * the round trip of the effective ids gives privileges back.
  *
  * Runs as root (CI does): it drops to `nobody` and then reads the ids of
  * every task of the process from /proc/self/task/<tid>/status, and the

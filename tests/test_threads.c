@@ -8,7 +8,8 @@
  * (set, get, from attributes, truncation at 31 bytes, readable until
  * joined); detached threads (by attribute, by weft_detach while running and
  * after finishing) becoming stale; a stack overflow reported as one line
- * before SIGABRT (on worker 0 and on another worker).
+ * before SIGABRT (on worker 0 and on another worker, and when it is the
+ * preemption tick's signal frame that does not fit).
  *
  * Each test runs in its own forked process (Check's default), so each
  * initializes weft itself: environment variables are set at the top of a
@@ -513,6 +514,74 @@ START_TEST(t_stack_overflow_reported_on_other_worker)
 }
 END_TEST
 
+/* Overflow by a signal frame: a thread with a few hundred bytes of stack
+ * left spins; the preemption tick's signal frame (several KiB with AVX
+ * state) cannot be written there, and the kernel kills the delivery with a
+ * SIGSEGV of its own (si_code SI_KERNEL, no address).  The report must name
+ * the thread all the same. */
+
+#define SF_STACK (64 * 1024)
+
+static volatile int sf_stop;   /* never set: the spin ends with the process */
+
+/* Recurse until fewer than `left` bytes remain above the guard of a stack
+ * whose top is `hi`, then spin: the loop's frame is all that is used. */
+static __attribute__((noinline)) void sf_descend(uintptr_t lo, uintptr_t left)
+{
+	volatile char frame[64];
+	frame[0] = 1;
+	__asm__ __volatile__("" : : "r"(frame) : "memory");
+	if ((uintptr_t)frame - lo > left) {
+		sf_descend(lo, left);
+		return;
+	}
+	while (!sf_stop)
+		;
+}
+
+static void *sf_thread(void *a)
+{
+	(void)a;
+	/* The stack is [hi - SF_STACK, hi), hi page-aligned, and this frame is
+	 * near hi. */
+	uintptr_t here = (uintptr_t)&a, page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t hi = (here + page - 1) & ~(page - 1);
+	sf_descend(hi - SF_STACK, 400);
+	return NULL;
+}
+
+static void *sf_competitor(void *a)
+{
+	(void)a;
+	for (;;)
+		weft_yield();   /* a ready competitor keeps the tick armed */
+	return NULL;
+}
+
+static void sf_child(void *arg)
+{
+	(void)arg;
+	setenv("WEFT_WORKERS", "1", 1);
+	setenv("WEFT_QUANTUM_US", "1000", 1);
+	weft_attr_t a;
+	weft_t t, c;
+	if (weft_attr_init(&a) || weft_attr_setname(&a, "deep-diver") ||
+	    weft_attr_setstacksize(&a, SF_STACK))
+		_exit(40);
+	if (weft_create(&c, NULL, sf_competitor, NULL) || weft_create(&t, &a, sf_thread, NULL))
+		_exit(43);
+	weft_join(t, NULL);
+	_exit(44);  /* the overflow must have ended the process */
+}
+
+START_TEST(t_stack_overflow_by_signal_frame)
+{
+	char err[4096];
+	int st = weft_test_run_captured(sf_child, NULL, err, sizeof err);
+	check_overflow_report(err, st, "64");
+}
+END_TEST
+
 /* ------------------------------------------------------------------------ */
 
 static Suite *threads_suite(void)
@@ -534,6 +603,7 @@ static Suite *threads_suite(void)
 	tcase_add_test(tc, t_stack_overflow_reported);
 	tcase_add_test(tc, t_stack_overflow_reported_default_size);
 	tcase_add_test(tc, t_stack_overflow_reported_on_other_worker);
+	tcase_add_test(tc, t_stack_overflow_by_signal_frame);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -40,8 +40,14 @@
 #ifndef WEFT_CHECK_ASAN_OPTIONS
 #define WEFT_CHECK_ASAN_OPTIONS "detect_leaks=0"
 #endif
+#ifdef __cplusplus
+extern "C" {   /* ASan looks the hook up by its C name */
+#endif
 const char *__asan_default_options(void);
 const char *__asan_default_options(void) { return WEFT_CHECK_ASAN_OPTIONS; }
+#ifdef __cplusplus
+}
+#endif
 #endif
 
 #endif

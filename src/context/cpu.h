@@ -26,19 +26,33 @@
 #define wf_likely(x)   __builtin_expect(!!(x), 1)
 #define wf_unlikely(x) __builtin_expect(!!(x), 0)
 #define WF_HIDDEN      __attribute__((visibility("hidden")))
+/* The line size that false sharing is avoided over: 64 bytes on x86-64
+ * and on the usual AArch64 cores (Linux's arm64 L1_CACHE_BYTES is 64 too;
+ * a few cores have 128-byte lines, where two neighbours may share one). */
 #define WF_CACHELINE   64
 
+/*
+ * The pause of a spin-wait: tells the core that this loop only waits.
+ * x86-64: `pause` (tens of cycles on recent cores, and it keeps the loop
+ * from flooding the memory pipeline).  AArch64: `isb`, not `yield`: `yield`
+ * is a hint for SMT cores, and nearly every AArch64 core has no SMT and
+ * executes it as a no-op, so a loop of them polls the line as fast as it
+ * can; `isb` empties the pipeline, a delay of the same order as `pause`
+ * (the choice of Rust's core::hint::spin_loop).  Without
+ * it WF_SPIN_PAUSES would be spent in a few nanoseconds.
+ */
 static inline void wf_cpu_relax(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
 	__builtin_ia32_pause();
 #elif defined(__aarch64__)
-	__asm__ __volatile__("yield" ::: "memory");
+	__asm__ __volatile__("isb" ::: "memory");
 #endif
 }
 
 /* Pauses before a spin-wait starts yielding its CPU: about 2.5 us at the
- * 25 ns a pause takes on the machines weft was measured on. */
+ * 25 ns a pause takes on the x86-64 machines weft was measured on (not
+ * measured on AArch64 hardware). */
 #define WF_SPIN_PAUSES 100u
 
 /* One step of a spin-wait; *spins counts the steps (start it at 0).

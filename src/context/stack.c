@@ -45,8 +45,10 @@
  *    mmap/munmap with its TLB shootdown and mmap_lock contention.
  *  - mprotect(PROT_NONE) guards inside a slab.  Each guard splits the slab
  *    VMA, costing two mappings per stack: the same cap as above.  It remains
- *    the fallback where the kernel refuses MADV_GUARD_INSTALL (EINVAL), with
- *    a one-time warning on stderr as the mapping count nears the limit.
+ *    the fallback where the kernel refuses MADV_GUARD_INSTALL (EINVAL), or
+ *    accepts it without installing anything (checked on the first guards:
+ *    qemu-user 7.2 does that), with a one-time warning on stderr as the
+ *    mapping count nears the limit.
  *  - No guard.  An overflow would silently scribble over the next stack in
  *    the slab and surface far from its cause; with a guard it is a SIGSEGV
  *    at the faulting instruction that the runtime can name.
@@ -131,6 +133,7 @@ static _Atomic(struct wf_stack_class *) wf_classes;
 static wf_spin_t wf_classes_lock = WF_SPIN_INIT;
 static _Atomic size_t wf_page;
 static _Atomic int wf_guard_mode = WF_GUARD_MADVISE;
+static _Atomic bool wf_guard_verified;  /* a MADV_GUARD_INSTALL guard faulted */
 static _Atomic size_t wf_map_limit;   /* vm.max_map_count, 0 unknown */
 static _Atomic size_t wf_map_base;    /* mappings when mprotect began */
 static _Atomic bool wf_map_warned;
@@ -141,12 +144,14 @@ static _Atomic bool wf_map_warned;
 static _Atomic size_t wf_st_slabs, wf_st_slab_bytes,
 	wf_st_cold, wf_st_guards_mprotect;
 
+/* The kernel's page size, as it told the process (AT_PAGESZ): 4 KiB on
+ * x86-64; 4, 16 or 64 KiB on AArch64, depending on the kernel's build.
+ * Guards, stack sizes and slab strides are all multiples of it. */
 size_t wf_pagesize(void)
 {
 	size_t p = atomic_load_explicit(&wf_page, memory_order_relaxed);
 	if (wf_unlikely(!p)) {
-		long r = sysconf(_SC_PAGESIZE);
-		p = r > 0 ? (size_t)r : 4096;
+		p = (size_t)getpagesize();
 		atomic_store_explicit(&wf_page, p, memory_order_relaxed);
 	}
 	return p;
@@ -324,6 +329,25 @@ static int wf_guard_mprotect(char *g, size_t len)
 	return 0;
 }
 
+/*
+ * Does the guard at g really fault?  The kernel copying from it for write(2)
+ * must fail with EFAULT, as for any access.  An emulator may accept
+ * MADV_GUARD_INSTALL and do nothing (qemu-user 7.2 answers 0 to every
+ * madvise it does not know), which would leave stacks unguarded.  1: it
+ * faults; 0: it does not; -1: cannot tell (no pipe).
+ */
+static int wf_guard_faults(const char *g)
+{
+	int p[2], r;
+
+	if (pipe2(p, O_CLOEXEC | O_NONBLOCK))
+		return -1;
+	r = write(p[1], g, 1) < 0 && errno == EFAULT;
+	close(p[0]);
+	close(p[1]);
+	return r;
+}
+
 /* Install the guard below slot s.  0, EAGAIN or ENOMEM. */
 static int wf_guard_install(struct wf_stack_slot *s)
 {
@@ -333,8 +357,21 @@ static int wf_guard_install(struct wf_stack_slot *s)
 
 	while (atomic_load_explicit(&wf_guard_mode, memory_order_relaxed) ==
 	       WF_GUARD_MADVISE) {
-		if (!madvise(g, len, MADV_GUARD_INSTALL))
-			goto done;
+		if (!madvise(g, len, MADV_GUARD_INSTALL)) {
+			/* Until one guard was seen to fault, every installer
+			 * checks its own, so no stack is handed out unguarded
+			 * while another thread is still finding out. */
+			if (atomic_load_explicit(&wf_guard_verified, memory_order_acquire))
+				goto done;
+			int f = wf_guard_faults(g);
+			if (f == 1)
+				atomic_store_explicit(&wf_guard_verified, true,
+				                      memory_order_release);
+			if (f != 0)
+				goto done;
+			wf_guard_fallback(0);
+			break;
+		}
 		if (errno == EINVAL)
 			wf_guard_fallback(0);
 		else if ((errno != EINTR && errno != EAGAIN) || ++tries > 8)

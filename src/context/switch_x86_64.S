@@ -8,17 +8,18 @@
  * only these.  At a call, rsp + 8 is 16-byte aligned inside the callee.
  *
  * Saved frame, on the stack of the context being left (higher addresses at
- * the top; *save_sp points at the lowest word):
+ * the top; *save_sp points at the lowest word).  The offsets are
+ * WF_FRAME_* in frame.h, the layout's one definition:
  *
  *        +--------------------+
- *        | return address     |  <- pushed by the caller's `call`
- *        | rbp                |
- *        | rbx                |
- *        | r12                |
- *        | r13                |
- *        | r14                |
- *        | r15                |
- *        | fpcw(16) | mxcsr(32)  <- *save_sp  (mxcsr at +0, x87 cw at +4)
+ *        | return address     |  +56  <- pushed by the caller's `call`
+ *        | rbp                |  +48
+ *        | rbx                |  +40
+ *        | r12                |  +32
+ *        | r13                |  +24
+ *        | r14                |  +16
+ *        | r15                |   +8
+ *        | fpcw(16) | mxcsr(32)   +0  <- *save_sp  (mxcsr at +0, x87 cw at +4)
  *        +--------------------+
  *
  * A new context (wf_ctx_make) gets the same frame with its return address
@@ -29,6 +30,8 @@
  *   void *wf_ctx_switch(void **save_sp  /rdi/, void *new_sp /rsi/,
  *                       void *transfer /rdx/);   returns transfer in rax
  */
+#include "frame.h"
+
 	.text
 	.globl	wf_ctx_switch
 	.hidden	wf_ctx_switch
@@ -36,38 +39,37 @@
 	.p2align 4
 wf_ctx_switch:
 	.cfi_startproc
-	pushq	%rbp                /* save callee-saved registers ...        */
-	.cfi_adjust_cfa_offset 8
-	pushq	%rbx
-	.cfi_adjust_cfa_offset 8
-	pushq	%r12
-	.cfi_adjust_cfa_offset 8
-	pushq	%r13
-	.cfi_adjust_cfa_offset 8
-	pushq	%r14
-	.cfi_adjust_cfa_offset 8
-	pushq	%r15
-	.cfi_adjust_cfa_offset 8
-	subq	$8, %rsp            /* ... room for the FP control words      */
-	.cfi_adjust_cfa_offset 8
-	stmxcsr	(%rsp)              /* MXCSR: SSE rounding mode and masks     */
-	fnstcw	4(%rsp)             /* x87 control word: precision, rounding  */
-	movq	%rsp, (%rdi)        /* *save_sp = rsp: the old context is now
-	                               complete and may be resumed by anyone  */
-	movq	%rsi, %rsp          /* switch stacks                           */
-	ldmxcsr	(%rsp)              /* restore the new context's MXCSR         */
-	fldcw	4(%rsp)             /* ... and its x87 control word            */
-	addq	$8, %rsp            /* drop the FP control slot                */
-	popq	%r15                /* restore its callee-saved registers      */
-	popq	%r14
-	popq	%r13
-	popq	%r12
-	popq	%rbx
-	popq	%rbp
-	movq	%rdx, %rax          /* hand `transfer` to the resumed context  */
-	ret                         /* into its caller, or the trampoline      */
+	subq	$WF_FRAME_SIZE - 8, %rsp   /* the frame below the return address */
+	.cfi_adjust_cfa_offset WF_FRAME_SIZE - 8
+	movq	%rbp, WF_FRAME_RBP(%rsp)   /* save callee-saved registers ...    */
+	movq	%rbx, WF_FRAME_RBX(%rsp)
+	movq	%r12, WF_FRAME_R12(%rsp)
+	movq	%r13, WF_FRAME_R13(%rsp)
+	movq	%r14, WF_FRAME_R14(%rsp)
+	movq	%r15, WF_FRAME_R15(%rsp)
+	stmxcsr	WF_FRAME_MXCSR(%rsp)       /* MXCSR: SSE rounding mode and masks */
+	fnstcw	WF_FRAME_FPCW(%rsp)        /* x87 control word: precision, rounding */
+	movq	%rsp, (%rdi)               /* *save_sp = rsp: the old context is now
+	                                      complete and may be resumed by anyone */
+	movq	%rsi, %rsp                 /* switch stacks                        */
+	ldmxcsr	WF_FRAME_MXCSR(%rsp)       /* restore the new context's MXCSR      */
+	fldcw	WF_FRAME_FPCW(%rsp)        /* ... and its x87 control word         */
+	movq	WF_FRAME_R15(%rsp), %r15   /* restore its callee-saved registers   */
+	movq	WF_FRAME_R14(%rsp), %r14
+	movq	WF_FRAME_R13(%rsp), %r13
+	movq	WF_FRAME_R12(%rsp), %r12
+	movq	WF_FRAME_RBX(%rsp), %rbx
+	movq	WF_FRAME_RBP(%rsp), %rbp
+	addq	$WF_FRAME_SIZE - 8, %rsp   /* drop the frame: rsp at the return address */
+	movq	%rdx, %rax                 /* hand `transfer` to the resumed context */
+	ret                                /* into its caller, or the trampoline  */
 	.cfi_endproc
 	.size	wf_ctx_switch, .-wf_ctx_switch
+
+/* The return address must be the frame's last word: `ret` pops it. */
+	.if WF_FRAME_RA != WF_FRAME_SIZE - 8
+	.error "frame.h: the return address must be the last word of the frame"
+	.endif
 
 /*
  * First code a new context runs.  Entered by the `ret` above with rsp

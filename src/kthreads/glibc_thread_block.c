@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <linux/futex.h>
 
 #include "glibc_thread_block.h"
 #include "kt_internal.h"
@@ -51,11 +52,13 @@ static struct {
 	unsigned rseq_size;       /* __rseq_size: 0 if glibc registers none */
 	ptrdiff_t resp_off;       /* libc's __resp, from the thread pointer */
 	ptrdiff_t errno_off;      /* libc's errno, from the thread pointer */
-	void *resp_init;          /* __resp as a new block's TLS image has it */
+	void *resp_init;          /* __resp as a new block's TLS image has it:
+	                             &_res, the process-wide resolver state */
 	uintptr_t stack_guard;    /* copied into every worker */
 	uintptr_t pointer_guard;
 	uint32_t feature_1;
 	char *gate_tp;            /* thread block of the thread running the gate */
+	char *rg;                 /* ld.so's _rtld_global: glibc's thread lists */
 	bool valid;
 } wf_tb;
 
@@ -154,7 +157,180 @@ static const char *wf_tb_check_descriptors(void)
 	    WF_TB_SPECIFIC_1ST + WF_TB_KEY_1ST_COUNT * WF_TB_KEY_DATA_SIZE !=
 	            WF_TB_SPECIFIC)
 		return "thread-specific data offset check";
+	if (!wf_tb_desc("_thread_db_pthread_cancelhandling", 32, WF_TB_CANCELHANDLING))
+		return "cancelhandling offset check";
 	return NULL;
+}
+
+/* ---- glibc's thread lists ------------------------------------------------ */
+
+#define WF_RG(off, type) WF_TB(wf_tb.rg, off, type)
+
+/* _rtld_global (ld.so) is what libc's __nptl_rtld_global points at, and
+ * libthread_db's descriptors place the two thread lists where our table
+ * does; the three lists, the cache's size, the in-flight word and the lock
+ * follow each other in that order (ldsodefs.h). */
+static const char *wf_tb_check_rtld(void)
+{
+	char *rg = wf_tb_sym("_rtld_global", "GLIBC_PRIVATE");
+	char **nptl_rg = wf_tb_sym("__nptl_rtld_global", "GLIBC_PRIVATE");
+
+	if (!rg || !nptl_rg || *nptl_rg != rg)
+		return "_rtld_global symbol check";
+	if (!wf_tb_desc("_thread_db_rtld_global__dl_stack_used", 128, WF_RG_STACK_USED) ||
+	    !wf_tb_desc("_thread_db_rtld_global__dl_stack_user", 128, WF_RG_STACK_USER) ||
+	    WF_RG_STACK_CACHE != WF_RG_STACK_USER + 16 ||
+	    WF_RG_CACHE_ACTSIZE != WF_RG_STACK_CACHE + 16 ||
+	    WF_RG_IN_FLIGHT != WF_RG_CACHE_ACTSIZE + 8 ||
+	    WF_RG_STACK_LOCK != WF_RG_IN_FLIGHT + 8)
+		return "thread list offset check";
+	wf_tb.rg = rg;
+	/* An lll lock holds 0, 1 or 2: anything else is not the lock. */
+	unsigned lock = (unsigned)__atomic_load_n(&WF_RG(WF_RG_STACK_LOCK, int),
+	                                          __ATOMIC_RELAXED);
+	if (lock > 2)
+		return "thread list lock check";
+	return NULL;
+}
+
+/* glibc's lll_lock and lll_unlock on the lists' lock (a private futex:
+ * 0 free, 1 held, 2 held and waited for), exactly as pthread_create,
+ * dlopen and the set*id broadcast take it. */
+static void wf_tb_lists_lock(void)
+{
+	int *l = &WF_RG(WF_RG_STACK_LOCK, int);
+	int z = 0;
+
+	if (__atomic_compare_exchange_n(l, &z, 1, false, __ATOMIC_ACQUIRE,
+	                                __ATOMIC_RELAXED))
+		return;
+	while (__atomic_exchange_n(l, 2, __ATOMIC_ACQUIRE) != 0)
+		wf_syscall4(SYS_futex, l, FUTEX_WAIT | FUTEX_PRIVATE_FLAG, 2, NULL);
+}
+
+static void wf_tb_lists_unlock(void)
+{
+	int *l = &WF_RG(WF_RG_STACK_LOCK, int);
+
+	if (__atomic_exchange_n(l, 0, __ATOMIC_RELEASE) > 1)
+		wf_syscall3(SYS_futex, l, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1);
+}
+
+/* list_t is {next, prev}; glibc's list_add and list_del (include/list.h),
+ * under the lock. */
+static void wf_tb_list_add(char *node, char *head)
+{
+	char *first = WF_TB(head, 0, char *);
+
+	WF_TB(node, 0, char *) = first;
+	WF_TB(node, 8, char *) = head;
+	WF_TB(first, 8, char *) = node;
+	__atomic_thread_fence(__ATOMIC_RELEASE);   /* glibc's write barrier */
+	WF_TB(head, 0, char *) = node;
+}
+
+static void wf_tb_list_del(char *node)
+{
+	char *next = WF_TB(node, 0, char *), *prev = WF_TB(node, 8, char *);
+
+	WF_TB(next, 8, char *) = prev;
+	WF_TB(prev, 0, char *) = next;
+}
+
+/* Is node on the list at head (under the lock)?  A list longer than any
+ * process has threads is taken as a wrong offset. */
+#define WF_TB_LIST_MAX (1u << 20)
+static bool wf_tb_on_list(const char *node, char *head, bool *ok)
+{
+	unsigned n = 0;
+
+	for (char *p = WF_TB(head, 0, char *); p != head; p = WF_TB(p, 0, char *)) {
+		if (!p || WF_TB(WF_TB(p, 0, char *), 8, char *) != p || ++n > WF_TB_LIST_MAX) {
+			*ok = false;
+			return false;
+		}
+		if (p == node)
+			return true;
+	}
+	return false;
+}
+
+/* A thread is on exactly one of the two lists: the user list iff its
+ * user_stack flag is set (under the lock). */
+static bool wf_tb_listed_right(char *tp)
+{
+	bool ok = true;
+	bool used = wf_tb_on_list(tp + WF_TB_LIST, wf_tb.rg + WF_RG_STACK_USED, &ok);
+	bool user = wf_tb_on_list(tp + WF_TB_LIST, wf_tb.rg + WF_RG_STACK_USER, &ok);
+
+	return ok && used != user && user == WF_TB(tp, WF_TB_USER_STACK, bool);
+}
+
+/* The cache holds the stacks of exited threads (the probe's, if nobody
+ * took it since), and its recorded size is the sum of theirs. */
+static bool wf_tb_cache_right(void)
+{
+	char *head = wf_tb.rg + WF_RG_STACK_CACHE;
+	size_t sum = 0;
+	unsigned n = 0;
+
+	for (char *p = WF_TB(head, 0, char *); p != head; p = WF_TB(p, 0, char *)) {
+		if (!p || WF_TB(WF_TB(p, 0, char *), 8, char *) != p || ++n > WF_TB_LIST_MAX)
+			return false;
+		sum += WF_TB(p - WF_TB_LIST, WF_TB_STACKBLOCK_SIZE, size_t);
+	}
+	return sum == WF_RG(WF_RG_CACHE_ACTSIZE, size_t);
+}
+
+static const char *wf_tb_check_lists(char *tp)
+{
+	const char *f = NULL;
+
+	wf_tb_lists_lock();
+	if (WF_RG(WF_RG_IN_FLIGHT, uintptr_t) != 0)
+		f = "thread list in-flight check";
+	else if (!wf_tb_listed_right(tp))
+		f = "thread list membership check";
+	else if (tp == wf_tb.gate_tp && !wf_tb_cache_right())
+		f = "thread stack cache check";
+	wf_tb_lists_unlock();
+	return f;
+}
+
+void wf_tb_list_join(char *pd)
+{
+	wf_tb_lists_lock();
+	wf_tb_list_add(pd + WF_TB_LIST, wf_tb.rg + WF_RG_STACK_USER);
+	wf_tb_lists_unlock();
+}
+
+void wf_tb_list_leave(char *pd)
+{
+	wf_tb_lists_lock();
+	wf_tb_list_del(pd + WF_TB_LIST);
+	wf_tb_lists_unlock();
+	WF_TB(pd, WF_TB_LIST, char *) = pd + WF_TB_LIST;
+	WF_TB(pd, WF_TB_LIST + 8, char *) = pd + WF_TB_LIST;
+}
+
+bool wf_tb_listed(char *pd)
+{
+	bool ok = true, on;
+
+	wf_tb_lists_lock();
+	on = wf_tb_on_list(pd + WF_TB_LIST, wf_tb.rg + WF_RG_STACK_USER, &ok);
+	wf_tb_lists_unlock();
+	return ok && on;
+}
+
+/* start_thread's "allow setxid from now onwards": a broadcast that found
+ * the thread before it ran waits (-2) until it has started. */
+void wf_tb_started(char *pd)
+{
+	int *f = &WF_TB(pd, WF_TB_SETXID_FUTEX, int);
+
+	if (__atomic_exchange_n(f, 0, __ATOMIC_ACQUIRE) == -2)
+		wf_syscall3(SYS_futex, f, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1);
 }
 
 static const char *wf_tb_check_static_tls(void)
@@ -328,7 +504,15 @@ static const char *wf_tb_check_current(void)
 	if (!wf_tb_in_tls(off, sizeof(void *)) || *resp != __res_state())
 		return "resolver slot check";
 	wf_tb.resp_off = off;
-	wf_tb.resp_init = *resp;
+	/* The TLS image holds &_res; start_thread points a pthread's slot at
+	 * its own pd->res.  So the gate thread holds one or the other, by
+	 * what it is, and a new block starts with the image's. */
+	wf_tb.resp_init = wf_tb_sym("_res", "GLIBC_2.2.5");
+	if (!wf_tb.resp_init)
+		return "_res symbol check";
+	if (*resp != (WF_TB(tp, WF_TB_STACKBLOCK, char *) ? tp + WF_TB_RES
+	                                                  : wf_tb.resp_init))
+		return "resolver slot check (gate thread)";
 
 	off = (char *)&errno - tp;
 	if (!wf_tb_in_tls(off, sizeof(int)))
@@ -430,7 +614,15 @@ static const char *wf_tb_probe_checks(void)
 		return "stack fields check";
 	if ((char *)&errno - tp != wf_tb.errno_off)
 		return "errno slot check";
-	const char *f = wf_tb_probe_specific(tp);
+	/* A pthread on a stack glibc made: not a user stack, started. */
+	if (WF_TB(tp, WF_TB_USER_STACK, bool) != false ||
+	    WF_TB(tp, WF_TB_SETXID_FUTEX, int) != 0 ||
+	    WF_TB(tp, WF_TB_CANCELHANDLING, int) != 0)
+		return "user_stack/setxid_futex check";
+	const char *f = wf_tb_check_lists(tp);
+	if (f)
+		return f;
+	f = wf_tb_probe_specific(tp);
 	return f ? f : wf_tb_probe_resolver(tp);
 }
 
@@ -473,6 +665,8 @@ int wf_tb_validate(const char **failed)
 	if (!f)
 		f = wf_tb_check_descriptors();
 	if (!f)
+		f = wf_tb_check_rtld();
+	if (!f)
 		f = wf_tb_check_static_tls();
 	if (!f)
 		f = wf_tb_check_current();
@@ -484,6 +678,8 @@ int wf_tb_validate(const char **failed)
 	/* pthread_create turned it on for the creator, for good. */
 	if (!f && (*single || WF_TB(tp, WF_TB_MULTIPLE_THREADS, int) != 1))
 		f = "multiple_threads check";
+	if (!f)
+		f = wf_tb_check_lists(tp);
 	if (f) {
 		*failed = f;
 		return EAGAIN;
@@ -494,20 +690,33 @@ int wf_tb_validate(const char **failed)
 
 /* ---- building a worker's block ---------------------------------------- */
 
-int wf_tb_create(char *stack_hi, char **pd_out)
+/* What _dl_allocate_tls gave: zeroed struct pthread, TLS images copied
+ * (the resolver slot holds the image's &_res).  NULL or the failed check. */
+static const char *wf_tb_fresh_block(char *pd)
+{
+	if ((uintptr_t)pd & (wf_tb.static_align - 1))
+		return "thread block alignment";
+	if (!WF_TB(pd, WF_TB_DTV, void *))
+		return "thread block dtv";
+	if (WF_TB(pd, WF_TB_TID, int) != 0)
+		return "thread block zeroed tid";
+	if (WF_TB(pd, wf_tb.resp_off, void *) != wf_tb.resp_init)
+		return "thread block resolver slot";
+	return NULL;
+}
+
+int wf_tb_create(char *stack_hi, char **pd_out, const char **why)
 {
 	char *pd;
 
+	*why = "thread block gate";
 	if (!wf_tb.valid)
 		return EAGAIN;
+	*why = "thread block allocation";
 	pd = wf_tb.allocate_tls(NULL);
 	if (!pd)
 		return EAGAIN;
-	/* _dl_allocate_tls zeroed the struct pthread and copied the TLS images:
-	 * the resolver slot must hold the image's value, like main's did. */
-	if (((uintptr_t)pd & (wf_tb.static_align - 1)) ||
-	    !WF_TB(pd, WF_TB_DTV, void *) || WF_TB(pd, WF_TB_TID, int) != 0 ||
-	    WF_TB(pd, wf_tb.resp_off, void *) != wf_tb.resp_init) {
+	if ((*why = wf_tb_fresh_block(pd))) {
 		wf_tb.deallocate_tls(pd, true);
 		return EAGAIN;
 	}
@@ -519,9 +728,13 @@ int wf_tb_create(char *stack_hi, char **pd_out)
 	WF_TB(pd, WF_TB_STACK_GUARD, uintptr_t) = wf_tb.stack_guard;
 	WF_TB(pd, WF_TB_POINTER_GUARD, uintptr_t) = wf_tb.pointer_guard;
 	WF_TB(pd, WF_TB_FEATURE_1, uint32_t) = wf_tb.feature_1;
-	/* On no glibc list, but a valid one-element list for list_del (fork). */
+	/* A one-element list until wf_tb_list_join; as pthread_create marks
+	 * a thread on a stack of its caller's: glibc never frees our stack,
+	 * and a set*id broadcast waits until the thread has started. */
 	WF_TB(pd, WF_TB_LIST, char *) = pd + WF_TB_LIST;
 	WF_TB(pd, WF_TB_LIST + 8, char *) = pd + WF_TB_LIST;
+	WF_TB(pd, WF_TB_USER_STACK, bool) = true;
+	WF_TB(pd, WF_TB_SETXID_FUTEX, int) = -1;
 	WF_TB(pd, WF_TB_ROBUST_PREV, char *) = pd + WF_TB_ROBUST_HEAD;
 	WF_TB(pd, WF_TB_ROBUST_HEAD, char *) = pd + WF_TB_ROBUST_HEAD;
 	WF_TB(pd, WF_TB_ROBUST_HEAD + 8, long) = WF_TB_ROBUST_FUTEX_OFF;
@@ -593,6 +806,18 @@ bool wf_tb_record_main_stack(void)
 
 #else /* !__x86_64__ */
 
+/*
+ * Other ISAs: the gate fails closed, so `auto` uses pthread workers and
+ * WEFT_KTHREADS=clone is an error.  On AArch64 glibc lays the block out
+ * differently (TLS variant I: the thread pointer points just past struct
+ * pthread, at a 16-byte tcbhead {dtv, private}; the stack and pointer
+ * guards are globals, not block fields; PTR_MANGLE has no rotation; RSEQ_SIG
+ * differs), so the recipe would need its own table and cross-checks, and
+ * every fact under it was measured on x86-64 hardware; the only AArch64
+ * that CI has is qemu-user, which has no rseq and emulates signals, so it
+ * could not validate one.  docs/design.md §4, "The clone gate".
+ */
+
 char *wf_tb_self(void)
 {
 	return NULL;
@@ -605,14 +830,15 @@ ptrdiff_t wf_tb_errno_offset(void)
 
 int wf_tb_validate(const char **failed)
 {
-	*failed = "architecture check";
+	*failed = "architecture check (the thread block is validated on x86-64 only)";
 	return EAGAIN;
 }
 
-int wf_tb_create(char *stack_hi, char **pd_out)
+int wf_tb_create(char *stack_hi, char **pd_out, const char **why)
 {
 	(void)stack_hi;
 	(void)pd_out;
+	*why = "architecture";
 	return EAGAIN;
 }
 
@@ -624,6 +850,27 @@ void wf_tb_destroy(char *pd)
 void wf_tb_enter(char *pd)
 {
 	(void)pd;
+}
+
+void wf_tb_list_join(char *pd)
+{
+	(void)pd;
+}
+
+void wf_tb_list_leave(char *pd)
+{
+	(void)pd;
+}
+
+void wf_tb_started(char *pd)
+{
+	(void)pd;
+}
+
+bool wf_tb_listed(char *pd)
+{
+	(void)pd;
+	return false;
 }
 
 bool wf_tb_record_main_stack(void)

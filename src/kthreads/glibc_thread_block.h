@@ -32,9 +32,15 @@ enum {
 	WF_TB_LIST = 704,          /* list_t: glibc's thread lists */
 	WF_TB_TID = 720,           /* pid_t: kernel thread id */
 	WF_TB_ROBUST_PREV = 728,   /* void *robust_prev */
+	WF_TB_CANCELHANDLING = 776, /* int: SETXID_BITMASK while a set*id
+	                              broadcast waits for this thread */
 	WF_TB_ROBUST_HEAD = 736,   /* struct robust_list_head (24 bytes) */
 	WF_TB_SPECIFIC_1ST = 784,  /* struct pthread_key_data[32] */
 	WF_TB_SPECIFIC = 1296,     /* struct pthread_key_data *[32] */
+	WF_TB_USER_STACK = 1554,   /* bool: the stack is not glibc's; such a
+	                              thread is on GL(dl_stack_user) */
+	WF_TB_SETXID_FUTEX = 1564, /* int: -1 until the thread has started
+	                              (a set*id broadcast waits for it) */
 	WF_TB_STACKBLOCK = 1680,   /* void *stackblock */
 	WF_TB_STACKBLOCK_SIZE = 1688, /* size_t: __libc_alloca_cutoff input */
 	WF_TB_GUARDSIZE = 1696,    /* size_t */
@@ -42,6 +48,21 @@ enum {
 	WF_TB_RES = 1720,          /* struct __res_state */
 	WF_TB_RSEQ = 2336,         /* struct rseq area, 32 bytes */
 	WF_TB_SIZE = 2368,         /* sizeof (struct pthread) */
+};
+
+/*
+ * ld.so's struct rtld_global (exported as _rtld_global) for glibc 2.36 on
+ * x86-64, from sysdeps/generic/ldsodefs.h and confirmed with libc6-dbg:
+ * glibc's thread lists, which its per-thread broadcasts walk (docs/design.md,
+ * "glibc's thread lists").  Cross-checked by wf_tb_validate before use.
+ */
+enum {
+	WF_RG_STACK_USED = 4264,   /* list_t: threads on glibc-made stacks */
+	WF_RG_STACK_USER = 4280,   /* list_t: threads on their own stacks */
+	WF_RG_STACK_CACHE = 4296,  /* list_t: stacks of exited threads */
+	WF_RG_CACHE_ACTSIZE = 4312, /* size_t: sum of their stackblock_size */
+	WF_RG_IN_FLIGHT = 4320,    /* uintptr_t: a list update a fork may see */
+	WF_RG_STACK_LOCK = 4328,   /* int: lll lock of the three lists */
 };
 
 #define WF_TB_ROBUST_HEAD_SIZE  24
@@ -58,11 +79,27 @@ enum {
 int wf_tb_validate(const char **failed) WF_HIDDEN;
 
 /* A new thread block for a worker whose stack ends (grows down from) at
- * stack_hi.  0 or EAGAIN.  Requires a successful wf_tb_validate(). */
-int wf_tb_create(char *stack_hi, char **pd_out) WF_HIDDEN;
+ * stack_hi.  0, or EAGAIN with *why naming what failed.  Requires a
+ * successful wf_tb_validate(). */
+int wf_tb_create(char *stack_hi, char **pd_out, const char **why) WF_HIDDEN;
 
-/* Free a block whose thread has exited (kernel cleared its tid). */
+/* Free a block whose thread has exited (kernel cleared its tid), or never
+ * ran (then it leaves glibc's list first). */
 void wf_tb_destroy(char *pd) WF_HIDDEN;
+
+/* Put the block of a thread about to be cloned on glibc's list of threads
+ * with their own stacks, as pthread_create does for such a thread; take it
+ * off (before its thread exits, or when clone failed). */
+void wf_tb_list_join(char *pd) WF_HIDDEN;
+void wf_tb_list_leave(char *pd) WF_HIDDEN;
+
+/* The thread of pd has set itself up (or will never run): from now on a
+ * set*id broadcast may signal it, as start_thread allows. */
+void wf_tb_started(char *pd) WF_HIDDEN;
+
+/* Is pd on glibc's list of threads with their own stacks?  (The self-test
+ * worker's check.) */
+bool wf_tb_listed(char *pd) WF_HIDDEN;
 
 /* First thing a new worker runs, on itself, before any other libc call:
  * rseq registration, robust futex list, ctype tables. */

@@ -63,24 +63,6 @@ void wf_futex_wake(_Atomic uint32_t *word, int n) WF_HIDDEN;
 void wf_kt_fork_lock(void) WF_HIDDEN;
 void wf_kt_fork_unlock(bool child) WF_HIDDEN;
 
-/* Kernel thread ids of the live kernel threads the clone backend made (at
- * most max); 0 on the pthread backend, whose threads glibc knows. */
-int wf_kt_clone_tids(pid_t *tids, int max) WF_HIDDEN;
-
-/*
- * Credentials (setxid.c).  After the caller's credentials changed, make
- * every other kernel thread the clone backend made take the same: notify
- * (tid, arg) must make kernel thread tid call wf_kt_creds_apply soon (from
- * a signal handler is fine: it is async-signal-safe).  Waits up to
- * timeout_ms.  0; EPERM a thread could not take them; ETIMEDOUT one did
- * not answer; ENOMEM; EAGAIN the caller's could not be read.  A no-op on
- * the pthread backend, where glibc does the same itself.
- */
-#define WF_KT_XID_MAX 8192
-int wf_kt_creds_sync(void (*notify)(pid_t tid, void *arg), void *arg,
-                     int timeout_ms) WF_HIDDEN;
-void wf_kt_creds_apply(void) WF_HIDDEN;
-
 /* Kernel thread id of the caller, without a libc call. */
 pid_t wf_kt_gettid(void) WF_HIDDEN;
 
@@ -92,6 +74,13 @@ uint64_t wf_kt_cpu_ns(pid_t tid) WF_HIDDEN;
  * sleeping in a system call)?  From /proc/self/task/<tid>/stat; *fd caches
  * the open file between calls (start it at -1).  True when unknown. */
 bool wf_kt_runnable(pid_t tid, int *fd) WF_HIDDEN;
+
+/* The kernel's state letter for kernel thread `tid` of this process, as
+ * /proc shows it ('R' running or waiting for a CPU, 'S' asleep in the
+ * kernel, 'D' asleep and not interruptible, 'T'/'t' stopped), or 0 if it
+ * cannot be read.  Opens and closes the file: for observers, not for a
+ * periodic look.  Leaves errno alone. */
+char wf_kt_state(pid_t tid) WF_HIDDEN;
 
 /*
  * The calling kernel thread's static TLS block and thread descriptor: every

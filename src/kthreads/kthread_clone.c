@@ -41,11 +41,15 @@
  *    self-loop; the robust-list head pointing at itself; specific[0] at
  *    specific_1stblock; the stack fields; libc's resolver slot (__resp) at
  *    pd->res.
+ *  - put the block on glibc's list of threads with their own stacks, under
+ *    glibc's lock, marked not started (setxid_futex = -1): glibc's
+ *    per-thread broadcasts walk that list;
  *  - clone(CLONE_VM|FS|FILES|SIGHAND|THREAD|SYSVSEM|SETTLS|PARENT_SETTID|
  *    CHILD_CLEARTID, tls = pd, both tid pointers at &pd->tid) with every
  *    signal blocked; the worker first registers rseq at pd + __rseq_offset
  *    with glibc's signature, set_robust_list, uselocale(LC_GLOBAL_LOCALE)
- *    for the ctype tables, and only then restores the signal mask and runs.
+ *    for the ctype tables, declares itself started, and only then restores
+ *    the signal mask and runs.
  *  - the stack fields record WF_KT_RECORDED_STACK (16 KiB), not the real
  *    stack: libc allocas up to a quarter of it, and a worker's libc calls
  *    run on whatever green stack is current (docs/design.md, "Stacks and
@@ -70,14 +74,18 @@
  *     fields agree with pthread_getattr_np (and, on main, equal
  *     __libc_stack_end); a setjmp'd stack pointer demangles with the pointer
  *     guard we read; __res_state() == probe + 1720 and the exported __resp
- *     slot is the single word in the probe's static TLS pointing there;
+ *     slot is the single word in the probe's static TLS pointing there (the
+ *     gate thread's holds &_res if it is the initial thread, its own res
+ *     if a pthread); _rtld_global's thread lists, their lock and the stack
+ *     cache, and each thread on the list its user_stack flag says;
  *     pthread_setspecific lands in specific_1stblock; errno sits at the same
  *     TLS offset on both; the probe's guards equal main's; multiple_threads
  *     goes 0 -> 1 when the probe is created;
  *  4. a self-test worker built by the recipe does malloc/free, snprintf
  *     ("%f"), ctype, stdio to a memstream, errno, setjmp/longjmp, checks
- *     its own pthread_self, tid, errno address, resolver state, rseq and
- *     recorded stack, then exits and is joined through CHILD_CLEARTID.
+ *     its own pthread_self, tid, errno address, resolver state, rseq,
+ *     recorded stack and place on glibc's list, then leaves the list, exits
+ *     and is joined through CHILD_CLEARTID.
  *
  * Rejected alternatives
  * ---------------------
@@ -99,21 +107,11 @@
  *    are unreachable; each exited worker leaks about 104 KB (its malloc
  *    arena attachment and tcache).  Only the gate's self-test worker exits.
  *    pthread_exit() or pthread_cancel() on a worker crashes.
- *  - Workers are on none of glibc's thread lists, so:
- *    * setuid/setgid/setgroups & co. (glibc signals every listed thread so
- *      that credentials change process-wide) do not reach them: the
- *      workers keep the old credentials.  A security hazard for programs
- *      that drop privileges after weft starts: drop them before.
- *    * a library with initial-exec TLS dlopen'ed after the workers started
- *      has its TLS initialized on listed threads only: workers read
- *      garbage there.
- *    * dlclose waits for listed threads in the middle of a symbol lookup
- *      (gscope); a worker resolving a lazy binding during a concurrent
- *      dlclose of that library is not waited for.
- *  - fork() from a worker: the child's glibc makes the forking thread its
- *    only thread (list_del on our self-loop is harmless), but glibc's
- *    at-fork state was never designed for a foreign block: use fork+exec
- *    only, or posix_spawn.
+ *  - fork() from a worker: the child's glibc drops every listed thread but
+ *    the forking one, which it lists again (docs/design.md, "glibc's
+ *    thread lists"); weft then rebuilds itself around the forking thread
+ *    (src/sched/fork.c).  The blocks of the parent's other workers stay
+ *    allocated in the child (wf_ktw_gone): nothing may free them.
  *  - pthread_getattr_np on a worker reports the recorded 16 KiB at the top
  *    of its stack, not the whole stack (it is what glibc believes).
  *  - Sanitizers do not know the workers.  ASan still checks every access
@@ -228,28 +226,38 @@ static int wf_ktw_entry(void *p)
 	struct wf_ktw *w = p;
 
 	wf_tb_enter(w->pd);
+	wf_tb_started(w->pd);
 	wf_syscall4(SYS_rt_sigprocmask, SIG_SETMASK, &w->mask, NULL, _NSIG / 8);
 	w->fn(w->arg);
-	/* Only the self-test worker returns: the thread exits, the kernel
-	 * clears pd->tid and wakes the joiner. */
+	/* Only the self-test worker returns: off glibc's list, then the
+	 * thread exits, the kernel clears pd->tid and wakes the joiner. */
+	wf_tb_list_leave(w->pd);
 	return 0;
 }
 
-/* Map a stack, build a block, clone.  On failure nothing is left. */
-static int wf_ktw_start(struct wf_ktw *w, size_t stack_size, pid_t *tid)
+/* Map a stack, build a block, clone.  On failure nothing is left, and
+ * *why names the step that failed. */
+static int wf_ktw_start(struct wf_ktw *w, size_t stack_size, pid_t *tid,
+                        const char **why)
 {
 	sigset_t all;
 	int e, rc;
 
+	*why = "stack mapping";
 	e = wf_ktw_map_stack(w, stack_size);
 	if (e)
 		return e;
-	e = wf_tb_create(w->hi, &w->pd);
+	e = wf_tb_create(w->hi, &w->pd, why);
 	if (e) {
 		wf_ktw_unmap_stack(w);
 		return e;
 	}
-	/* Every signal blocked until the worker has set itself up. */
+	/* On glibc's list before it exists, as pthread_create does: a dlopen
+	 * initializes its static TLS, a set*id broadcast waits for it to
+	 * start (docs/design.md, "glibc's thread lists"). */
+	wf_tb_list_join(w->pd);
+	/* Every signal blocked until the worker has set itself up (glibc
+	 * keeps its own two, SIGCANCEL and SIGSETXID, unblocked). */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &w->mask);
 	rc = clone(wf_ktw_entry, w->hi, WF_KT_CLONE_FLAGS, w,
@@ -257,6 +265,9 @@ static int wf_ktw_start(struct wf_ktw *w, size_t stack_size, pid_t *tid)
 	           (pid_t *)(w->pd + WF_TB_TID));
 	pthread_sigmask(SIG_SETMASK, &w->mask, NULL);
 	if (rc == -1) {
+		*why = "clone";
+		wf_tb_started(w->pd);   /* release a broadcast waiting for it */
+		wf_tb_list_leave(w->pd);
 		wf_tb_destroy(w->pd);
 		wf_ktw_unmap_stack(w);
 		return EAGAIN;
@@ -359,6 +370,8 @@ static const char *wf_selftest_checks(struct wf_selftest *st)
 		return "self-test worker: rseq check";
 	if (!wf_selftest_stack(st))
 		return "self-test worker: recorded stack check";
+	if (!wf_tb_listed(tp))
+		return "self-test worker: glibc thread list check";
 	return NULL;
 }
 
@@ -391,9 +404,10 @@ static bool wf_ktw_join(char *pd, int seconds)
  */
 static const char *wf_kt_selftest(void)
 {
+	static char msg[96];
 	struct wf_selftest *st = calloc(1, sizeof *st);
 	struct wf_ktw *w = calloc(1, sizeof *w);
-	const char *failed = "self-test worker: clone check";
+	const char *failed = "self-test worker: memory check", *why;
 	int saved = errno;
 
 	if (!st || !w)
@@ -403,8 +417,11 @@ static const char *wf_kt_selftest(void)
 	w->fn = wf_selftest_main;
 	w->arg = st;
 	errno = 0;            /* the worker checks its errno is not ours */
-	if (wf_ktw_start(w, 64 * 1024, NULL) != 0)
+	if (wf_ktw_start(w, 64 * 1024, NULL, &why) != 0) {
+		snprintf(msg, sizeof msg, "self-test worker: %s check", why);
+		failed = msg;
 		goto out;
+	}
 	if (!wf_ktw_join(w->pd, 10)) {
 		/* Still running: it may use st and w forever, leak them. */
 		errno = saved;
@@ -467,7 +484,8 @@ int wf_kt_clone_spawn(void (*fn)(void *), void *arg, size_t stack_size,
 	}
 	w->fn = fn;
 	w->arg = arg;
-	e = wf_ktw_start(w, stack_size, tid);
+	const char *why;
+	e = wf_ktw_start(w, stack_size, tid, &why);
 	if (e) {
 		free(w);
 	} else {
@@ -486,7 +504,7 @@ void wf_kt_clone_worker0(void)
 		wf_tb_record_main_stack();
 }
 
-/* ---- fork, credentials ------------------------------------------------- */
+/* ---- fork ------------------------------------------------------------- */
 
 void wf_kt_fork_lock(void) { wf_spin_lock(&wf_ktw_lock); }
 
@@ -502,14 +520,4 @@ void wf_kt_fork_unlock(bool child)
 		wf_ktw_live = NULL;
 	}
 	wf_spin_unlock(&wf_ktw_lock);
-}
-
-int wf_kt_clone_tids(pid_t *tids, int max)
-{
-	int n = 0;
-	wf_spin_lock(&wf_ktw_lock);
-	for (struct wf_ktw *w = wf_ktw_live; w && n < max; w = w->next)
-		tids[n++] = __atomic_load_n(wf_tb_tid(w->pd), __ATOMIC_ACQUIRE);
-	wf_spin_unlock(&wf_ktw_lock);
-	return n;
 }

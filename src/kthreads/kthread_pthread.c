@@ -9,8 +9,9 @@
  * worker asked for a 64 KiB scheduler stack lets libc alloca about 17 KiB on
  * whatever green stack is running when it calls libc.  Callers that want the
  * clone backend's 4 KiB bound should therefore ask for a small worker stack
- * here (PTHREAD_STACK_MIN, 16 KiB, gives 5 KiB) and keep green stacks above
- * the resulting bound.  The main thread (worker 0) keeps glibc's 64 KiB bound
+ * here (PTHREAD_STACK_MIN, 16 KiB on x86-64, gives 5 KiB; on AArch64 it is
+ * 128 KiB, which gives about 32 KiB) and keep green stacks above the
+ * resulting bound.  The main thread (worker 0) keeps glibc's 64 KiB bound
  * in this backend; see wf_kt_worker_setup.
  */
 #include <errno.h>

@@ -6,7 +6,8 @@
  * whose clock advances is running code, one whose clock stands still is
  * either asleep in the kernel (then its threads are handed to another
  * worker) or merely not given a CPU (more threads than CPUs: then it is
- * left alone).
+ * left alone).  weft_dump asks for the state too, to show a green thread
+ * that sits in a system call as such rather than as running.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,22 +33,42 @@ uint64_t wf_kt_cpu_ns(pid_t tid)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-bool wf_kt_runnable(pid_t tid, int *fd)
+/* The state letter of the stat file open at fd, or 0 if unreadable. */
+static char wf_kt_stat_state(int fd)
 {
 	char buf[512];
-	if (*fd < 0) {
-		char path[64];
-		snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
-		*fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (*fd < 0)
-			return true;
-	}
-	ssize_t n = pread(*fd, buf, sizeof buf - 1, 0);
+	ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
 	if (n <= 0)
-		return true;
+		return 0;
 	buf[n] = '\0';
 	/* "tid (comm) S ...": the state follows the last ')' (comm may hold
 	 * any character). */
 	const char *p = strrchr(buf, ')');
-	return !p || p[1] != ' ' || p[2] == 'R';
+	return p && p[1] == ' ' ? p[2] : 0;
+}
+
+static int wf_kt_stat_open(pid_t tid)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
+	return open(path, O_RDONLY | O_CLOEXEC);
+}
+
+bool wf_kt_runnable(pid_t tid, int *fd)
+{
+	if (*fd < 0 && (*fd = wf_kt_stat_open(tid)) < 0)
+		return true;
+	char st = wf_kt_stat_state(*fd);
+	return !st || st == 'R';
+}
+
+char wf_kt_state(pid_t tid)
+{
+	int e = errno;
+	int fd = tid > 0 ? wf_kt_stat_open(tid) : -1;
+	char st = fd >= 0 ? wf_kt_stat_state(fd) : 0;
+	if (fd >= 0)
+		close(fd);
+	errno = e;
+	return st;
 }

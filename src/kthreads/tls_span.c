@@ -10,12 +10,11 @@
  * thread's pointers into that block when the thread moves to another
  * kernel thread (docs/design.md, "Moving threads between workers").
  *
- * glibc's layout (x86-64 is TLS variant II, aarch64 variant I): the block
- * is GLRO(dl_tls_static_size) bytes, which _dl_get_tls_static_info reports
- * and which includes the descriptor (sizeof (struct pthread), exported for
- * libthread_db as _thread_db_sizeof_pthread).
- *   variant II: [tp + tcb - size, tp + tcb)   TLS below the thread pointer
- *   variant I:  [tp - tcb, tp - tcb + size)   descriptor below it, TLS above
+ * glibc's layout around the thread pointer differs by ISA (x86-64 is TLS
+ * variant II, AArch64 variant I): src/context/tls.h knows it, given the
+ * static TLS size that _dl_get_tls_static_info reports and the descriptor's
+ * size (sizeof (struct pthread), exported for libthread_db as
+ * _thread_db_sizeof_pthread).
  * Both symbols are GLIBC_PRIVATE; where either is missing the span is
  * built from what dl_iterate_phdr reports of this thread's module blocks,
  * widened to the descriptor (which misses only the surplus reserved for
@@ -27,6 +26,7 @@
 #include <stdint.h>
 
 #include "kt_internal.h"
+#include "../context/tls.h"
 
 /* When _thread_db_sizeof_pthread is missing: glibc 2.36's x86-64 size,
  * rounded up (a span a little too wide only costs a scan a few words). */
@@ -74,21 +74,12 @@ void wf_kt_tls_span(uintptr_t *lo, uintptr_t *hi)
 	size_t size = 0, align = 0;
 	if (info)
 		info(&size, &align);
-#if defined(__x86_64__)
-	if (size > tcb) {
-		*lo = tp + tcb - size;
-		*hi = tp + tcb;
+	struct wf_kt_span s;
+	if (wf_tls_static_span(tp, tcb, info ? size : 0, &s.lo, &s.hi)) {
+		*lo = s.lo;
+		*hi = s.hi;
 		return;
 	}
-	struct wf_kt_span s = { tp, tp + tcb };
-#else
-	if (size > tcb) {
-		*lo = tp - tcb;
-		*hi = tp - tcb + size;
-		return;
-	}
-	struct wf_kt_span s = { tp - tcb, tp };
-#endif
 	dl_iterate_phdr(wf_kt_module_tls, &s);
 	*lo = s.lo;
 	*hi = s.hi;

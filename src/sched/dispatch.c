@@ -22,6 +22,7 @@
  */
 #include <errno.h>
 #include "sched_internal.h"
+#include "cxx_state.h"
 #include "trace.h"
 #include "../kthreads/kthread.h"
 
@@ -113,6 +114,7 @@ struct wf_worker *wf_switch(struct wf_worker *w, struct wf_thread *prev,
 		WF_STAT_INC(w, migrations);
 	}
 	prev->saved_errno = *w->errno_loc;
+	wf_cxx_save(w, prev);     /* the C++ runtime's words, like errno */
 	w->prev = prev;
 	w->prev_action = (uint8_t)action;
 	w->prev_unlock = unlock_after;
@@ -134,8 +136,12 @@ struct wf_worker *wf_switch(struct wf_worker *w, struct wf_thread *prev,
 	/* Resumed: possibly on another worker.  Everything below uses nw. */
 	wf_asan_finish(prev, nw);
 	wf_after_switch(nw);
-	wf_preempt_resumed(nw, prev);
 	*nw->errno_loc = prev->saved_errno;
+	wf_cxx_restore(nw, prev);
+	/* Last: the signal hook may run the thread's handlers or act on its
+	 * asynchronous cancellation (unwinding it), which must find its own
+	 * errno and C++ state. */
+	wf_preempt_resumed(nw, prev);
 	return nw;
 }
 
@@ -155,6 +161,7 @@ void wf_thread_entry(void *transfer, void *arg)
 	struct wf_thread *t = arg;
 	wf_context_entered(w, t);
 	*w->errno_loc = 0;
+	wf_cxx_fresh(w);
 	wf_thread_exit(t->start(t->arg));
 }
 

@@ -22,6 +22,14 @@
  * ran while being walked (its wait sequence or saved stack pointer changed),
  * the walk is reported as unreliable rather than printed.
  *
+ * A thread that runs on a worker may really sit in a system call: the
+ * worker's kernel thread is asleep in the kernel (read from /proc,
+ * thread_state.c), and the monitor may have retaken the worker and given
+ * its place to a spare (monitor.c).  The dump says so, for the thread and
+ * for the worker, and lists spare workers too.  Finished threads that
+ * nobody joined yet are counted on one line, with the first few ids: a
+ * program that never joins would otherwise fill the dump with them.
+ *
  * Rejected: libunwind (a new dependency, and DWARF unwinding of a stack that
  * may change under the reader can loop); stopping workers with a signal
  * (cannot reach a worker blocked in the kernel, and the handler would run on
@@ -33,11 +41,12 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/uio.h>
-#include <ucontext.h>
 #include <unistd.h>
 #include <stdlib.h>
 #include "sched_internal.h"
 #include "dump_symbols.h"
+#include "../context/sigctx.h"
+#include "../kthreads/kthread.h"
 
 #define WF_DUMP_FRAMES 32
 
@@ -255,13 +264,14 @@ static int wf_walk(struct wf_peeker *p, uintptr_t pc, uintptr_t fp, uintptr_t fl
 	int n = 0;
 	while (n < WF_DUMP_FRAMES && pc) {
 		pcs[n++] = pc;
-		uintptr_t link[2];   /* saved frame pointer, return address */
+		uintptr_t link[2];   /* a frame record (context.h) */
 		if (!fp || (fp & 7) || fp < floor || !wf_peek(p, fp, link, sizeof link))
 			break;
-		if (link[0] && link[0] <= fp)
+		uintptr_t up = link[WF_FRAME_RECORD_FP];
+		if (up && up <= fp)
 			break;   /* frame pointers grow towards the stack's base */
-		pc = link[1];
-		fp = link[0];
+		pc = link[WF_FRAME_RECORD_PC];
+		fp = up;
 	}
 	return n;
 }
@@ -272,11 +282,9 @@ static bool wf_start(struct wf_peeker *p, const struct wf_view *v, uintptr_t *pc
                      uintptr_t *fp, bool *exact)
 {
 	if (v->in_signal && v->sig_ctx) {
-		greg_t regs[NGREG];
-		uintptr_t at = (uintptr_t)v->sig_ctx + offsetof(ucontext_t, uc_mcontext.gregs);
-		if (wf_peek(p, at, regs, sizeof regs)) {
-			*pc = (uintptr_t)regs[REG_RIP];
-			*fp = (uintptr_t)regs[REG_RBP];
+		uintptr_t at = (uintptr_t)v->sig_ctx;
+		if (wf_peek(p, at + WF_SIGCTX_PC, pc, sizeof *pc) &&
+		    wf_peek(p, at + WF_SIGCTX_FP, fp, sizeof *fp)) {
 			*exact = true;
 			return true;
 		}
@@ -353,8 +361,42 @@ static void wf_print_backtrace(FILE *out, struct wf_peeker *p, struct wf_symcach
 
 /* --- the dump --------------------------------------------------------------- */
 
+/* What the dump knows of each worker's kernel thread, read once. */
+struct wf_dump_workers {
+	int n;                          /* workers in use, spares included */
+	char kstate[WF_MAX_KTHREADS];   /* wf_kt_state: 'R', 'S', 'D', ... 0 unknown */
+};
+
+/* The kernel thread of a worker with a green thread on it is not running
+ * user code: in a system call, or stopped. */
+static const char *wf_kstate_words(char st)
+{
+	switch (st) {
+	case 'S': return "in a system call";
+	case 'D': return "in a system call (uninterruptible)";
+	case 'T': case 't': return "stopped";
+	default: return NULL;
+	}
+}
+
+/* A running thread: on a CPU, or its worker sits in the kernel. */
+static void wf_print_running(FILE *out, const struct wf_view *v,
+                             const struct wf_dump_workers *dw)
+{
+	const char *ks = v->worker >= 0 && v->worker < dw->n
+	                 ? wf_kstate_words(dw->kstate[v->worker]) : NULL;
+	struct wf_worker *w = v->worker >= 0 ? &wf_rt.workers[v->worker] : NULL;
+	fprintf(out, "%s on worker %d", ks ? ks : "running", v->worker);
+	if (w && atomic_load_explicit(&w->in_blocking, memory_order_relaxed))
+		fputs(", in a blocking section", out);
+	if (w && atomic_load_explicit(&w->mstate, memory_order_relaxed) == WF_WS_BLOCKED)
+		fputs(" (worker retaken: another stands in)", out);
+	fputc('\n', out);
+}
+
 static void wf_print_thread(FILE *out, struct wf_peeker *p, struct wf_symcache *sc,
-                            struct wf_view *v, uint64_t coarse_now, uint64_t now)
+                            struct wf_view *v, const struct wf_dump_workers *dw,
+                            uint64_t coarse_now, uint64_t now)
 {
 	fprintf(out, "thread %u", wf_view_id(v->t));
 	if (v->name[0])
@@ -365,7 +407,7 @@ static void wf_print_thread(FILE *out, struct wf_peeker *p, struct wf_symcache *
 	bool saved = false;
 	switch (v->state) {
 	case WF_RUNNING:
-		fprintf(out, "running on worker %d\n", v->worker);
+		wf_print_running(out, v, dw);
 		return;
 	case WF_READY:
 		fprintf(out, "ready, queued on worker %d%s\n", v->worker,
@@ -390,22 +432,51 @@ static void wf_print_thread(FILE *out, struct wf_peeker *p, struct wf_symcache *
 		fputs("    (still switching away: no saved context yet)\n", out);
 }
 
-static void wf_print_worker(FILE *out, int i)
+static void wf_print_worker(FILE *out, int i, const struct wf_dump_workers *dw)
 {
 	struct wf_worker *w = &wf_rt.workers[i];
 	struct wf_thread *cur = WF_LOAD(w->current);
-	fprintf(out, "worker %d (kernel tid %d): ", i,
-	        (int)atomic_load_explicit(&w->tid, memory_order_relaxed));
-	if (!cur || cur == w->idle)
+	uint8_t ms = atomic_load_explicit(&w->mstate, memory_order_relaxed);
+	fprintf(out, "worker %d (kernel tid %d%s): ", i,
+	        (int)atomic_load_explicit(&w->tid, memory_order_relaxed),
+	        i >= wf_rt.nworkers ? ", added by the monitor" : "");
+	const char *ks = wf_kstate_words(dw->kstate[i]);
+	if (ms == WF_WS_SPARE)
+		fputs("spare, waiting to stand in for a blocked worker", out);
+	else if (!cur || cur == w->idle)
 		fputs(atomic_load_explicit(&w->sleeping, memory_order_relaxed)
 		      ? "idle, asleep" : "idle, looking for work", out);
+	else if (ks)
+		fprintf(out, "%s under thread %u", ks, cur->index + 1);
 	else
 		fprintf(out, "running thread %u", cur->index + 1);
+	if (ms == WF_WS_BLOCKED)
+		fputs(", retaken by the monitor (another worker stands in)", out);
+	else if (atomic_load_explicit(&w->in_blocking, memory_order_relaxed))
+		fputs(", in a blocking section", out);
 	weft_stats_t s;
 	weft_stats_get(i, &s);
 	fprintf(out, "; %llu queued; %llu switches, %llu preemptions, %llu steals\n",
 	        (unsigned long long)s.queued, (unsigned long long)s.switches,
 	        (unsigned long long)s.preemptions, (unsigned long long)s.steals);
+}
+
+/* Finished threads not yet joined: counted, and the first few ids kept,
+ * for one line at the end. */
+#define WF_DUMP_DONE_IDS 8
+struct wf_dump_done {
+	unsigned n;
+	unsigned ids[WF_DUMP_DONE_IDS];
+};
+
+static void wf_print_done(FILE *out, const struct wf_dump_done *d)
+{
+	if (!d->n)
+		return;
+	fprintf(out, "%u finished thread%s not yet joined:", d->n, d->n == 1 ? "" : "s");
+	for (unsigned i = 0; i < d->n && i < WF_DUMP_DONE_IDS; i++)
+		fprintf(out, " %u", d->ids[i]);
+	fputs(d->n > WF_DUMP_DONE_IDS ? " ...\n" : "\n", out);
 }
 
 int weft_dump(FILE *out)
@@ -414,33 +485,51 @@ int weft_dump(FILE *out)
 		return EINVAL;
 	/* Big (a stack copy, a module table): on the heap, not on the caller's
 	 * stack, which may be a small green one. */
-	struct wf_dumper { struct wf_peeker p; struct wf_symcache sc; } *d = calloc(1, sizeof *d);
+	struct wf_dumper {
+		struct wf_peeker p;
+		struct wf_symcache sc;
+		struct wf_dump_workers dw;
+	} *d = calloc(1, sizeof *d);
 	if (!d)
 		return ENOMEM;
 	struct wf_peeker *p = &d->p;
 	struct wf_symcache *sc = &d->sc;
+	struct wf_dump_workers *dw = &d->dw;
 	p->pipe[0] = p->pipe[1] = -1;
 	uint64_t now = wf_clock_ns(), coarse_now = wf_coarse_ns();
 	uint32_t slots = wf_tcb_slots();
 	unsigned shown = 0;
+	struct wf_dump_done done = { 0, { 0 } };
 	int err = errno;
+	dw->n = wf_nkthreads();
+	for (int i = 0; i < dw->n; i++)
+		dw->kstate[i] = wf_kt_state(atomic_load_explicit(&wf_rt.workers[i].tid,
+		                                                 memory_order_relaxed));
 
 	flockfile(out);
-	fprintf(out, "=== weft dump at %llu.%06llu s (CLOCK_MONOTONIC): %d workers, "
-	        "%u threads alive besides main ===\n",
+	fprintf(out, "=== weft dump at %llu.%06llu s (CLOCK_MONOTONIC): %d workers",
 	        (unsigned long long)(now / 1000000000ull),
-	        (unsigned long long)(now / 1000ull % 1000000), wf_rt.nworkers,
-	        (unsigned)wf_live_count());
-	for (int i = 0; i < wf_rt.nworkers; i++)
-		wf_print_worker(out, i);
+	        (unsigned long long)(now / 1000ull % 1000000), wf_rt.nworkers);
+	if (dw->n > wf_rt.nworkers)
+		fprintf(out, " (+%d added by the monitor)", dw->n - wf_rt.nworkers);
+	fprintf(out, ", %u threads alive besides main ===\n", (unsigned)wf_live_count());
+	for (int i = 0; i < dw->n; i++)
+		wf_print_worker(out, i, dw);
 	for (uint32_t i = 0; i < slots; i++) {
 		struct wf_thread *t = wf_tcb_at(i);
 		struct wf_view v;
-		if (t && wf_view_read(t, &v)) {
-			wf_print_thread(out, p, sc, &v, coarse_now, now);
-			shown++;
+		if (!t || !wf_view_read(t, &v))
+			continue;
+		shown++;
+		if (v.state == WF_DONE) {
+			if (done.n < WF_DUMP_DONE_IDS)
+				done.ids[done.n] = wf_view_id(t);
+			done.n++;
+			continue;
 		}
+		wf_print_thread(out, p, sc, &v, dw, coarse_now, now);
 	}
+	wf_print_done(out, &done);
 	fprintf(out, "=== end of weft dump: %u threads ===\n", shown);
 	fflush(out);
 	int bad = ferror(out);

@@ -68,6 +68,7 @@ static wf_spin_t wf_fork_serial = WF_SPIN_INIT;
 static struct {
 	bool held;                  /* prepare took the locks (weft was up) */
 	struct wf_thread *self;     /* the forking green thread, or NULL */
+	bool initial;               /* forking on the process's initial thread */
 	sigset_t mask;              /* the caller's mask before prepare */
 } wf_fork;
 
@@ -107,6 +108,7 @@ static void wf_fork_prepare(void)
 	pthread_sigmask(SIG_SETMASK, &all, &wf_fork.mask);
 	struct wf_thread *self = wf_current();
 	wf_fork.self = self && self->kind != WF_KIND_IDLE ? self : NULL;
+	wf_fork.initial = wf_runtime_on_initial_thread();
 	wf_fork_lock();
 }
 
@@ -123,7 +125,7 @@ static void wf_fork_child(void)
 {
 	if (wf_fork.held) {
 		wf_fork_unlock(true);
-		wf_runtime_forked_child(wf_fork.self);
+		wf_runtime_forked_child(wf_fork.self, wf_fork.initial);
 		pthread_sigmask(SIG_SETMASK, &wf_fork.mask, NULL);
 	}
 	wf_spin_unlock(&wf_fork_serial);

@@ -69,7 +69,6 @@ static struct {
 	 * workers), and across fork() (fork.c), so that the child never
 	 * inherits a round half done. */
 	wf_spin_t lock;
-	_Atomic pid_t tid;          /* its kernel thread */
 	struct wf_mon_obs obs[WF_MAX_KTHREADS];
 } wf_mon;
 
@@ -175,14 +174,7 @@ static void wf_monitor_main(void *arg)
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);   /* never the program's signals */
 	for (;;) {
-		/* New credentials to take (credentials.c): their sender holds the
-		 * lock while it waits for every thread, this one included. */
-		unsigned spins = 0;
-		while (!wf_spin_trylock(&wf_mon.lock)) {
-			wf_kt_creds_apply();
-			wf_spin_backoff(&spins);
-		}
-		wf_kt_creds_apply();
+		wf_spin_lock(&wf_mon.lock);
 		uint64_t now = wf_clock_ns(), due = UINT64_MAX;
 		bool busy = false;
 		for (int i = 0, n = wf_nkthreads(); i < n; i++) {
@@ -236,21 +228,7 @@ int wf_monitor_start(void)
 	pid_t tid;
 	int e = wf_kt_spawn(wf_monitor_main, NULL, WF_MON_STACK, &tid);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (e)
-		return EAGAIN;
-	atomic_store(&wf_mon.tid, tid);
-	return 0;
-}
-
-/* Kernel thread tid must look at new credentials: the monitor is woken
- * (it blocks every signal), a worker gets the tick's signal (preempt.c). */
-bool wf_monitor_poke(pid_t tid)
-{
-	if (tid != atomic_load(&wf_mon.tid))
-		return false;
-	atomic_fetch_add(&wf_mon.word, 1);
-	wf_futex_wake(&wf_mon.word, 1);
-	return true;
+	return e ? EAGAIN : 0;
 }
 
 void wf_monitor_fork_lock(void) { wf_spin_lock(&wf_mon.lock); }
@@ -267,5 +245,4 @@ void wf_monitor_forked_child(void)
 	}
 	atomic_store(&wf_mon.word, 0);
 	atomic_store(&wf_mon.parked, 0);
-	atomic_store(&wf_mon.tid, 0);
 }

@@ -8,13 +8,32 @@
  *   weft: thread 42 "name" overflowed its 64 KiB stack
  * and aborts.  Any other SIGSEGV goes to the handler installed before weft,
  * or gets the default action.
+ *
+ * Overflow by a signal frame.  A thread with a little stack left (less than
+ * a signal frame: about 3.4 KiB with AVX-512 state) may never touch the
+ * guard itself, but a signal delivered on its stack — the preemption tick,
+ * or a program handler without SA_ONSTACK — makes the kernel write the
+ * frame there.  That write faults in the guard, the kernel gives up the
+ * delivery and sends SIGSEGV of its own instead: si_code SI_KERNEL, no
+ * address, and the interrupted context unchanged.  So a SIGSEGV from the
+ * kernel whose interrupted stack pointer leaves less than a signal frame
+ * (getauxval(AT_MINSIGSTKSZ), the kernel's own bound, plus the red zone)
+ * above the running thread's guard, or lies in that guard, is reported as
+ * an overflow too (docs/design.md, "Stacks and overflow").  A general
+ * protection fault (also SI_KERNEL: a non-canonical address) taken that
+ * close to the bottom of a stack would be named an overflow as well; a
+ * thread that deep has no room to take a signal anyway.
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/auxv.h>
+#include <ucontext.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "sched_internal.h"
+#include "../context/sigctx.h"
 
 
 static void wf_write_str(char *buf, size_t cap, size_t *n, const char *s)
@@ -49,11 +68,28 @@ static void wf_report_overflow(struct wf_thread *t)
 	(void)r;
 }
 
+/* Room the kernel needs below a stack pointer to deliver a signal: the
+ * ISA's red zone (src/context/sigctx.h) and the largest signal frame it
+ * builds on this CPU.  Read once at install time. */
+static uintptr_t wf_sigframe_room;
+
+/* The kernel could not write a signal frame on t's stack (see the header):
+ * its own SIGSEGV, and the interrupted stack pointer in t's guard or less
+ * than a frame above it. */
+static bool wf_frame_overflow(const struct wf_thread *t, const siginfo_t *si, void *ucv)
+{
+	if (si->si_code != SI_KERNEL || t->stack.user || !t->stack.guard || !ucv)
+		return false;
+	uintptr_t sp = wf_sigctx_sp(ucv);
+	uintptr_t lo = (uintptr_t)t->stack.lo;
+	return sp >= lo - t->stack.guard && sp < lo + wf_sigframe_room;
+}
+
 static void wf_segv(int sig, siginfo_t *si, void *uc)
 {
 	struct wf_worker *w = wf_worker_self();
 	struct wf_thread *t = w ? w->current : NULL;
-	if (t && wf_stack_in_guard(&t->stack, si->si_addr)) {
+	if (t && (wf_stack_in_guard(&t->stack, si->si_addr) || wf_frame_overflow(t, si, uc))) {
 		wf_report_overflow(t);
 		wf_signal_default(SIGABRT);
 		abort();
@@ -67,6 +103,11 @@ static void wf_segv(int sig, siginfo_t *si, void *uc)
 
 int wf_overflow_install(void)
 {
+	int e = errno;   /* getauxval says ENOENT when the kernel (before Linux
+	                    5.14) or valgrind gives no such entry */
+	unsigned long frame = getauxval(AT_MINSIGSTKSZ);
+	wf_sigframe_room = WF_SIGCTX_RED_ZONE + (frame ? frame : SIGSTKSZ);
+	errno = e;
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
 	sa.sa_sigaction = wf_segv;

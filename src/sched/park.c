@@ -209,7 +209,7 @@ void wf_yield_internal(void)
 		wf_timer_run(w, wf_clock_ns());
 	/* Queued before it is saved: whoever picks it waits for on_cpu == 0. */
 	struct wf_thread *next = wf_rq_rotate(w, self);
-	if (!next && !wf_gq_empty())
+	if (!next && !wf_gq_empty() && !wf_worker_main_only(w))
 		next = wf_rq_preempt_rotate(w, self, false);
 	if (!next)
 		return;

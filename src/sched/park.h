@@ -38,6 +38,7 @@
 #include <stdint.h>
 #include <time.h>
 #include "../context/cpu.h"
+#include "../context/tls.h"
 
 struct wf_thread;
 struct wf_worker;
@@ -55,10 +56,11 @@ extern __thread struct wf_worker *wf_tls_worker
 	__attribute__((tls_model("initial-exec"))) WF_HIDDEN;
 
 /* The calling green thread, or NULL on a kernel thread that is not a weft
- * worker (or before init). */
+ * worker (or before init).  WF_TLS_LOAD: the worker of the kernel thread
+ * running now, even after a switch earlier in the caller (tls.h). */
 static inline struct wf_thread *wf_current(void)
 {
-	const struct wf_worker *w = wf_tls_worker;
+	const struct wf_worker *w = WF_TLS_LOAD(wf_tls_worker);
 	return w ? ((const struct wf_worker_head *)(const void *)w)->current : NULL;
 }
 
@@ -108,6 +110,8 @@ static inline uintptr_t wf_thread_handle(const struct wf_thread *t)
 	X(BARRIER, "barrier", "waiting at barrier", WF_SHOW_ADDRESS, NULL, WF_NO_OWNER) \
 	X(ONCE, "once", "waiting for once", WF_SHOW_ADDRESS, NULL, WF_NO_OWNER) \
 	X(EXIT, "exit", "in weft_exit, waiting for all threads to finish", WF_SHOW_NOTHING, \
+	  NULL, WF_NO_OWNER) \
+	X(STATIC, "static", "waiting for a C++ static's initialization", WF_SHOW_ADDRESS, \
 	  NULL, WF_NO_OWNER)
 
 #define WF_BLOCK_ENUM_(name, tag, words, show, held, owner) WF_BLOCK_##name,

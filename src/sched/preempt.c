@@ -38,8 +38,9 @@
  * this kernel thread; a thread resumed here that is not itself returning
  * into a handler (it yielded, blocked or is new) would otherwise run with
  * ticks blocked.  The worker remembers that its mask blocks the signal
- * (WF_RESUME_UNBLOCK in w->resume) and the resumed side unblocks it; a thread returning into a
- * handler leaves it to rt_sigreturn, which restores its saved mask.
+ * (WF_RESUME_UNBLOCK in w->resume) and the resumed side unblocks it; a
+ * thread returning into a handler leaves it to rt_sigreturn, which
+ * restores its saved mask.
  *
  * Paying only for needed ticks.  A worker's timer is armed only while it
  * has a competitor: a thread in its run queue (wf_preempt_note_ready) or a
@@ -58,11 +59,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
-#include <ucontext.h>
 #include <unistd.h>
 #include "sched_internal.h"
 #include "trace.h"
-#include "../kthreads/kthread.h"
+#include "../context/sigctx.h"
 
 #define WF_RETRY_NS   50000ull   /* retry of a deferred tick */
 #define WF_MAX_RANGES 8
@@ -145,7 +145,7 @@ static inline void wf_tick_leaves_blocked(struct wf_worker *w)
 /* The timer of w is needed: arm it if it is not.  Any worker may call. */
 void wf_preempt_note_ready(struct wf_worker *w)
 {
-	if (!wf_quantum_ns)
+	if (!wf_quantum_ns || wf_worker_main_only(w))   /* no timer there */
 		return;
 	atomic_thread_fence(memory_order_seq_cst);
 	if (atomic_load_explicit(&w->timer_armed, memory_order_relaxed))
@@ -168,7 +168,7 @@ void wf_preempt_note_ready(struct wf_worker *w)
  * `now` is the caller's clock reading (the parker has just taken one). */
 void wf_preempt_note_deadline(struct wf_worker *w, uint64_t deadline, uint64_t now)
 {
-	if (!wf_quantum_ns)
+	if (!wf_quantum_ns || wf_worker_main_only(w))   /* its idle loop keeps it */
 		return;
 	uint64_t in = deadline > now ? deadline - now : 1000;
 	if (atomic_load_explicit(&w->timer_armed, memory_order_relaxed) &&
@@ -242,50 +242,31 @@ static int wf_preempt_deadlines(struct wf_worker *w)
 	return woken;
 }
 
-/* A delivery of the tick's signal that is not weft's tick (alarm(), kill):
- * the program's action, as without weft; its default terminates. */
-static void wf_chain(int sig, siginfo_t *si, void *uc)
+/* Under valgrind, a signal frame is valgrind's own: besides the kernel's
+ * ucontext it holds the whole guest state, and its rt_sigreturn restores
+ * that state, thread pointer (fs base) included, on whatever kernel thread
+ * returns through it.  Memcheck holds that part undefined, so the rebase of
+ * a thread that moves (migrate.c) would skip it and the thread would come
+ * back with its old worker's thread pointer.  Mark the frame, from the
+ * ucontext up to the interrupted stack pointer's red zone, defined: it is
+ * valgrind's bookkeeping, not the program's data (docs/design.md,
+ * "Valgrind"). */
+static void wf_vg_frame_defined(void *ucv)
 {
-	if (!wf_signal_forward(sig, si, uc)) {
-		wf_signal_default(sig);
-		raise(sig);
-	}
-}
-
-/* A request for new credentials (credentials.c) rides on the tick's
- * signal, the one signal every worker always takes: SI_QUEUE from this
- * process with this mark in si_errno. */
-#define WF_CREDS_MARK 0x77660010
-
-bool wf_creds_request(const siginfo_t *si)
-{
-	return si->si_code == SI_QUEUE && si->si_errno == WF_CREDS_MARK &&
-	       si->si_pid == wf_sig_pid;
-}
-
-void wf_preempt_creds_notify(pid_t tid)
-{
-	siginfo_t si;
-	memset(&si, 0, sizeof si);
-	si.si_signo = wf_sig;
-	si.si_errno = WF_CREDS_MARK;
-	si.si_code = SI_QUEUE;
-	si.si_pid = wf_sig_pid;
-	si.si_uid = getuid();
-	int e = errno;
-	syscall(SYS_rt_tgsigqueueinfo, wf_sig_pid, tid, wf_sig, &si);
-	errno = e;
+	if (wf_likely(!wf_vg_running()))
+		return;
+	uintptr_t sp = wf_sigctx_sp(ucv) - WF_SIGCTX_RED_ZONE;
+	if (sp > (uintptr_t)ucv)
+		wf_vg_defined(ucv, sp - (uintptr_t)ucv);
 }
 
 static void wf_tick(int sig, siginfo_t *si, void *ucv)
 {
-	if (wf_unlikely(wf_creds_request(si))) {
-		wf_kt_creds_apply();
-		return;
-	}
 	struct wf_worker *w = wf_worker_self();
 	if (!w || si->si_code != SI_TIMER || si->si_value.sival_ptr != w) {
-		wf_chain(sig, si, ucv);
+		/* Not weft's tick (alarm(), kill): the program's action, as
+		 * without weft; its default terminates. */
+		wf_signal_pass(sig, si, ucv);
 		return;
 	}
 	int saved_errno = *w->errno_loc;
@@ -295,7 +276,7 @@ static void wf_tick(int sig, siginfo_t *si, void *ucv)
 		wf_preempt_idle(w);
 		goto out;
 	}
-	uintptr_t pc = (uintptr_t)((ucontext_t *)ucv)->uc_mcontext.gregs[REG_RIP];
+	uintptr_t pc = wf_sigctx_pc(ucv);
 	if (cur->preempt_off || w->in_handler || !wf_pc_is_app(pc)) {
 		WF_STAT_INC(w, deferred_ticks);
 		w->tick_pending = 1;
@@ -319,6 +300,7 @@ static void wf_tick(int sig, siginfo_t *si, void *ucv)
 		 * place away (standby.c): the thread goes to the others. */
 		cur->sig_ctx = ucv;
 		cur->in_signal = 1;
+		wf_vg_frame_defined(ucv);
 		wf_tick_leaves_blocked(w);
 		wf_gq_push(cur);
 		w = wf_switch(w, cur, w->idle, WF_PREV_SAVED, NULL);
@@ -332,6 +314,7 @@ static void wf_tick(int sig, siginfo_t *si, void *ucv)
 	 * worker (migrate.c), finds its signal frame. */
 	cur->sig_ctx = ucv;   /* where it was interrupted */
 	cur->in_signal = 1;
+	wf_vg_frame_defined(ucv);
 	struct wf_thread *next = wf_rt.nworkers > 1 || !wf_gq_empty()
 	                         ? wf_rq_preempt_rotate(w, cur, woken > 0) : wf_rq_rotate(w, cur);
 	if (!next) {
@@ -364,17 +347,17 @@ int wf_preempt_init(void)
 {
 	wf_quantum_ns = wf_rt.cfg.quantum_us * 1000ull;
 	wf_sig = wf_rt.cfg.preempt_signal;
-	/* The handler even without ticks: requests for new credentials come
-	 * on this signal (credentials.c). */
+	if (!wf_quantum_ns)
+		return 0;
+	dl_iterate_phdr(wf_app_phdr, NULL);
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
 	sa.sa_sigaction = wf_tick;
 	sa.sa_flags = SA_SIGINFO | SA_RESTART;
 	sigemptyset(&sa.sa_mask);
 	int e = wf_signal_own(wf_sig, &sa);
-	if (e || !wf_quantum_ns)
+	if (e)
 		return e;
-	dl_iterate_phdr(wf_app_phdr, NULL);
 	for (int i = 0; i < wf_rt.nworkers; i++) {
 		int e = wf_preempt_timer_create(&wf_rt.workers[i]);
 		if (e)
@@ -396,7 +379,7 @@ int wf_preempt_timer_create(struct wf_worker *w)
  * within a kernel tick of coming back.  Any thread may call. */
 void wf_preempt_soon(struct wf_worker *w)
 {
-	if (!wf_quantum_ns)
+	if (!wf_quantum_ns || wf_worker_main_only(w))
 		return;
 	atomic_store(&w->timer_armed, 1);
 	wf_worker_timer_arm(&w->timer, 1, wf_quantum_ns);

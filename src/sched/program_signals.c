@@ -25,9 +25,10 @@
  * installed before weft's library was loaded, or through the raw system
  * call, are wrapped when weft starts (wf_signals_adopt).  The signals weft
  * itself handles (the tick's, SIGSEGV for the overflow report, the dump
- * signal) keep weft's handler, which passes on every delivery that is not
- * weft's to the program's action from the table (wf_signal_forward), so
- * a program may also install its own SIGALRM handler beside weft's tick.
+ * signal, SIGTERM and SIGINT while tracing) keep weft's handler, which
+ * passes on every delivery that is not weft's to the program's action from
+ * the table (wf_signal_forward, wf_signal_pass), so a program may also
+ * install its own SIGALRM handler beside weft's tick.
  *
  * Rules for handlers (docs/guide.md): a handler must not call weft
  * functions that can block or switch (yield, sleep, lock, wait, join):
@@ -208,6 +209,23 @@ bool wf_signal_has_handler(int sig)
 void wf_signal_default(int sig)
 {
 	wf_sigaction_raw(sig, &wf_sig_dfl, NULL);
+}
+
+void wf_signal_pass(int sig, siginfo_t *si, void *uc)
+{
+	if (!wf_signal_forward(sig, si, uc)) {
+		/* The default action, as without weft: restored in the kernel and
+		 * raised again; the signal is blocked while this handler runs, so
+		 * it is delivered when the handler returns. */
+		wf_signal_default(sig);
+		raise(sig);
+	}
+}
+
+bool wf_signal_ignored(int sig)
+{
+	struct sigaction a = wf_sig_read(sig);
+	return !(a.sa_flags & SA_SIGINFO) && a.sa_handler == SIG_IGN;
 }
 
 /* What the kernel should hold for the program's action a on sig. */

@@ -205,7 +205,7 @@ struct wf_thread *wf_rq_steal(struct wf_worker *thief)
 	for (int i = 0, n = wf_nkthreads(); i < n; i++) {
 		struct wf_worker *v = &wf_rt.workers[i];
 		uint32_t n = atomic_load_explicit(&v->rq_len, memory_order_relaxed);
-		if (v != thief && n > best) {
+		if (v != thief && n > best && !wf_worker_main_only(v)) {
 			best = n;
 			victim = v;
 		}
@@ -298,7 +298,8 @@ bool wf_any_ready(void)
 	if (!wf_gq_empty())
 		return true;
 	for (int i = 0, n = wf_nkthreads(); i < n; i++)
-		if (atomic_load(&wf_rt.workers[i].rq_len))
+		if (atomic_load(&wf_rt.workers[i].rq_len) &&
+		    !wf_worker_main_only(&wf_rt.workers[i]))
 			return true;
 	return false;
 }
@@ -323,10 +324,16 @@ void wf_kick_idle(void)
 /* Make t runnable on w's queue and make sure some worker will run it. */
 static void wf_ready(struct wf_worker *w, struct wf_thread *t, bool at_head, bool woken)
 {
+	/* main and the kernel thread that runs only main (main_kthread.c). */
+	w = wf_main_kthread_route(w, t);
 	/* Before the push: once queued, t may run and park again. */
 	if (wf_tracing())
 		wf_trace_wake(t);
 	wf_rq_push_hinted(w, t, at_head, woken);
+	if (wf_worker_main_only(w)) {
+		wf_main_kthread_kick(w);
+		return;
+	}
 	/* The caller is the only worker and pushed on its own queue: no other
 	 * worker can be asleep, and rq_push has already noted the competitor
 	 * (a push by w itself cannot race w's tick handler), so neither the

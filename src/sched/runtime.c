@@ -7,7 +7,10 @@
  * already has.  Worker 0's scheduler (idle) context gets a stack of its own;
  * the other workers run their scheduler on their kernel stacks.  Workers
  * live as long as the process: glibc cannot release a hand-made thread
- * block, and a pool that never shrinks keeps the wake-up path simple.
+ * block, and a pool that never shrinks keeps the wake-up path simple.  An
+ * initializer that is not the process's initial thread may end before the
+ * process: it becomes a worker that runs main only, and the workers are
+ * all weft's (main_kthread.c).
  *
  * Rejected: running "main" on a fresh green stack and parking the original
  * thread (the program's main() would have to return through weft), and
@@ -21,7 +24,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 #include "sched_internal.h"
+#include "cxx_state.h"
 #include "trace.h"
 #include "../kthreads/kthread.h"
 
@@ -64,10 +69,11 @@ static struct wf_thread *wf_idle_tcb(struct wf_worker *w)
 
 /* What a worker learns about its own kernel thread, on it, once it is set
  * up (wf_kt_worker_setup installed the alternate signal stack). */
-static void wf_worker_kthread_facts(struct wf_worker *w)
+void wf_worker_kthread_facts(struct wf_worker *w)
 {
 	wf_kt_tls_span(&w->tls_lo, &w->tls_hi);
 	sigaltstack(NULL, &w->altstack);
+	wf_cxx_worker(w);
 }
 
 static void wf_worker_kthread_main(void *arg)
@@ -76,9 +82,20 @@ static void wf_worker_kthread_main(void *arg)
 	wf_tls_worker = w;
 	w->errno_loc = &errno;   /* on w's own kernel thread, before any switch or tick */
 	wf_kt_worker_setup();
+	/* A kernel thread starts with its creator's signal mask: the
+	 * initializing thread's for the first workers, but the monitor's
+	 * (every signal blocked) for a stand-in it starts, which would then
+	 * never take a tick.  Every worker takes the first workers' mask. */
+	pthread_sigmask(SIG_SETMASK, &wf_rt.worker_mask, NULL);
 	wf_worker_kthread_facts(w);
 	wf_sig_worker_start(w);
 	atomic_store_explicit(&w->tid, wf_kt_gettid(), memory_order_release);
+	/* Its timer is made from its tid, by whoever started it: a thread it
+	 * ran before that would arm a timer that does not exist yet, and
+	 * timer_armed would say it ticks when it never does. */
+	unsigned spins = 0;
+	while (!atomic_load_explicit(&w->go, memory_order_acquire))
+		wf_spin_backoff(&spins);
 	w->current = w->idle;
 	atomic_store(&w->idle->on_cpu, 1);
 	w->idle->state = WF_RUNNING;
@@ -94,7 +111,7 @@ static void wf_worker0_idle_entry(void *transfer, void *arg)
 	wf_idle_main(w);
 }
 
-static int wf_make_main(struct wf_worker *w0)
+int wf_make_main(struct wf_worker *w0, void (*idle_entry)(void *transfer, void *arg))
 {
 	struct wf_thread *m = wf_tcb_alloc(NULL);
 	if (!m)
@@ -123,7 +140,7 @@ static int wf_make_main(struct wf_worker *w0)
 	struct wf_thread *idle = w0->idle;
 	if (wf_stack_alloc(NULL, WF_IDLE_STACK, &idle->stack))
 		return EAGAIN;
-	wf_tcb_first_context(idle, wf_worker0_idle_entry, NULL);
+	wf_tcb_first_context(idle, idle_entry, NULL);
 	return 0;
 }
 
@@ -145,59 +162,76 @@ int wf_worker_add(struct wf_worker **out)
 	unsigned spins = 0;
 	while (!atomic_load_explicit(&w->tid, memory_order_acquire))
 		wf_spin_backoff(&spins);
-	if (wf_preempt_timer_create(w))
-		return EAGAIN;   /* it runs, untimed: still a worker */
-	atomic_store(&wf_rt.nkthreads, k + 1);   /* seq_cst: wf_sig_worker_added */
+	/* Without a timer it still runs, untimed: a worker all the same.
+	 * Published before it may run anything, so that a green thread it
+	 * runs finds its own index below nkthreads (weft_stats_get), and the
+	 * slot is never handed out twice.  seq_cst, and the signal hook's
+	 * flag before it runs: Dekker with wf_flag_raise (signals.c). */
+	(void)wf_preempt_timer_create(w);
+	atomic_store(&wf_rt.nkthreads, k + 1);
 	wf_sig_worker_added(w);
+	atomic_store_explicit(&w->go, 1, memory_order_release);
 	*out = w;
 	return 0;
 }
 
+/* The workers, and the caller as main.  The caller becomes worker 0 when
+ * it is the process's initial thread; otherwise it may end before the
+ * process does, so every worker is a kernel thread of weft's own and the
+ * caller becomes worker n, which runs main only (main_kthread.c). */
 static int wf_start_workers(void)
 {
 	int n = wf_rt.cfg.workers;
+	bool initial = wf_runtime_on_initial_thread();
+	int own = initial ? 0 : n;            /* the caller's worker */
+	int k = initial ? n : n + 1;          /* kernel threads at start */
 	/* Room for the spares too; only the pages of workers in use are
 	 * touched. */
 	struct wf_worker *ws = aligned_alloc(WF_CACHELINE, sizeof *ws * WF_MAX_KTHREADS);
 	if (!ws)
 		return EAGAIN;
-	for (int i = 0; i < n; i++) {
+	for (int i = 0; i < k; i++) {
 		wf_worker_init(&ws[i], i);
+		/* No green thread exists before weft_init returns, so the first
+		 * workers may run before their timers are made. */
+		atomic_store(&ws[i].go, 1);
 		if (!(ws[i].idle = wf_idle_tcb(&ws[i])))
 			return EAGAIN;
 	}
 	wf_rt.workers = ws;
 	wf_rt.nworkers = n;
+	pthread_sigmask(SIG_SETMASK, NULL, &wf_rt.worker_mask);
 	atomic_store(&wf_rt.nactive, n);
-	atomic_store_explicit(&wf_rt.nkthreads, n, memory_order_release);
 
-	/* The default signal mask is this thread's (signals.c); every worker
-	 * sets it when it starts. */
+	/* The default signal mask of a green thread is this one too
+	 * (signals.c). */
 	wf_sig_init(wf_rt.cfg.preempt_signal, wf_rt.cfg.dump_signal);
 	/* Interruptible parks may skip a fence only while membarrier can make
 	 * up for it (park.c). */
 	if (!wf_barrier_all())
 		atomic_store(&wf_intr_used, 2);
-	struct wf_worker *w0 = &ws[0];
-	wf_tls_worker = w0;
-	w0->errno_loc = &errno;   /* on w0's own kernel thread, before any switch or tick */
-	w0->tid = wf_kt_gettid();
-	int e = wf_make_main(w0);
+	struct wf_worker *me = &ws[own];
+	wf_tls_worker = me;
+	me->errno_loc = &errno;   /* on its own kernel thread, before any switch or tick */
+	me->tid = wf_kt_gettid();
+	int e = initial ? wf_make_main(me, wf_worker0_idle_entry) : wf_main_kthread_start(me);
 	if (e)
 		return e;
+	atomic_store_explicit(&wf_rt.nkthreads, k, memory_order_release);
 	if ((e = wf_kt_worker_setup()))
 		return EAGAIN;
-	wf_worker_kthread_facts(w0);
+	wf_worker_kthread_facts(me);
 	if ((e = wf_overflow_install()))
 		return EAGAIN;
-	for (int i = 1; i < n; i++) {
+	for (int i = 0; i < n; i++) {
 		pid_t tid;
-		if (wf_kt_spawn(wf_worker_kthread_main, &ws[i], WF_WORKER_KSTACK, &tid))
+		if (i != own &&
+		    wf_kt_spawn(wf_worker_kthread_main, &ws[i], WF_WORKER_KSTACK, &tid))
 			return EAGAIN;
 	}
 	/* Timers are aimed at kernel thread ids: wait until every worker is up
 	 * and has published its own. */
-	for (int i = 1; i < n; i++) {
+	for (int i = 0; i < n; i++) {
 		unsigned spins = 0;
 		while (!atomic_load_explicit(&ws[i].tid, memory_order_acquire))
 			wf_spin_backoff(&spins);
@@ -207,6 +241,15 @@ static int wf_start_workers(void)
 
 /* In a child of fork(): the trace file is the parent's (fork.c). */
 static bool wf_rt_child;
+/* In a child of fork() whose forking kernel thread was not the process's
+ * initial thread: this one (the child's only thread, so its tid is the
+ * pid) runs on a pthread's stack all the same. */
+static bool wf_rt_leader_not_initial;
+
+bool wf_runtime_on_initial_thread(void)
+{
+	return wf_kt_gettid() == getpid() && !wf_rt_leader_not_initial;
+}
 
 static int wf_runtime_init(void)
 {
@@ -218,6 +261,7 @@ static int wf_runtime_init(void)
 	enum wf_kt_backend b;
 	if ((e = wf_kt_select(wf_rt.cfg.kthreads_mode, &b)))
 		return e;
+	wf_cxx_init();
 	if ((e = wf_start_workers()))
 		return e;
 	if ((e = wf_trace_init()))
@@ -232,23 +276,33 @@ static int wf_runtime_init(void)
 /*
  * A child of fork() (fork.c), on its only thread, before fork returns
  * there: the other threads and workers do not exist.  The forking green
- * thread becomes "main" on a fresh worker 0 (this kernel thread, with a new
+ * thread becomes "main" on a fresh worker (this kernel thread, with a new
  * scheduler context), every other TCB is reclaimed, and the queues, counts
  * and timers start empty.  The other workers, the timers and the monitor
  * are started by the first wf_runtime_ensure (wf_runtime_restart): a child
- * that only execs pays for none of them.  A child forked from a kernel
- * thread that is not a worker has no green thread: its next weft call
- * initializes weft afresh, its caller becoming "main".
+ * that only execs pays for none of them.  The fresh worker is worker 0,
+ * except when the forker is main on a kernel thread that runs main only
+ * (main_kthread.c): main's stack is then a pthread's, holding that kernel
+ * thread's own descriptor and TLS, and main must not move in the child
+ * either, so this kernel thread is again the one that runs main only.  A
+ * child forked from a kernel thread that is not a worker has no green
+ * thread: its next weft call initializes weft afresh, its caller becoming
+ * "main" (on a thread of its own if the forker was not the process's
+ * initial thread, which `initial` says).
  */
-void wf_runtime_forked_child(struct wf_thread *self)
+void wf_runtime_forked_child(struct wf_thread *self, bool initial)
 {
 	wf_rt_child = true;
+	wf_rt_leader_not_initial = !initial;
+	bool pinned = self && wf_worker_main_only(self->worker);
+	int n = wf_rt.cfg.workers;
 	wf_trace_forked_child();
 	wf_monitor_forked_child();
 	wf_sig_forked_child(self);
 	wf_tcb_forked_child(self);
-	for (int i = 0, n = wf_nkthreads(); i < n; i++)
+	for (int i = 0, k = wf_nkthreads(); i < k; i++)
 		wf_worker_init(&wf_rt.workers[i], i);
+	wf_rt.main_kt = NULL;
 	wf_rt.gq_lock = (wf_spin_t)WF_SPIN_INIT;
 	wf_rt.gq_head = wf_rt.gq_tail = NULL;
 	atomic_store(&wf_rt.gq_len, 0);
@@ -263,43 +317,58 @@ void wf_runtime_forked_child(struct wf_thread *self)
 		atomic_store(&wf_rt.state, WF_RT_NONE);
 		return;
 	}
-	struct wf_worker *w0 = &wf_rt.workers[0];
-	wf_tls_worker = w0;
-	w0->errno_loc = &errno;
-	w0->tid = wf_kt_gettid();
-	wf_worker_kthread_facts(w0);
-	w0->current = self;
-	w0->kmask_x = self->sigmask_x;   /* the kernel mask is the forker's */
+	int own = pinned ? n : 0;
+	struct wf_worker *me = &wf_rt.workers[own];
+	wf_worker_init(me, own);   /* beyond the parent's count, maybe */
+	wf_tls_worker = me;
+	me->errno_loc = &errno;
+	me->tid = wf_kt_gettid();
+	atomic_store(&me->go, 1);
+	wf_worker_kthread_facts(me);
+	me->current = self;
+	me->kmask_x = self->sigmask_x;   /* the kernel mask is the forker's */
 	if (atomic_load(&wf_sig_active))
-		atomic_fetch_or(&w0->resume, WF_RESUME_SIGNALS);
+		atomic_fetch_or(&me->resume, WF_RESUME_SIGNALS);
 	self->kind = WF_KIND_MAIN;
-	self->worker = w0;
+	self->worker = me;
 	self->joiner = NULL;
 	self->joined = 0;
 	self->detached = 0;
 	self->state = WF_RUNNING;
 	wf_rt.main = self;
-	wf_rt.nworkers = 1;
-	atomic_store(&wf_rt.nactive, 1);
-	atomic_store(&wf_rt.nkthreads, 1);
-	struct wf_thread *idle = wf_idle_tcb(w0);
+	wf_rt.nworkers = pinned ? 0 : 1;
+	atomic_store(&wf_rt.nactive, pinned ? 0 : 1);
+	atomic_store(&wf_rt.nkthreads, own + 1);
+	struct wf_thread *idle = wf_idle_tcb(me);
 	if (!idle || wf_stack_alloc(NULL, WF_IDLE_STACK, &idle->stack)) {
 		wf_rt.init_error = EAGAIN;
 		atomic_store(&wf_rt.state, WF_RT_FAILED);
 		return;
 	}
-	w0->idle = idle;
-	wf_tcb_first_context(idle, wf_worker0_idle_entry, NULL);
+	me->idle = idle;
+	if (pinned) {
+		atomic_store(&me->mstate, WF_WS_MAIN);
+		wf_rt.main_kt = me;
+		wf_tcb_first_context(idle, wf_main_kthread_entry, NULL);
+	} else {
+		wf_tcb_first_context(idle, wf_worker0_idle_entry, NULL);
+	}
 	atomic_store(&wf_rt.state, WF_RT_FORKED);
 }
 
-/* The rest of a child's runtime (see wf_runtime_forked_child). */
+/* The rest of a child's runtime (see wf_runtime_forked_child): the workers
+ * the forker's is not, their timers, the monitor. */
 static int wf_runtime_restart(void)
 {
 	int n = wf_rt.cfg.workers;
+	int own = wf_rt.main_kt ? n : 0;
 	bool sig = atomic_load(&wf_sig_active);
-	for (int i = 1; i < n; i++) {
+	for (int i = 0; i < n; i++) {
 		struct wf_worker *w = &wf_rt.workers[i];
+		if (i == own)
+			continue;
+		wf_worker_init(w, i);
+		atomic_store(&w->go, 1);   /* no thread runs until this returns */
 		if (!(w->idle = wf_idle_tcb(w)))
 			return EAGAIN;
 		if (sig)
@@ -307,13 +376,15 @@ static int wf_runtime_restart(void)
 	}
 	wf_rt.nworkers = n;
 	atomic_store(&wf_rt.nactive, n);
-	atomic_store_explicit(&wf_rt.nkthreads, n, memory_order_release);
-	for (int i = 1; i < n; i++) {
+	atomic_store_explicit(&wf_rt.nkthreads, wf_rt.main_kt ? n + 1 : n,
+	                      memory_order_release);
+	for (int i = 0; i < n; i++) {
 		pid_t tid;
-		if (wf_kt_spawn(wf_worker_kthread_main, &wf_rt.workers[i], WF_WORKER_KSTACK, &tid))
+		if (i != own &&
+		    wf_kt_spawn(wf_worker_kthread_main, &wf_rt.workers[i], WF_WORKER_KSTACK, &tid))
 			return EAGAIN;
 	}
-	for (int i = 1; i < n; i++) {
+	for (int i = 0; i < n; i++) {
 		unsigned spins = 0;
 		while (!atomic_load_explicit(&wf_rt.workers[i].tid, memory_order_acquire))
 			wf_spin_backoff(&spins);

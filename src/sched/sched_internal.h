@@ -16,6 +16,7 @@
 #include "../context/context.h"
 #include "../context/cpu.h"
 #include "../context/stack.h"
+#include "../context/valgrind_stack.h"
 #include "park.h"
 #include "../kthreads/worker_timer.h"
 
@@ -41,14 +42,20 @@ enum { WF_WAIT_NONE = 0, WF_WAIT_WAITING = 1, WF_WAIT_WOKEN = 2, WF_WAIT_TIMEDOU
 
 struct wf_worker;
 
+/* Words of the C++ runtime's per-kernel-thread state a green thread
+ * carries (cxx_state.c): the two exception globals, std::call_once's two. */
+#define WF_CXX_WORDS 4
+
 /* A worker's part in running green threads (monitor.c, standby.c).
  * ACTIVE: one of the WEFT_WORKERS that run green threads.  BLOCKED: the
  * monitor found it stuck in the kernel under a green thread and gave its
  * place to another worker; it gives its threads up at its next scheduling
  * point.  SPARE: a kernel thread waiting to stand in for a blocked one.
  * ACTIVE -> BLOCKED and SPARE -> ACTIVE are the monitor's; BLOCKED ->
- * ACTIVE or SPARE the worker's own. */
-enum wf_wstate { WF_WS_ACTIVE = 0, WF_WS_BLOCKED, WF_WS_SPARE };
+ * ACTIVE or SPARE the worker's own.  MAIN, for its life: the kernel thread
+ * that initialized weft when that is not the process's initial thread; it
+ * runs main and nothing else (main_kthread.c). */
+enum wf_wstate { WF_WS_ACTIVE = 0, WF_WS_BLOCKED, WF_WS_SPARE, WF_WS_MAIN };
 
 /*
  * Thread control block.  Lives in a never-freed table (handle.c) so that a
@@ -71,6 +78,9 @@ struct wf_thread {
 	_Atomic uint32_t runs;          /* times switched to; written by the worker
 	                                   switching to it, one at a time (on_cpu) */
 	int saved_errno;
+	/* The C++ runtime's per-kernel-thread words while not running
+	 * (cxx_state.c), saved and restored at every switch like errno. */
+	uintptr_t cxx[WF_CXX_WORDS];
 	wf_spin_t lk;                   /* guards state DONE, detached, joiner */
 	void *(*start)(void *);
 	void *arg;
@@ -119,6 +129,9 @@ struct wf_thread {
 	uint64_t unwind_exc[4] __attribute__((aligned(16)));
 
 	wf_stack stack;
+	unsigned vg_stack;              /* valgrind's handle of the stack, 0 none
+	                                   (valgrind_stack.h): set with the
+	                                   first context, dropped at the end */
 	char name[32];
 #ifdef WF_ASAN
 	void *asan_fake;
@@ -174,6 +187,11 @@ struct wf_worker {
 	 * one (migrate.c). */
 	uintptr_t tls_lo, tls_hi;
 	stack_t altstack;
+	/* Where its kernel thread keeps the C++ runtime's per-thread words,
+	 * fixed for its life (cxx_state.c); a word the runtime lacks points
+	 * at cxx_spare. */
+	uintptr_t *cxx_loc[WF_CXX_WORDS];
+	uintptr_t cxx_spare[WF_CXX_WORDS];
 	struct wf_thread *idle;         /* the worker's scheduler context */
 	struct wf_thread *prev;         /* thread just switched away from */
 	uint8_t prev_action;            /* enum wf_prev_action */
@@ -191,6 +209,8 @@ struct wf_worker {
 	struct wf_thread *tcb_cache;    /* free TCBs, linked through next */
 	unsigned tcb_cached;
 	_Atomic pid_t tid;              /* published by the worker itself */
+	_Atomic uint8_t go;             /* set once its timer exists: it may run
+	                                   green threads (runtime.c) */
 	struct wf_wstats stats;
 
 	/* --- run queue: FIFO, shared with thieves and wakers --- */
@@ -281,6 +301,11 @@ struct wf_runtime {
 	_Atomic uint32_t gq_len;
 	_Atomic uint32_t main_waiting;  /* main is in weft_exit waiting for no thread alive */
 	_Atomic uint64_t retakes;       /* workers the monitor retook (monitor.c) */
+	/* The worker that runs main only, or NULL (main_kthread.c): set
+	 * before any other worker starts, fixed afterwards. */
+	struct wf_worker *main_kt;
+	sigset_t worker_mask;           /* every worker's signal mask: the one the
+	                                   initializing thread had (runtime.c) */
 };
 extern struct wf_runtime wf_rt WF_HIDDEN;
 
@@ -298,15 +323,23 @@ static inline int wf_nkthreads(void)
  * by one switch. */
 static inline bool wf_worker_retaken(const struct wf_worker *w)
 {
-	return wf_unlikely(atomic_load_explicit(&((struct wf_worker *)w)->mstate,
-	                                        memory_order_relaxed) != WF_WS_ACTIVE);
+	uint8_t st = atomic_load_explicit(&((struct wf_worker *)w)->mstate,
+	                                  memory_order_relaxed);
+	return wf_unlikely(st == WF_WS_BLOCKED || st == WF_WS_SPARE);
 }
 
-/* The worker the calling kernel thread is, or NULL.  Read with an
- * initial-exec TLS load that the compiler re-does at every use (the thread
- * pointer is never cached in a register for such loads), so it stays right
- * after a green thread migrates.  Never take its address. */
-static inline struct wf_worker *wf_worker_self(void) { return wf_tls_worker; }
+/* Is w the kernel thread of main only (WF_WS_MAIN, main_kthread.c)?  NULL
+ * is not.  Fixed from initialization on. */
+static inline bool wf_worker_main_only(const struct wf_worker *w)
+{
+	return wf_unlikely(w && w == wf_rt.main_kt);
+}
+
+/* The worker the calling kernel thread is, or NULL.  Read with
+ * WF_TLS_LOAD, which uses the thread pointer of the kernel thread running
+ * now (src/context/tls.h), so it stays right after a green thread
+ * migrates.  Never take its address with a plain &. */
+static inline struct wf_worker *wf_worker_self(void) { return WF_TLS_LOAD(wf_tls_worker); }
 
 /* The views park.h gives src/sync. */
 _Static_assert(offsetof(struct wf_worker, current) == offsetof(struct wf_worker_head, current),
@@ -449,12 +482,14 @@ static inline void wf_tcb_free(struct wf_worker *w, struct wf_thread *t)
 struct wf_thread *wf_tcb_at(uint32_t slot) WF_HIDDEN; /* NULL past the end */
 
 /* Lay out t's first context on its stack (t->stack): switching to t calls
- * entry(transfer, arg) there.  Under ASan, also records the stack that the
- * switch announces. */
+ * entry(transfer, arg) there.  Registers the stack with valgrind (dropped
+ * when the thread finishes, wf_thread_finished); under ASan, also records
+ * the stack that the switch announces. */
 static inline void wf_tcb_first_context(struct wf_thread *t,
                                         void (*entry)(void *transfer, void *arg), void *arg)
 {
 	t->sp = wf_ctx_make(t->stack.lo, t->stack.hi, entry, arg);
+	t->vg_stack = wf_vg_stack_register(t->stack.lo, t->stack.hi);
 #ifdef WF_ASAN
 	t->asan_bottom = t->stack.lo;
 	t->asan_size = (size_t)((char *)t->stack.hi - (char *)t->stack.lo);
@@ -527,6 +562,12 @@ int wf_signal_own(int sig, const struct sigaction *weft_act) WF_HIDDEN;  /* 0 or
  * applies it: wf_signal_default restores it in the kernel). */
 bool wf_signal_forward(int sig, siginfo_t *si, void *uc) WF_HIDDEN;
 void wf_signal_default(int sig) WF_HIDDEN;
+/* wf_signal_forward, and the default action (restored, raised again) when
+ * the program has none: what the delivery would have done without weft.
+ * From weft's handler of sig, with sig blocked. */
+void wf_signal_pass(int sig, siginfo_t *si, void *uc) WF_HIDDEN;
+/* Is the program's action for an owned sig SIG_IGN?  Async-signal-safe. */
+bool wf_signal_ignored(int sig) WF_HIDDEN;
 void wf_signals_adopt(void) WF_HIDDEN;
 
 /* signals.c: signals for one green thread (see there) */
@@ -584,10 +625,41 @@ void wf_worker_hand_over(struct wf_worker *w, struct wf_thread *t) WF_HIDDEN;
 
 /* runtime.c: a new worker, spare or active (monitor.c); 0 or EAGAIN */
 int wf_worker_add(struct wf_worker **out) WF_HIDDEN;
+/* runtime.c, for main_kthread.c: what every worker learns about its own
+ * kernel thread, on it; make the caller the green thread main, running on
+ * w, whose scheduler context will start in idle_entry */
+void wf_worker_kthread_facts(struct wf_worker *w) WF_HIDDEN;
+int wf_make_main(struct wf_worker *w,
+                 void (*idle_entry)(void *transfer, void *arg)) WF_HIDDEN;
+
+/* main_kthread.c: the initializing kernel thread, when it is not the
+ * process's initial thread, becomes worker w, which runs main only; 0 or
+ * errno. */
+int wf_main_kthread_start(struct wf_worker *w) WF_HIDDEN;
+/* main_kthread.c: the scheduler context of such a worker starts here. */
+void wf_main_kthread_entry(void *transfer, void *arg) WF_HIDDEN;
+/* main was queued on w, its own kernel thread: wake it. */
+void wf_main_kthread_kick(struct wf_worker *w) WF_HIDDEN;
+/* A thread made ready on w: the worker it must be queued on instead, when
+ * w or t concerns main's own kernel thread. */
+static inline struct wf_worker *wf_main_kthread_route(struct wf_worker *w,
+                                                      const struct wf_thread *t)
+{
+	if (wf_likely(!wf_rt.main_kt))
+		return w;
+	if (t == wf_rt.main)
+		return wf_rt.main_kt;
+	return w == wf_rt.main_kt ? &wf_rt.workers[0] : w;
+}
+
 /* runtime.c: in a child of fork(), rebuild the runtime around self (the
  * forking green thread, or NULL when a kernel thread that is not a worker
- * forked) */
-void wf_runtime_forked_child(struct wf_thread *self) WF_HIDDEN;
+ * forked); initial: the forking kernel thread was the process's initial
+ * thread (wf_runtime_on_initial_thread, asked before the fork) */
+void wf_runtime_forked_child(struct wf_thread *self, bool initial) WF_HIDDEN;
+/* runtime.c: is the caller the process's initial thread, whose stack holds
+ * no thread descriptor and whose code never returns into pthread's? */
+bool wf_runtime_on_initial_thread(void) WF_HIDDEN;
 
 /* fork.c */
 void wf_fork_install(void) WF_HIDDEN;   /* register weft's fork handlers, once */
@@ -602,11 +674,6 @@ void wf_signals_fork_unlock(void) WF_HIDDEN;
 void wf_monitor_fork_lock(void) WF_HIDDEN;
 void wf_monitor_fork_unlock(void) WF_HIDDEN;
 void wf_monitor_forked_child(void) WF_HIDDEN;
-bool wf_monitor_poke(pid_t tid) WF_HIDDEN;   /* wake it if tid is the monitor */
-/* preempt.c: kernel thread tid (a worker) is to take new credentials */
-void wf_preempt_creds_notify(pid_t tid) WF_HIDDEN;
-/* preempt.c: is this delivery of the tick's signal a credentials request? */
-bool wf_creds_request(const siginfo_t *si) WF_HIDDEN;
 
 /* overflow.c */
 int wf_overflow_install(void) WF_HIDDEN;

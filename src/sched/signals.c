@@ -120,10 +120,9 @@ void wf_sig_init(int preempt_sig, int dump_sig)
 
 void wf_sig_worker_start(struct wf_worker *w)
 {
-	/* A worker started by the monitor inherits its mask, every signal
-	 * blocked: set the default, which w->kmask_x (0) says it has. */
+	/* Its kernel thread has just taken the default mask (runtime.c,
+	 * worker_mask: the mask wf_sig_base was read from). */
 	w->kmask_x = 0;
-	wf_sig_setmask_raw(wf_sig_base);
 }
 
 void wf_sig_worker_added(struct wf_worker *w)

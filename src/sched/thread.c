@@ -145,8 +145,9 @@ int weft_create(weft_t *out, const weft_attr_t *a, void *(*start)(void *), void 
 		return 0;
 	}
 	WF_STAT_INC(w, created);
-	if (self->kind == WF_KIND_IDLE || self->preempt_off || wf_worker_retaken(w)) {
-		wf_make_ready(w, t, false);
+	if (self->kind == WF_KIND_IDLE || self->preempt_off || wf_worker_retaken(w) ||
+	    wf_worker_main_only(w)) {
+		wf_make_ready(w, t, false);   /* main_kthread.c: to worker 0 */
 		return 0;
 	}
 	/* Run the child now; the creator continues right after it (head), or
@@ -174,6 +175,13 @@ void wf_thread_finished(struct wf_worker *w, struct wf_thread *t)
 	__asan_unpoison_memory_region(t->stack.lo,
 	                              (size_t)((char *)t->stack.hi - (char *)t->stack.lo));
 #endif
+	/* No longer a stack for valgrind.  Memcheck marked what lies below the
+	 * thread's last stack pointer inaccessible (popped frames): memory the
+	 * caller lent (weft_attr_setstack) is its data again. */
+	wf_vg_stack_deregister(t->vg_stack);
+	t->vg_stack = 0;
+	if (t->stack.user)
+		wf_vg_defined(t->stack.lo, (size_t)((char *)t->stack.hi - (char *)t->stack.lo));
 	/* Keep the stack for the next default create on this worker if the
 	 * slot is free; the allocator still counts it as in use, one per
 	 * worker at most. */

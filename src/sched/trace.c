@@ -1,34 +1,44 @@
 /*
  * trace.c — WEFT_TRACE=file.json: a timeline of what every worker ran,
- * written at exit as Chrome trace-event JSON (Perfetto, chrome://tracing).
+ * written at exit (or on SIGTERM/SIGINT) as Chrome trace-event JSON
+ * (Perfetto, chrome://tracing).
  * This file records (the hot path) and sets the trace up;
  * trace_export.c writes the JSON.
  *
  * Recording.  Each worker appends fixed-size binary records (timestamp,
  * type, thread id, one argument) to a buffer of its own, so the hot path
  * takes no lock and no atomic read-modify-write: write the record, then
- * publish the new length with a release store.  A buffer is a table of
- * mmap'd chunks of WF_TR_CHUNK records, mapped by the owner when it first
- * needs one, up to a cap per worker (WEFT_TRACE_MAX_EVENTS, default 4 Mi
- * records, 96 MiB); past the cap, or if a chunk cannot be mapped, the
- * worker's trace stops: it keeps the time it stopped and counts what it
- * drops, and both are reported at exit.
+ * publish the new length with a release store.  A buffer is a ring of the
+ * last WEFT_TRACE_MAX_EVENTS records (default WF_TR_CAP_DEFAULT, 256 Ki
+ * records: 6 MiB of memory, about 25 MB of JSON, per busy worker), in
+ * mmap'd chunks of WF_TR_CHUNK records that the owner maps when it first
+ * needs one; once full, each append overwrites the oldest record.  If a
+ * chunk cannot be mapped, the worker's trace stops: it keeps the time it
+ * stopped and counts what it drops, and both are reported.
+ *
+ * Why the last events.  Unbounded, a busy program wrote 45 MB of JSON a
+ * second; a file has to be bounded.  The first design kept the first
+ * events and dropped the rest, but a program that runs until it is
+ * stopped (a server ended by SIGTERM or Ctrl-C, which now also write the
+ * file: trace_export.c) is usually traced for what it did last.  So the
+ * file holds a window ending at the exit or the signal, the same for every
+ * worker (trace_export.c), and says where it starts.
  *
  * Slices.  A switch writes one record, "next runs from now" (next = 0 for
  * the scheduler context), which ends the previous slice and begins the next
  * at the same timestamp.  All records of a worker come from one kernel
  * thread reading CLOCK_MONOTONIC, so they are in time order, and the slices
- * rebuilt from them at exit cannot overlap on a worker by construction.
+ * rebuilt from them cannot overlap on a worker by construction.
  * Gaps are the worker's scheduler context (idle, stealing, sleeping).
  *
  * Names.  Copying 32 bytes of name at every switch would double the cost of
  * a traced switch, so a switch records only (slot, generation).  A thread's
  * name is recorded once, when it finishes (three records), and the names of
- * threads still alive are read from their TCBs at exit; a thread renamed
- * during its life has its last name on all its slices.
+ * threads still alive are read from their TCBs when the file is written; a
+ * thread renamed during its life has its last name on all its slices.
  *
- * Exit.  The timeline is written at exit, from these buffers, by
- * trace_export.c.
+ * Writing.  The timeline is written at exit, or when SIGTERM or SIGINT
+ * arrives, from these buffers, by trace_export.c.
  *
  * Signal safety.  The tick handler records (preempt, switch, timer wakes)
  * only when it interrupted the program's own code (preempt.c): a hook is
@@ -39,9 +49,8 @@
  * Rejected: formatting JSON as events happen (a printf per switch, and a
  * shared FILE lock between workers); one shared buffer claimed with
  * fetch-and-add (a contended cache line at every switch, on every worker);
- * a ring that overwrites the oldest events (the beginning of a run is
- * usually what is asked for, and a prefix plus a count of what was dropped
- * is easier to read than a window); the TSC (needs calibration and
+ * keeping the first events up to a cap (see above: the end of a run that
+ * was stopped is what is asked for); the TSC (needs calibration and
  * cross-CPU synchronization that CLOCK_MONOTONIC already provides).
  */
 #include <errno.h>
@@ -53,7 +62,7 @@
 #include <unistd.h>
 #include "trace_internal.h"
 
-#define WF_TR_CAP_DEFAULT (4ull << 20)                 /* records per worker */
+#define WF_TR_CAP_DEFAULT (256ull << 10)               /* records per worker */
 #define WF_TR_CAP_MIN     64ull
 #define WF_TR_CAP_MAX     (1ull << 30)
 
@@ -81,19 +90,20 @@ static struct wf_tr_rec *wf_tr_chunk_map(uint64_t filled)
 	return m == MAP_FAILED ? NULL : m;
 }
 
-/* Owner only: where record i goes, mapping its chunk on first use; NULL if
- * the chunk cannot be mapped. */
+/* Owner only: where record i goes (slot i % cap), mapping its chunk on
+ * first use; NULL if the chunk cannot be mapped. */
 static struct wf_tr_rec *wf_tr_slot(struct wf_tr_buf *b, uint64_t i)
 {
-	struct wf_tr_rec **c = &b->chunks[i >> WF_TR_CHUNK_SHIFT];
-	if (wf_unlikely(!*c) && !(*c = wf_tr_chunk_map(i >> WF_TR_CHUNK_SHIFT)))
+	uint64_t slot = i % wf_tr.cap;
+	struct wf_tr_rec **c = &b->chunks[slot >> WF_TR_CHUNK_SHIFT];
+	if (wf_unlikely(!*c) && !(*c = wf_tr_chunk_map(slot >> WF_TR_CHUNK_SHIFT)))
 		return NULL;
 	/* A new chunk pointer is published with the records it holds
 	 * (wf_tr_put). */
-	return &(*c)[i & (WF_TR_CHUNK - 1)];
+	return &(*c)[slot & (WF_TR_CHUNK - 1)];
 }
 
-/* Owner only: stop recording at ts (full or out of memory) and count one
+/* Owner only: stop recording at ts (out of memory) and count one
  * more dropped event. */
 static void wf_tr_drop(struct wf_tr_buf *b, uint64_t ts)
 {
@@ -109,24 +119,30 @@ static void wf_tr_drop(struct wf_tr_buf *b, uint64_t ts)
 }
 
 /* Owner only: aim the fast path at the chunk that will hold record `next`
- * (none yet: room = next, so the next append takes the slow path). */
+ * (none yet: room = next, so the next append takes the slow path).  The
+ * last chunk of a ring whose size is not a multiple of WF_TR_CHUNK is
+ * shorter. */
 static void wf_tr_aim(struct wf_tr_buf *b, uint64_t next)
 {
-	b->cur = next < wf_tr.cap ? b->chunks[next >> WF_TR_CHUNK_SHIFT] : NULL;
-	uint64_t end = (next | (WF_TR_CHUNK - 1)) + 1;
-	b->room = !b->cur ? next : end < wf_tr.cap ? end : wf_tr.cap;
+	uint64_t slot = next % wf_tr.cap, off = slot & (WF_TR_CHUNK - 1);
+	uint64_t first = slot - off, clen = wf_tr.cap - first;
+	b->cur = b->chunks[slot >> WF_TR_CHUNK_SHIFT];
+	b->cur_base = next - off;
+	b->room = !b->cur ? next : b->cur_base + (clen < WF_TR_CHUNK ? clen : WF_TR_CHUNK);
 }
 
 /* Owner only: the slow path of wf_tr_put: map chunks, cross into the next
- * one, or stop at the cap. */
+ * one or wrap around, or count a drop once stopped. */
 static __attribute__((noinline)) void wf_tr_put_slow(struct wf_tr_buf *b,
                                                      const struct wf_tr_rec *r, unsigned n)
 {
 	uint64_t len = atomic_load_explicit(&b->len, memory_order_relaxed);
-	if (b->stopped || len + n > wf_tr.cap) {
+	if (b->stopped) {
 		wf_tr_drop(b, r[0].ts);
 		return;
 	}
+	/* See wf_tr_put. */
+	atomic_thread_fence(memory_order_release);
 	for (unsigned i = 0; i < n; i++) {
 		struct wf_tr_rec *s = wf_tr_slot(b, len + i);
 		if (!s) {
@@ -147,8 +163,15 @@ static inline void wf_tr_put(struct wf_tr_buf *b, const struct wf_tr_rec *r, uns
 		wf_tr_put_slow(b, r, n);
 		return;
 	}
+	/* The slots written next may hold the oldest published records.  A
+	 * reader that copies one of them after it is overwritten must then
+	 * see a length at least `len` (the one published before), to know
+	 * the copy is stale: this fence, paired with the reader's acquire
+	 * fence (wf_tr_snapshot), orders that publication before these
+	 * stores.  No instruction on x86. */
+	atomic_thread_fence(memory_order_release);
 	for (unsigned i = 0; i < n; i++)
-		b->cur[(len + i) & (WF_TR_CHUNK - 1)] = r[i];
+		b->cur[len + i - b->cur_base] = r[i];
 	/* Release: whoever reads this length (acquire) sees these records and
 	 * the chunk pointers they live in. */
 	atomic_store_explicit(&b->len, len + n, memory_order_release);
@@ -169,6 +192,7 @@ static __attribute__((noinline)) void wf_tr_name(struct wf_tr_buf *b, const stru
                                                  uint64_t now)
 {
 	struct wf_tr_rec r[WF_TR_NAME_RECS];
+	char name[WF_TR_NAME_LEN];
 	memset(r, 0, sizeof r);
 	r[0].ts = now;
 	r[0].type = WF_TR_NAME;
@@ -176,8 +200,18 @@ static __attribute__((noinline)) void wf_tr_name(struct wf_tr_buf *b, const stru
 	r[0].arg = wf_tr_gen(t);
 	struct wf_thread *mt = (struct wf_thread *)t;
 	wf_spin_lock(&mt->lk);
-	memcpy(&r[1], t->name, WF_TR_NAME_LEN);
+	memcpy(name, t->name, WF_TR_NAME_LEN);
 	wf_spin_unlock(&mt->lk);
+	for (unsigned k = 1; k < WF_TR_NAME_RECS; k++) {
+		uint64_t part[2];
+		_Static_assert(sizeof part == WF_TR_PART_BYTES, "a part is ts and arg");
+		memcpy(part, name + (k - 1) * WF_TR_PART_BYTES, WF_TR_PART_BYTES);
+		r[k].ts = part[0];
+		r[k].arg = part[1];
+		r[k].type = WF_TR_NAME_PART;
+		r[k].aux = (uint8_t)(k - 1);
+		r[k].id = r[0].id;
+	}
 	wf_tr_put(b, r, WF_TR_NAME_RECS);
 }
 
@@ -334,6 +368,19 @@ int wf_trace_init(void)
 	/* Release: a hook that finds the buffers (acquire) finds them set up. */
 	atomic_store_explicit(&wf_tr.bufs, bufs, memory_order_release);
 	atomic_store_explicit(&wf_trace_on, true, memory_order_release);
+	/* A program ended by SIGTERM or SIGINT (Ctrl-C) never reaches exit():
+	 * write the file on those too, then apply the program's own action
+	 * (trace_export.c).  On the worker's alternate stack: the interrupted
+	 * green thread's may be nearly full. */
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_sigaction = wf_tr_on_signal;
+	sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
+	sigemptyset(&sa.sa_mask);
+	sigaddset(&sa.sa_mask, SIGTERM);   /* one write at a time per thread */
+	sigaddset(&sa.sa_mask, SIGINT);
+	if ((e = wf_signal_own(SIGTERM, &sa)) || (e = wf_signal_own(SIGINT, &sa)))
+		return EAGAIN;
 	return 0;
 }
 

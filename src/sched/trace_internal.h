@@ -9,6 +9,7 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <signal.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include "sched_internal.h"
@@ -25,6 +26,9 @@ enum wf_tr_type {
 	WF_TR_BLOCK,      /* id; aux: enum wf_block; arg: the object */
 	WF_TR_WAKE,       /* id: the woken; arg: the waker's id, 0 = none */
 	WF_TR_STEAL,      /* id; arg: the victim worker */
+	WF_TR_NAME_PART,  /* after WF_TR_NAME: aux = part; ts, arg: 16 bytes of
+	                     the name.  Typed, so that a reader starting inside
+	                     a name (the ring's oldest record) can skip it. */
 };
 
 struct wf_tr_rec {
@@ -37,24 +41,32 @@ struct wf_tr_rec {
 };
 _Static_assert(sizeof(struct wf_tr_rec) == 24, "trace records are 24 bytes");
 
-/* A name record and the records that carry the name's bytes. */
-#define WF_TR_NAME_RECS (1 + (WF_TR_NAME_LEN + sizeof(struct wf_tr_rec) - 1) / \
-                             sizeof(struct wf_tr_rec))
+/* Name bytes in one WF_TR_NAME_PART record, and the records of a name:
+ * also the most records one event takes. */
+#define WF_TR_PART_BYTES (2 * sizeof(uint64_t))
+#define WF_TR_NAME_RECS  (1 + (WF_TR_NAME_LEN + WF_TR_PART_BYTES - 1) / WF_TR_PART_BYTES)
 
 /*
- * One worker's buffer.  Invariants: only the worker's own kernel thread
- * writes to it (the exit-time writer only reads); records [0, len) are
- * complete and never change again, and every chunk holding one of them is
- * in `chunks` before len says so (release store of len).  The fast path
- * appends to `cur` while the new records stay below `room`, which never
- * passes the end of cur's chunk or the cap, and is 0 once stopped.
+ * One worker's buffer: a ring of the last `cap` records (wf_tr.cap).
+ * Record i (counting every record ever appended) lives in slot i % cap,
+ * slot k in chunks[k / WF_TR_CHUNK].  Invariants: only the worker's own
+ * kernel thread writes to it (the writers of the file only read); records
+ * [len - cap, len) are complete (fewer while len < cap), and every chunk
+ * holding one of them is in `chunks` before len says so (release store of
+ * len).  Appending records [len, len + n) overwrites records
+ * [len + n - cap ...), before len is published: a reader checks len again
+ * after copying (trace_export.c).  The fast path appends to `cur`, whose
+ * slot 0 holds record cur_base, while the new records stay below `room`,
+ * which never passes the end of cur's chunk, and is 0 once stopped.
  */
 struct wf_tr_buf {
-	_Atomic uint64_t len;          /* published records */
-	_Atomic uint64_t dropped;      /* events not recorded (owner writes) */
+	_Atomic uint64_t len;          /* records appended, all published */
+	_Atomic uint64_t dropped;      /* events not recorded: out of memory
+	                                  (owner writes) */
 	_Atomic uint64_t stop_ts;      /* when recording stopped; 0 = running */
-	struct wf_tr_rec **chunks;     /* cap / WF_TR_CHUNK entries */
+	struct wf_tr_rec **chunks;     /* ceil(cap / WF_TR_CHUNK) entries */
 	struct wf_tr_rec *cur;         /* the chunk being filled, or NULL */
+	uint64_t cur_base;             /* the record in cur's slot 0 */
 	uint64_t room;                 /* records below this index fit in cur */
 	uint32_t waker;                /* id credited with wakes, 0 = current */
 	bool stopped;
@@ -65,15 +77,18 @@ struct wf_tr_buf {
 struct wf_tr_state {
 	struct wf_tr_buf *_Atomic bufs;  /* published before wf_trace_on; one
 	                                    per worker slot (WF_MAX_KTHREADS) */
-	uint64_t cap;                    /* records per worker */
+	uint64_t cap;                    /* records per worker: the ring */
 	uint64_t t0;                     /* ns: the start of the trace */
 	int fd;
 	pid_t pid;
 	const char *path;
 	_Atomic uint64_t foreign_wakes;  /* wakes by kernel threads that are not workers */
-	_Atomic bool written;
+	/* Who writes the file now: 0 nobody, else the writer's kernel tid;
+	 * WF_TR_CLOSED once the exit-time write has closed it. */
+	_Atomic int32_t writer;
 };
 extern struct wf_tr_state wf_tr WF_HIDDEN;
+#define WF_TR_CLOSED (-1)
 
 static inline uint32_t wf_tr_id(const struct wf_thread *t) { return t->index + 1; }
 
@@ -84,7 +99,12 @@ static inline uint32_t wf_tr_gen(const struct wf_thread *t)
 
 
 /* The atexit handler (trace_export.c): write the JSON file from a snapshot
- * of every buffer.  Registered by wf_trace_init. */
+ * of every buffer, and close it.  Registered by wf_trace_init. */
 void wf_tr_write(void) WF_HIDDEN;
+
+/* The handler of SIGTERM and SIGINT while tracing (trace_export.c): write
+ * the file as it stands, then apply the program's action for the signal.
+ * Installed by wf_trace_init. */
+void wf_tr_on_signal(int sig, siginfo_t *si, void *uc) WF_HIDDEN;
 
 #endif

@@ -439,7 +439,7 @@ int weft_mutex_trylock(weft_mutex_t *m)
  * threads of a worker, which is fine for a sampling rate) and read and
  * written in this function only, with no switch in between. */
 #define WF_M_STALE_EVERY 16u
-static __thread unsigned wf_m_stale_calls __attribute__((tls_model("initial-exec")));
+static __thread unsigned wf_m_stale_calls __attribute__((tls_model("initial-exec"), used));
 
 static bool wf_mutex_woken_stale(weft_mutex_t *m)
 {
@@ -448,7 +448,9 @@ static bool wf_mutex_woken_stale(weft_mutex_t *m)
 		__atomic_store_n(&m->_woken_ns, wf_clock_ns(), __ATOMIC_RELAXED);
 		return false;
 	}
-	if (++wf_m_stale_calls % WF_M_STALE_EVERY)
+	/* Through WF_TLS_ADDR: inlined into a caller that switched earlier,
+	 * a plain access could count on the previous worker's copy. */
+	if (++*WF_TLS_ADDR(wf_m_stale_calls) % WF_M_STALE_EVERY)
 		return false;
 	return wf_clock_ns() - t0 >= WF_M_STARVE_NS;
 }

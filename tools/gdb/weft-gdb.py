@@ -22,13 +22,15 @@
 # Everything is read through the program's debug info: the runtime `wf_rt`
 # and the TCB table `wf_chunks`/`wf_slots_used` (src/sched/handle.c), the
 # TCB layout `struct wf_thread` and the enum wf_state
-# (src/sched/sched_internal.h), and what a parked thread waits for: the
+# (src/sched/sched_internal.h), what a parked thread waits for: the
 # tables built from the block-kind list of src/sched/park.h, `wf_block_kinds`
-# (words) and `wf_block_owner_at` (where an object keeps its owner), so this
-# script holds no copy of the list.  The program, or libweft, must
-# be built with -g.  The defaults below are used only for enumerators the
-# debug info left out.  The layout of a saved context is that of
-# src/context/switch_x86_64.S (x86-64 only).
+# (words) and `wf_block_owner_at` (where an object keeps its owner), and the
+# layout of a parked thread's saved context, `wf_ctx_frame_layout`
+# (src/context/context.c, built from src/context/frame.h).  So this script
+# holds no copy of the list and no layout of its own, and follows whichever
+# ISA the program was built for (x86-64, AArch64).  The program, or libweft,
+# must be built with -g.  The defaults below are used only for enumerators
+# the debug info left out.
 #
 # The wording of the states follows weft_dump (src/sched/dump.c).
 #
@@ -49,18 +51,8 @@ NOT_FOUND = ("weft runtime not found "
 # debug info only with -g3; this default must follow handle.c.
 _CHUNK_SHIFT_DEFAULT = 10
 
-# Saved context at a parked thread's sp (switch_x86_64.S), in 8-byte words:
-# [0] MXCSR and x87 control word, [1] r15, [2] r14, [3] r13, [4] r12,
-# [5] rbx, [6] rbp, [7] return address.  The context's rsp once that
-# return is taken is sp + 64.
-_CTX_WORDS = 8
-_CTX_REGS = (("r15", 1), ("r14", 2), ("r13", 3), ("r12", 4), ("rbx", 5),
-             ("rbp", 6))
-_CTX_RA = 7
-
-# Registers `weft bt` loads, in the order they are written; rip last so
-# that a fault halfway leaves the pc alone.
-_SWAP_REGS = ("rsp", "rbp", "rbx", "r12", "r13", "r14", "r15", "rip")
+# Word size of the saved context (both ISAs weft supports are LP64).
+_WORD = 8
 
 def _enum_value(name, default):
     """Value of an enumerator from the debug info, or `default`."""
@@ -105,6 +97,55 @@ def _target_type():
         return None
 
 
+class _FrameLayout(object):
+    """The saved context of a parked thread: wf_ctx_frame_layout
+    (src/context/context.c) read through the debug info.  A parked thread's
+    sp points at a frame of `size` bytes; each register of `regs` is the
+    word at sp + its offset, the pc the word at sp + pc_offset, and the
+    thread's own stack pointer is sp + size once it resumes."""
+
+    def __init__(self):
+        v = _lookup_var("wf_ctx_frame_layout")
+        if v is None:
+            raise gdb.GdbError(NOT_FOUND)
+        try:
+            self.size = int(v["size"])
+            self.pc_offset = int(v["pc_offset"])
+            self.fp_offset = int(v["fp_offset"])
+            self.pc_name = v["pc_name"].string()
+            self.sp_name = v["sp_name"].string()
+            regs = v["regs"]
+            self.regs = [(regs[i]["name"].string(), int(regs[i]["offset"]))
+                         for i in range(int(v["nregs"]))]
+        except (gdb.error, RuntimeError) as e:
+            raise gdb.GdbError("weft: wf_ctx_frame_layout unreadable: %s" % e)
+        if self.size % _WORD or self.size <= self.pc_offset:
+            raise gdb.GdbError("weft: wf_ctx_frame_layout is inconsistent "
+                               "(size %d)" % self.size)
+
+    def words(self, sp):
+        return _read_words(sp, self.size // _WORD)
+
+    def pc_fp(self, words):
+        """Where the context resumes and its frame pointer."""
+        return (words[self.pc_offset // _WORD],
+                words[self.fp_offset // _WORD])
+
+    def write_order(self):
+        """Registers `weft bt` loads, in the order they are written: the
+        stack pointer first, the pc last, so that a fault halfway leaves
+        the pc alone."""
+        return ([self.sp_name] + [name for name, _ in self.regs] +
+                [self.pc_name])
+
+    def registers(self, sp, words):
+        """Register name -> value in the parked context."""
+        new = dict((name, words[off // _WORD]) for name, off in self.regs)
+        new[self.sp_name] = sp + self.size
+        new[self.pc_name] = words[self.pc_offset // _WORD]
+        return new
+
+
 class _Runtime(object):
     """The weft runtime of the selected inferior, looked up afresh for each
     command (the program may have been re-run or another one loaded)."""
@@ -115,6 +156,7 @@ class _Runtime(object):
         self.slots_used = _lookup_var("wf_slots_used")
         if self.rt is None or self.chunks is None or self.slots_used is None:
             raise gdb.GdbError(NOT_FOUND)
+        self.frame = _FrameLayout()
         if gdb.selected_inferior().pid == 0:
             raise gdb.GdbError("The program is not being run.")
         try:
@@ -339,7 +381,7 @@ class _Runtime(object):
 # --- backtraces --------------------------------------------------------------
 
 def _read_words(addr, n):
-    mem = gdb.selected_inferior().read_memory(addr, 8 * n)
+    mem = gdb.selected_inferior().read_memory(addr, _WORD * n)
     return struct.unpack("<%dQ" % n, bytes(mem))
 
 
@@ -357,20 +399,18 @@ def _set_reg(name, value):
     gdb.execute("set $%s = 0x%x" % (name, value), to_string=True)
 
 
-def _bt_registers(t, sp, bt_args):
-    """Backtrace of t by loading its saved context into the selected
-    kernel thread, restoring it afterwards.  Returns None when the
-    registers cannot be written (nothing was changed then)."""
+def _bt_registers(layout, sp, bt_args):
+    """Backtrace of the context saved at sp by loading it into the selected
+    kernel thread, restoring that thread's registers afterwards.  Returns
+    None when the registers cannot be written (nothing was changed then)."""
     thread = gdb.selected_thread()
     if thread is None:
         raise gdb.GdbError("No thread selected.")
     if thread.is_running():
         raise gdb.GdbError("The selected thread is running: stop it or "
                            "select a stopped one (non-stop mode).")
-    words = _read_words(sp, _CTX_WORDS)
-    new = dict((reg, words[i]) for reg, i in _CTX_REGS)
-    new["rsp"] = sp + 8 * _CTX_WORDS
-    new["rip"] = words[_CTX_RA]
+    new = layout.registers(sp, layout.words(sp))
+    swap = layout.write_order()
 
     try:
         level = gdb.selected_frame().level()
@@ -379,9 +419,9 @@ def _bt_registers(t, sp, bt_args):
     gdb.newest_frame().select()
     frame = gdb.newest_frame()
     saved = dict((reg, int(frame.read_register(reg)) & 0xffffffffffffffff)
-                 for reg in _SWAP_REGS)
+                 for reg in swap)
     # Writing the pc makes gdb cancel a system call restart (orig_rax = -1)
-    # on Linux: keep it too, and put it back last.
+    # on x86-64 Linux: keep it too, and put it back last.
     try:
         saved_orig_rax = int(frame.read_register("orig_rax"))
     except (ValueError, gdb.error):
@@ -390,23 +430,23 @@ def _bt_registers(t, sp, bt_args):
     # The first write tells whether the target takes writes at all (a core
     # file does not); a write of an unchanged value would not, gdb skips it.
     try:
-        _set_reg(_SWAP_REGS[0], new[_SWAP_REGS[0]])
+        _set_reg(swap[0], new[swap[0]])
     except gdb.error:
         _select_level(level)
         return None
 
     try:
-        for reg in _SWAP_REGS[1:]:
+        for reg in swap[1:]:
             _set_reg(reg, new[reg])
         return gdb.execute(("bt " + bt_args).strip(), to_string=True)
     finally:
         gdb.newest_frame().select()
-        for reg in _SWAP_REGS:
+        for reg in swap:
             _set_reg(reg, saved[reg])
         if saved_orig_rax is not None:
             _set_reg("orig_rax", saved_orig_rax & 0xffffffffffffffff)
         frame = gdb.newest_frame()
-        wrong = [reg for reg in _SWAP_REGS
+        wrong = [reg for reg in swap
                  if int(frame.read_register(reg)) & 0xffffffffffffffff
                  != saved[reg]]
         if wrong:
@@ -414,7 +454,7 @@ def _bt_registers(t, sp, bt_args):
                       "thread; they were: %s\n" % (
                           ", ".join(wrong),
                           ", ".join("%s=0x%x" % (r, saved[r])
-                                    for r in _SWAP_REGS)),
+                                    for r in swap)),
                       gdb.STDERR)
         _select_level(level)
 
@@ -434,14 +474,14 @@ def _where(pc):
     return text
 
 
-def _bt_frame_pointers(sp, limit=64):
+def _bt_frame_pointers(layout, sp, limit=64):
     """Frame-pointer walk of a saved context, as weft_dump does it."""
     lines = []
     try:
-        words = _read_words(sp, _CTX_WORDS)
+        words = layout.words(sp)
     except gdb.MemoryError:
         return "(saved context at 0x%x unreadable)\n" % sp
-    pc, fp = words[_CTX_RA], words[6]
+    pc, fp = layout.pc_fp(words)
     if not pc:
         return ("(saved context at 0x%x has no return address: is the "
                 "stack in this core file?)\n" % sp)
@@ -452,6 +492,8 @@ def _bt_frame_pointers(sp, limit=64):
         if not fp or fp & 7 or fp < sp:
             break
         try:
+            # A frame record (src/context/context.h): the caller's frame
+            # pointer, then the return address, on both ISAs.
             link_fp, link_pc = _read_words(fp, 2)
         except gdb.MemoryError:
             break
@@ -474,12 +516,12 @@ def _backtrace(rt, t, bt_args, frame_pointers):
         gdb.write("  (core file: registers cannot be loaded, "
                   "frame-pointer walk)\n")
     if not frame_pointers:
-        out = _bt_registers(t, sp, bt_args)
+        out = _bt_registers(rt.frame, sp, bt_args)
         if out is None:
             gdb.write("  (registers not writable here, e.g. a core file: "
                       "frame-pointer walk)\n")
     if out is None:
-        out = _bt_frame_pointers(sp)
+        out = _bt_frame_pointers(rt.frame, sp)
     gdb.write(out)
 
 

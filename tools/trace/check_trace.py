@@ -10,7 +10,11 @@ writes it:
   - on each tid (worker), the X slices sorted by start do not overlap (a
     tolerance of 0.001 us absorbs the formatting of times);
   - there is at least one X slice;
-  - every instant event ("ph": "i") has a name, a tid and ts >= 0.
+  - every instant event ("ph": "i") has a name, a tid and ts >= 0;
+  - when the file holds only a window of the run (the last
+    WEFT_TRACE_MAX_EVENTS records of each worker: otherData's
+    window_start_ns is later than start_ns), no event lies before the
+    window's start, and the "trace window starts" note is there.
 Prints a summary (slices per worker, instant events per kind, busy time per
 worker) and exits 0, or prints every violation found and exits 1 (2 when the
 file cannot be read as JSON at all).  Python 3 standard library only.
@@ -67,10 +71,46 @@ def check_overlaps(slices, errors):
                     f"(by {a_ts + a_dur - b_ts:.3f} us)")
 
 
+def window_us(doc):
+    """Where the file's window starts, in us since the start of the trace:
+    0 when it holds the whole run (or an older file without the field)."""
+    other = doc.get("otherData") if isinstance(doc, dict) else None
+    if not isinstance(other, dict):
+        return 0.0
+    start, window = other.get("start_ns"), other.get("window_start_ns")
+    if not isinstance(start, int) or not isinstance(window, int) or window <= start:
+        return 0.0
+    return (window - start) / 1000.0
+
+
+def check_window(doc, events, errors):
+    w = window_us(doc)
+    if w <= 0:
+        return
+    notes = 0
+    for i, ev in enumerate(events):
+        if not isinstance(ev, dict) or ev.get("ph") not in ("X", "i", "I"):
+            continue
+        ts = number(ev, "ts")
+        if ts is not None and ts < w - TOLERANCE_US:
+            errors.append(f"event {i} ({ev.get('ph')} {ev.get('name')!r}) at {ts:.3f} us "
+                          f"lies before the window, which starts at {w:.3f} us")
+        notes += ev.get("name") == "trace window starts"
+    if notes != 1:
+        errors.append(f"{notes} 'trace window starts' notes for a window starting at {w:.3f} us")
+
+
 def summary(doc, slices, instants):
     other = doc.get("otherData") or {}
     print(f"workers: {len(slices)} with slices"
           + (f" (of {other['workers']})" if "workers" in other else ""))
+    w = window_us(doc)
+    if w > 0 and isinstance(other.get("end_ns"), int):
+        print(f"window: the last {(other['end_ns'] - other['window_start_ns']) / 1e6:.3f} ms "
+              f"(older events dropped: the last {other.get('max_events_per_worker')} "
+              f"records of each worker are kept)")
+    if other.get("ended_by"):
+        print(f"ended by: {other['ended_by']}")
     for tid, ss in sorted(slices.items(), key=lambda kv: str(kv[0])):
         busy = sum(s[1] for s in ss)
         span = (max(s[0] + s[1] for s in ss) - min(s[0] for s in ss)) if ss else 0.0
@@ -103,6 +143,7 @@ def check(doc):
     if not any(slices.values()):
         errors.append("no complete (X) slice at all")
     check_overlaps(slices, errors)
+    check_window(doc, events, errors)
     return errors, slices, instants
 
 

@@ -9,7 +9,8 @@ that worker), labelled with the thread's name where it fits; small marks
 for preemptions (above the lane), and for blocks, wake-ups and steals
 (below it); a time axis in milliseconds since the start of the trace; a
 legend of threads and marks.  --from-ms/--to-ms choose the window (default:
-the whole trace).  Slices of one thread closer together than half a pixel
+the whole trace, or, when the file holds only the last events of the run
+(WEFT_TRACE_MAX_EVENTS), from where they start).  Slices of one thread closer together than half a pixel
 are drawn as one box, and at most one mark of a kind per pixel, so a long
 trace still gives a small file.  Python 3 standard library only.
 """
@@ -230,13 +231,19 @@ def main(argv):
     if not ends:
         print(f"trace_to_svg: {opt.input}: no slices to draw", file=sys.stderr)
         return 1
-    t0 = opt.from_ms * 1000 if opt.from_ms is not None else 0.0
+    other = doc.get("otherData") if isinstance(doc, dict) else None
+    kept_from = 0.0   # us: where a file that kept only the last events starts
+    if isinstance(other, dict) and isinstance(other.get("window_start_ns"), int) \
+            and isinstance(other.get("start_ns"), int):
+        kept_from = max(0.0, (other["window_start_ns"] - other["start_ns"]) / 1000.0)
+    t0 = opt.from_ms * 1000 if opt.from_ms is not None else kept_from
     t1 = opt.to_ms * 1000 if opt.to_ms is not None else max(ends)
     if t1 <= t0 or opt.width < LEFT + RIGHT + 100:
         print("trace_to_svg: empty window or too narrow", file=sys.stderr)
         return 2
     title = opt.title or (f"{opt.input}: {len(lanes)} worker{'s' if len(lanes) != 1 else ''}, "
-                          f"{t0 / 1000:.3f} to {t1 / 1000:.3f} ms")
+                          f"{t0 / 1000:.3f} to {t1 / 1000:.3f} ms"
+                          + (" (older events were dropped)" if kept_from > 0 else ""))
     svg = render(doc, lanes, slices, marks, t0, t1, opt.width, title)
     with open(opt.output, "w", encoding="utf-8") as f:
         f.write(svg)
