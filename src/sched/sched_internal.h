@@ -434,8 +434,28 @@ static inline weft_t wf_tcb_handle(const struct wf_thread *t)
 	return (weft_t)wf_thread_handle(t);
 }
 
+/* In a child of fork() (handle.c, wf_tcb_forked_child): the slots below
+ * wf_tcb_dead_hi, from wf_tcb_dead_lo up, hold threads that do not exist
+ * there and have not been reclaimed yet, except wf_tcb_dead_keep (the
+ * forking thread).  dead_hi and keep are written once, by the child's only
+ * thread before it creates any other; dead_lo only grows, under the TCB
+ * table's lock, each step after the slot it passes was retired.  0 in a
+ * process that never forked: one compare. */
+extern uint32_t wf_tcb_dead_hi WF_HIDDEN;
+extern _Atomic uint32_t wf_tcb_dead_lo WF_HIDDEN;
+extern struct wf_thread *wf_tcb_dead_keep WF_HIDDEN;
+
+static inline bool wf_tcb_dead(const struct wf_thread *t)
+{
+	return wf_unlikely(t->index < wf_tcb_dead_hi) &&
+	       t->index >= atomic_load_explicit(&wf_tcb_dead_lo, memory_order_acquire) &&
+	       t != wf_tcb_dead_keep;
+}
+
 /* The TCB a handle names, or NULL if it is bad or stale.  A hint only: the
- * caller re-checks wf_tcb_handle(t) == h under t->lk. */
+ * caller re-checks wf_tcb_handle(t) == h under t->lk.  The dead check comes
+ * first: a slot found reclaimed (dead_lo past it, acquire) shows its bumped
+ * generation to the load that follows. */
 static inline struct wf_thread *wf_tcb_lookup(weft_t h)
 {
 	uint64_t v = (uint64_t)h;
@@ -444,7 +464,7 @@ static inline struct wf_thread *wf_tcb_lookup(weft_t h)
 	if (slot == 0 || slot - 1 >= WF_MAX_CHUNKS * WF_CHUNK_SLOTS)
 		return NULL;
 	struct wf_thread *t = wf_tcb_slot(slot - 1);
-	if (!t || atomic_load_explicit(&t->gen, memory_order_acquire) != gen ||
+	if (!t || wf_tcb_dead(t) || atomic_load_explicit(&t->gen, memory_order_acquire) != gen ||
 	    t->state == WF_FREE || t->kind == WF_KIND_IDLE)
 		return NULL;
 	return t;
@@ -479,7 +499,9 @@ static inline void wf_tcb_free(struct wf_worker *w, struct wf_thread *t)
 	}
 	wf_tcb_free_global(t);
 }
-struct wf_thread *wf_tcb_at(uint32_t slot) WF_HIDDEN; /* NULL past the end */
+/* The TCB of a slot, for observers that walk the table: NULL past the end
+ * and for a thread left behind by fork(). */
+struct wf_thread *wf_tcb_at(uint32_t slot) WF_HIDDEN;
 
 /* Lay out t's first context on its stack (t->stack): switching to t calls
  * entry(transfer, arg) there.  Registers the stack with valgrind (dropped
