@@ -292,9 +292,10 @@ WEFT_API int weft_getname(weft_t t, char *buf, size_t len);
  *  is no timer: a running thread acts only at its next switch or point.
  *  @{ */
 
+/** For WEFT_CANCELED only: the object it points to. */
+WEFT_API extern const char weft_canceled_;
 /** The result weft_join reports for a cancelled thread: the address of an
  *  object of weft's, which no thread returns unless it names it. */
-WEFT_API extern const char weft_canceled_;
 #define WEFT_CANCELED ((void *)&weft_canceled_)
 
 /** Cancelability states (weft_setcancelstate) and types
