@@ -20,12 +20,13 @@
  * siginfo and ucontext), and wf_sig_enter runs the handler if the thread
  * it names is the one running there, or leaves it pending for that thread
  * otherwise.  Such a "carrier" is told from any other delivery by its
- * siginfo: si_code SI_QUEUE from this process, si_errno a weft mark, and
+ * siginfo: si_code SI_QUEUE from this process, a weft mark in si_errno
+ * (and in si_uid, for qemu-user, which hands the handler si_errno 0), and
  * the target's handle as si_value (the program's handler is shown
- * SI_TKILL, si_errno 0 and no value, as from pthread_kill; the kernel
- * accepts SI_TKILL from the thread group leader only).  The target's
- * pending bit is cleared only where its handler runs, so a signal runs
- * once however many carriers were sent for it: the kernel keeps one
+ * SI_TKILL, si_errno 0, the real uid and no value, as from pthread_kill;
+ * the kernel accepts SI_TKILL from the thread group leader only).  The
+ * target's pending bit is cleared only where its handler runs, so a signal
+ * runs once however many carriers were sent for it: the kernel keeps one
  * pending instance of a signal below SIGRTMIN per thread and drops the
  * others, whichever sender they came from.  A queued target gets its
  * signals when it is next switched to; a target parked in a wait that
@@ -40,8 +41,9 @@
  * sets it (one rt_sigprocmask).  When no thread ever had a mask of its
  * own, and no signal was ever sent to a thread, a switch pays nothing: the
  * hook's flag (WF_RESUME_SIGNALS) shares the word the switch already tests
- * for the tick's mask (wf_preempt_resumed), and no system call is made.  A thread
- * returning into the tick handler gets its mask back from rt_sigreturn.
+ * for the tick's mask (wf_preempt_resumed), and no system call is made.  A
+ * thread returning into the tick handler gets its mask back from
+ * rt_sigreturn.
  * Idle contexts use the default mask, so that a process-directed signal
  * finds a kernel thread even when every green thread is parked; weft's own
  * signals (the tick's, SIGSEGV, the dump signal) are never blocked in the
@@ -158,8 +160,18 @@ void wf_flag_raise(_Atomic uint32_t *f)
 		wf_spin_backoff(&spins);
 }
 
-/* si_errno of a carrier. */
+/* A carrier's marks: si_errno, and si_uid for the kernels that do not
+ * carry si_errno to the handler (qemu-user hands it 0: docs/design.md,
+ * "Signals to one thread"). */
 #define WF_CARRIER 0x77660001
+#define WF_CARRIER_UID 0x77660001u
+
+static bool wf_sig_is_carrier(const siginfo_t *si)
+{
+	return si->si_code == SI_QUEUE && si->si_pid == wf_sig_pid &&
+	       (si->si_errno == WF_CARRIER ||
+	        (si->si_errno == 0 && si->si_uid == WF_CARRIER_UID));
+}
 
 /* Send sig to kernel thread tid as a carrier for green thread h. */
 static void wf_sig_carry(pid_t tid, int sig, weft_t h)
@@ -172,7 +184,7 @@ static void wf_sig_carry(pid_t tid, int sig, weft_t h)
 	 * only; the program's handler is shown SI_TKILL (wf_sig_route). */
 	si.si_code = SI_QUEUE;
 	si.si_pid = wf_sig_pid;
-	si.si_uid = getuid();
+	si.si_uid = WF_CARRIER_UID;
 	si.si_value.sival_ptr = (void *)h;
 	int e = errno;
 	syscall(SYS_rt_tgsigqueueinfo, wf_sig_pid, tid, sig, &si);
@@ -315,11 +327,12 @@ bool wf_sig_route(int sig, siginfo_t *si, bool handler)
 		return true;   /* a kernel thread that is not a worker */
 	struct wf_thread *cur = w->current;
 	bool green = cur->kind != WF_KIND_IDLE;
-	if (si->si_code == SI_QUEUE && si->si_pid == wf_sig_pid && si->si_errno == WF_CARRIER) {
+	if (wf_sig_is_carrier(si)) {
 		weft_t h = (weft_t)si->si_value.sival_ptr;
 		/* What pthread_kill would have shown. */
 		si->si_errno = 0;
 		si->si_code = SI_TKILL;
+		si->si_uid = getuid();
 		si->si_value.sival_ptr = NULL;
 		/* Run it here if it is still pending: each pending signal runs
 		 * once, whichever of its carriers (merged or not) gets here. */
