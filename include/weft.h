@@ -450,7 +450,8 @@ WEFT_API int weft_kill(weft_t t, int sig);
  * blocked, and the signals weft uses itself (the preemption signal, the
  * dump signal, SIGSEGV) are blocked for the program's handlers only: weft
  * keeps receiving them.  Unblocking a pending signal delivers it before
- * the call returns.
+ * the call returns (a process signal that weft is handing over from an
+ * idle worker at that very moment: at the caller's next switch).
  *
  * Who may call: a green thread.
  * @param how  SIG_BLOCK, SIG_UNBLOCK or SIG_SETMASK (ignored when set is

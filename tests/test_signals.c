@@ -453,7 +453,14 @@ START_TEST(t_process_signal_waits_until_unblocked)
 	weft_t b = spawn(block_usr1_and_wait, NULL);
 	ck_assert(wait_atomic(&reached, 1, 5000));
 	ck_assert_int_eq(kill(getpid(), SIGUSR1), 0);
-	nap_ms(20);
+	/* Until weft holds it for a thread that unblocks it: a kernel thread
+	 * with the default mask (an idle worker's context) took it from the
+	 * kernel and found every green thread blocking it.  White-box: a fixed
+	 * nap was once too short under load (under qemu-user). */
+	uint64_t end = now_ns() + 5000 * MS;
+	while (!(atomic_load(&wf_sig_held) & (1ull << (SIGUSR1 - 1))) && now_ns() < end)
+		nap_ms(1);
+	ck_assert_msg(atomic_load(&wf_sig_held) & (1ull << (SIGUSR1 - 1)), "never held");
 	ck_assert_int_eq(atomic_load(&hits), 0);   /* every green thread blocks it */
 	ck_assert_int_eq(weft_sigmask(SIG_UNBLOCK, &s, NULL), 0);
 	ck_assert_int_eq(atomic_load(&hits), 1);

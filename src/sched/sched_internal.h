@@ -607,6 +607,10 @@ bool wf_sig_deliverable(struct wf_thread *t) WF_HIDDEN;
 void wf_sig_deliver(struct wf_thread *self) WF_HIDDEN;
 void wf_sig_distribute(void) WF_HIDDEN;
 extern _Atomic uint64_t wf_sig_proc WF_HIDDEN;  /* for wf_sig_waiting */
+/* Process signals that every green thread blocked when they were given out
+ * (bit sig-1): the next thread to unblock one, or to be switched to while
+ * not blocking it, takes it. */
+extern _Atomic uint64_t wf_sig_held WF_HIDDEN;
 /* Process signals wait for a green thread (idle loop: one load). */
 static inline bool wf_sig_waiting(void)
 {

@@ -78,7 +78,7 @@ static uint64_t wf_sig_weft;        /* never blocked in the kernel by a mask */
 static uint64_t wf_sig_unblockable; /* never blocked at all */
 pid_t wf_sig_pid;
 _Atomic uint64_t wf_sig_proc;         /* process signals to give to a thread */
-static _Atomic uint64_t wf_sig_held;  /* ... that every thread blocked */
+_Atomic uint64_t wf_sig_held;         /* ... that every thread blocked */
 
 #define WF_SIGBIT(sig) (1ull << ((sig) - 1))
 
