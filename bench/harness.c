@@ -31,8 +31,8 @@
 #define MAX_REPS 101
 #define LINE_TAG "@bench "
 
-static const char *impl_names[] = { "weft", "pthread", "pth", "go" };
-enum { NIMPL = 4, IMPL_WEFT = 0, IMPL_PTHREAD = 1, IMPL_PTH = 2, IMPL_GO = 3 };
+static const char *impl_names[] = { "weft", "pthread", "pth", "go", "c" };
+enum { NIMPL = 5, IMPL_WEFT = 0, IMPL_PTHREAD = 1, IMPL_PTH = 2, IMPL_GO = 3, IMPL_C = 4 };
 
 static struct bench_param *g_params;
 static int g_nparams;
@@ -220,8 +220,8 @@ static struct {
 	const char *prog;
 	char go[PATH_MAX]; /* the Go program, or "" when it is not there */
 	struct bench_rows *collect; /* bench_collect's output, or NULL */
-} opt = { 5, 0, 0, 180, BENCH_WEFT | BENCH_PTHREAD | BENCH_PTH | BENCH_GO, 0, NULL, NULL,
-          NULL, "", NULL };
+} opt = { 5, 0, 0, 180, BENCH_WEFT | BENCH_PTHREAD | BENCH_PTH | BENCH_GO | BENCH_C, 0, NULL,
+          NULL, NULL, "", NULL };
 
 /* Find the Go program (see the top of this file); "" when there is none. */
 static void find_go(void)
@@ -582,6 +582,7 @@ static double prim_median(const struct figure *prim, int k)
 /* The ratios printed for every case: numerator / denominator of the primary. */
 static const struct { int num, den; } ratios[] = {
 	{ IMPL_WEFT, IMPL_PTHREAD }, { IMPL_PTH, IMPL_PTHREAD }, { IMPL_WEFT, IMPL_GO },
+	{ IMPL_WEFT, IMPL_C },
 };
 
 static void collect_case(const struct bench_case *c, const struct case_result *r)
@@ -714,7 +715,7 @@ static void usage(const char *title, const struct bench_case *cases, int ncases)
 	       "options:\n"
 	       "  --reps=N          repetitions per implementation (default %d)\n"
 	       "  --only=A,B        run only these cases\n"
-	       "  --impl=weft,pthread,pth,go  implementations to run (default all available)\n"
+	       "  --impl=weft,pthread,pth,go,c  implementations to run (default all available)\n"
 	       "  --workers=N       WEFT_WORKERS (and GOMAXPROCS) for every case instead of the\n"
 	       "                    case's own; pthreads run as the case says\n"
 	       "  --csv             machine-readable output: bench,case,impl,figure,unit,median,min,max,reps\n"

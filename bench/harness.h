@@ -6,7 +6,8 @@
  * GNU Pth).  The program runs in two roles:
  *
  *  - driver (what the user starts): for each repetition and each
- *    implementation it re-executes itself as a child with
+ *    implementation (weft, pthread, pth, go, c) it re-executes itself as a
+ *    child with
  *    "--child=CASE:IMPL", in a fresh process, with WEFT_WORKERS set for the
  *    weft child when the case asks for a worker count (--workers=N sets it
  *    for every case).  The Go implementation is another program,
@@ -40,6 +41,8 @@ enum {
 	BENCH_PTH = 4,      /* GNU Pth, when built with it (BENCH_HAVE_PTH) */
 	BENCH_GO = 8,       /* the Go port in bench/go: a case sets this bit only
 	                     * when weft-bench-go implements a case of its name */
+	BENCH_C = 16,       /* hand-written C without threads (an epoll loop): the
+	                     * floor a runtime is measured against */
 };
 
 /* Kinds of figures, which decide how they are printed. */
@@ -151,7 +154,7 @@ int bench_main(int argc, char **argv, const char *title,
  * --list, --help and --child must still go to bench_main(). */
 struct bench_row {
 	const char *cs;       /* case name (from the case table) */
-	const char *impl;     /* "weft", "pthread", "pth", "go" */
+	const char *impl;     /* "weft", "pthread", "pth", "go", "c" */
 	char fig[64];         /* figure name */
 	enum bench_kind kind;
 	double med, lo, hi;   /* median, minimum, maximum over the repetitions */

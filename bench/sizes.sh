@@ -13,5 +13,7 @@ quick_sizes() {
 	preempt) echo "--secs=1 --sleeps=100 --work=50M" ;;
 	fib) echo "--n=25 --rounds=3" ;;
 	trace) echo "--n=100K --pn=20K" ;;
+	io) echo "--n=10K --conns=1000 --rounds=5" ;;
+	httpd) echo "--d=2 --reps=1" ;;
 	esac
 }

@@ -31,10 +31,14 @@
 #ifndef WEFT_H
 #define WEFT_H
 
+#include <poll.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 #include <time.h>
 
 #ifdef __cplusplus
@@ -1144,6 +1148,327 @@ WEFT_API int weft_ticket_acquire(weft_ticketlock_t *l);
  *  @param l  the ticket lock
  *  @return 0; EPERM the caller does not hold l; EINVAL l NULL. */
 WEFT_API int weft_ticket_release(weft_ticketlock_t *l);
+
+/** @} */
+
+/* ------------------------------------------------------------------------ */
+/* Blocking I/O                                                             */
+/* ------------------------------------------------------------------------ */
+
+/** @defgroup weft_io Blocking I/O
+ *
+ * Drop-in versions of libc's I/O calls: the same arguments, the same
+ * result, the same errno (this family, alone in weft, reports errors
+ * through -1 and errno, because it stands in for libc).  Porting is adding
+ * the prefix.  What differs is what waiting costs: where libc's call would
+ * block its kernel thread, weft's parks the calling green thread and its
+ * worker runs the others.
+ *
+ * They work on the descriptors a program already has, blocking or not,
+ * and never change them (weft never sets O_NONBLOCK): a descriptor in
+ * nonblocking mode gets EAGAIN exactly where libc's call would, and a
+ * socket's SO_RCVTIMEO / SO_SNDTIMEO are honoured as libc honours them.
+ * How each kind of descriptor avoids blocking the worker (sockets,
+ * pipes, FIFOs, eventfd, timerfd, signalfd, terminals, regular files) is
+ * in docs/design.md, "Blocking I/O"; calls on regular files and terminals,
+ * connect, and an accept that loses its connection to another thread run
+ * in a blocking section (weft_blocking_begin).
+ *
+ * A write on a blocking descriptor goes on until everything is written, as
+ * libc's does on a pipe or a stream socket; if an error or a deadline
+ * stops it after some progress it returns the count written.  A read
+ * returns after its first transfer.
+ *
+ * Each call that waits has a deadline variant, NAME_until, taking an
+ * absolute CLOCK_MONOTONIC time in nanoseconds (weft_now_ns() + timeout;
+ * 0 means no deadline): when the deadline passes before the call could
+ * transfer anything it fails with ETIMEDOUT.
+ *
+ * Closing a descriptor while green threads wait on it: weft_close wakes
+ * them at once (they fail with EBADF).  With plain close(2) weft is not
+ * told; the waiters fail with EBADF within about a second, unless the
+ * number was reused for a new file by then (docs/guide.md, "Blocking
+ * calls").
+ *
+ * Who may call: anyone.  From a kernel thread that is not a green thread
+ * each call is libc's own (weft_fd_wait and weft_poll_until then wait in
+ * poll(2)).  The first call of a process initializes weft, as any weft
+ * call does.  A call never fails with EINTR because of weft.
+ * @{ */
+
+/** The clock of the deadlines: CLOCK_MONOTONIC, in nanoseconds.  Any
+ *  caller.
+ *  @return the current time. */
+WEFT_API uint64_t weft_now_ns(void);
+
+/** Wait until fd is ready for `events`, as poll(2) means it (POLLIN,
+ *  POLLOUT, POLLPRI), or has an error or a hang-up pending.  Unlike the
+ *  calls below it returns an errno value and leaves errno alone.
+ *  @param fd        the descriptor
+ *  @param events    POLL* bits
+ *  @param deadline  absolute CLOCK_MONOTONIC ns; 0 for none
+ *  @return 0 ready; ETIMEDOUT the deadline passed first; EBADF fd is not
+ *          open, or was closed with weft_close while waiting; ENOMEM. */
+WEFT_API int weft_fd_wait(int fd, short events, uint64_t deadline);
+
+/** read(2).
+ *  @param fd   the descriptor
+ *  @param buf  where to put the data
+ *  @param n    at most this many bytes
+ *  @return the count read, 0 at end of file; -1 and errno as read(2). */
+WEFT_API ssize_t weft_read(int fd, void *buf, size_t n);
+/** weft_read with a deadline.
+ *  @param fd        the descriptor
+ *  @param buf       where to put the data
+ *  @param n         at most this many bytes
+ *  @param deadline  absolute CLOCK_MONOTONIC ns; 0 for none
+ *  @return as weft_read; -1 and ETIMEDOUT when the deadline passed. */
+WEFT_API ssize_t weft_read_until(int fd, void *buf, size_t n, uint64_t deadline);
+
+/** write(2); on a blocking descriptor, all of buf.
+ *  @param fd   the descriptor
+ *  @param buf  the data
+ *  @param n    its length
+ *  @return the count written; -1 and errno as write(2) (EPIPE, with
+ *          SIGPIPE as the program set it up). */
+WEFT_API ssize_t weft_write(int fd, const void *buf, size_t n);
+/** weft_write with a deadline.
+ *  @param fd        the descriptor
+ *  @param buf       the data
+ *  @param n         its length
+ *  @param deadline  absolute CLOCK_MONOTONIC ns; 0 for none
+ *  @return as weft_write (the count written so far when the deadline
+ *          passes after some progress); -1 and ETIMEDOUT when it passed
+ *          before any. */
+WEFT_API ssize_t weft_write_until(int fd, const void *buf, size_t n, uint64_t deadline);
+
+/** readv(2).
+ *  @param fd      the descriptor
+ *  @param iov     the buffers
+ *  @param iovcnt  how many
+ *  @return as readv(2). */
+WEFT_API ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt);
+/** weft_readv with a deadline.
+ *  @param fd        the descriptor
+ *  @param iov       the buffers
+ *  @param iovcnt    how many
+ *  @param deadline  absolute CLOCK_MONOTONIC ns; 0 for none
+ *  @return as readv(2); -1 and ETIMEDOUT when the deadline passed. */
+WEFT_API ssize_t weft_readv_until(int fd, const struct iovec *iov, int iovcnt,
+                                  uint64_t deadline);
+
+/** writev(2); on a blocking descriptor, all of it.
+ *  @param fd      the descriptor
+ *  @param iov     the buffers
+ *  @param iovcnt  how many
+ *  @return as writev(2). */
+WEFT_API ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt);
+/** weft_writev with a deadline.
+ *  @param fd        the descriptor
+ *  @param iov       the buffers
+ *  @param iovcnt    how many
+ *  @param deadline  absolute CLOCK_MONOTONIC ns; 0 for none
+ *  @return as weft_write_until. */
+WEFT_API ssize_t weft_writev_until(int fd, const struct iovec *iov, int iovcnt,
+                                   uint64_t deadline);
+
+/** pread(2), in a blocking section: positional I/O is for seekable files,
+ *  which have no readiness to wait for (there is no deadline variant).
+ *  @param fd   the descriptor
+ *  @param buf  where to put the data
+ *  @param n    at most this many bytes
+ *  @param off  the file offset
+ *  @return as pread(2). */
+WEFT_API ssize_t weft_pread(int fd, void *buf, size_t n, off_t off);
+
+/** pwrite(2), in a blocking section (see weft_pread).
+ *  @param fd   the descriptor
+ *  @param buf  the data
+ *  @param n    its length
+ *  @param off  the file offset
+ *  @return as pwrite(2). */
+WEFT_API ssize_t weft_pwrite(int fd, const void *buf, size_t n, off_t off);
+
+/** recv(2).  MSG_WAITALL gathers until the buffer is full on a stream
+ *  socket.
+ *  @param fd     the socket
+ *  @param buf    where to put the data
+ *  @param n      at most this many bytes
+ *  @param flags  MSG_* as recv(2)
+ *  @return as recv(2). */
+WEFT_API ssize_t weft_recv(int fd, void *buf, size_t n, int flags);
+/** weft_recv with a deadline.
+ *  @param fd        the socket
+ *  @param buf       where to put the data
+ *  @param n         at most this many bytes
+ *  @param flags     MSG_* as recv(2)
+ *  @param deadline  absolute CLOCK_MONOTONIC ns; 0 for none
+ *  @return as recv(2); -1 and ETIMEDOUT when the deadline passed. */
+WEFT_API ssize_t weft_recv_until(int fd, void *buf, size_t n, int flags, uint64_t deadline);
+
+/** send(2); on a blocking socket, all of buf.
+ *  @param fd     the socket
+ *  @param buf    the data
+ *  @param n      its length
+ *  @param flags  MSG_* as send(2)
+ *  @return as send(2). */
+WEFT_API ssize_t weft_send(int fd, const void *buf, size_t n, int flags);
+/** weft_send with a deadline.
+ *  @param fd        the socket
+ *  @param buf       the data
+ *  @param n         its length
+ *  @param flags     MSG_* as send(2)
+ *  @param deadline  absolute CLOCK_MONOTONIC ns; 0 for none
+ *  @return as weft_write_until. */
+WEFT_API ssize_t weft_send_until(int fd, const void *buf, size_t n, int flags,
+                                 uint64_t deadline);
+
+/** recvfrom(2).
+ *  @param fd       the socket
+ *  @param buf      where to put the data
+ *  @param n        at most this many bytes
+ *  @param flags    MSG_* as recvfrom(2)
+ *  @param from     receives the sender's address, or NULL
+ *  @param fromlen  its size in, the address's length out
+ *  @return as recvfrom(2). */
+WEFT_API ssize_t weft_recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *from,
+                               socklen_t *fromlen);
+/** weft_recvfrom with a deadline.
+ *  @param fd        the socket
+ *  @param buf       where to put the data
+ *  @param n         at most this many bytes
+ *  @param flags     MSG_* as recvfrom(2)
+ *  @param from      receives the sender's address, or NULL
+ *  @param fromlen   its size in, the address's length out
+ *  @param deadline  absolute CLOCK_MONOTONIC ns; 0 for none
+ *  @return as recvfrom(2); -1 and ETIMEDOUT when the deadline passed. */
+WEFT_API ssize_t weft_recvfrom_until(int fd, void *buf, size_t n, int flags,
+                                     struct sockaddr *from, socklen_t *fromlen,
+                                     uint64_t deadline);
+
+/** sendto(2); on a blocking stream socket, all of buf.
+ *  @param fd     the socket
+ *  @param buf    the data
+ *  @param n      its length
+ *  @param flags  MSG_* as sendto(2)
+ *  @param to     the destination, or NULL on a connected socket
+ *  @param tolen  its length
+ *  @return as sendto(2). */
+WEFT_API ssize_t weft_sendto(int fd, const void *buf, size_t n, int flags,
+                             const struct sockaddr *to, socklen_t tolen);
+/** weft_sendto with a deadline.
+ *  @param fd        the socket
+ *  @param buf       the data
+ *  @param n         its length
+ *  @param flags     MSG_* as sendto(2)
+ *  @param to        the destination, or NULL on a connected socket
+ *  @param tolen     its length
+ *  @param deadline  absolute CLOCK_MONOTONIC ns; 0 for none
+ *  @return as weft_write_until. */
+WEFT_API ssize_t weft_sendto_until(int fd, const void *buf, size_t n, int flags,
+                                   const struct sockaddr *to, socklen_t tolen,
+                                   uint64_t deadline);
+
+/** recvmsg(2).
+ *  @param fd     the socket
+ *  @param msg    the message header, as recvmsg(2)
+ *  @param flags  MSG_* as recvmsg(2)
+ *  @return as recvmsg(2). */
+WEFT_API ssize_t weft_recvmsg(int fd, struct msghdr *msg, int flags);
+/** weft_recvmsg with a deadline.
+ *  @param fd        the socket
+ *  @param msg       the message header, as recvmsg(2)
+ *  @param flags     MSG_* as recvmsg(2)
+ *  @param deadline  absolute CLOCK_MONOTONIC ns; 0 for none
+ *  @return as recvmsg(2); -1 and ETIMEDOUT when the deadline passed. */
+WEFT_API ssize_t weft_recvmsg_until(int fd, struct msghdr *msg, int flags, uint64_t deadline);
+
+/** sendmsg(2); on a blocking stream socket, all of the data (ancillary
+ *  data goes with the first part).
+ *  @param fd     the socket
+ *  @param msg    the message, as sendmsg(2)
+ *  @param flags  MSG_* as sendmsg(2)
+ *  @return as sendmsg(2). */
+WEFT_API ssize_t weft_sendmsg(int fd, const struct msghdr *msg, int flags);
+/** weft_sendmsg with a deadline.
+ *  @param fd        the socket
+ *  @param msg       the message, as sendmsg(2)
+ *  @param flags     MSG_* as sendmsg(2)
+ *  @param deadline  absolute CLOCK_MONOTONIC ns; 0 for none
+ *  @return as weft_write_until. */
+WEFT_API ssize_t weft_sendmsg_until(int fd, const struct msghdr *msg, int flags,
+                                    uint64_t deadline);
+
+/** accept(2).
+ *  @param fd    the listening socket
+ *  @param addr  receives the peer's address, or NULL
+ *  @param len   its size in, the address's length out
+ *  @return the new socket; -1 and errno as accept(2). */
+WEFT_API int weft_accept(int fd, struct sockaddr *addr, socklen_t *len);
+/** weft_accept with a deadline.
+ *  @param fd        the listening socket
+ *  @param addr      receives the peer's address, or NULL
+ *  @param len       its size in, the address's length out
+ *  @param deadline  absolute CLOCK_MONOTONIC ns; 0 for none
+ *  @return as accept(2); -1 and ETIMEDOUT when the deadline passed. */
+WEFT_API int weft_accept_until(int fd, struct sockaddr *addr, socklen_t *len,
+                               uint64_t deadline);
+
+/** accept4(2).
+ *  @param fd     the listening socket
+ *  @param addr   receives the peer's address, or NULL
+ *  @param len    its size in, the address's length out
+ *  @param flags  SOCK_NONBLOCK, SOCK_CLOEXEC for the new socket
+ *  @return as accept4(2). */
+WEFT_API int weft_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
+/** weft_accept4 with a deadline.
+ *  @param fd        the listening socket
+ *  @param addr      receives the peer's address, or NULL
+ *  @param len       its size in, the address's length out
+ *  @param flags     SOCK_NONBLOCK, SOCK_CLOEXEC for the new socket
+ *  @param deadline  absolute CLOCK_MONOTONIC ns; 0 for none
+ *  @return as accept4(2); -1 and ETIMEDOUT when the deadline passed. */
+WEFT_API int weft_accept4_until(int fd, struct sockaddr *addr, socklen_t *len, int flags,
+                                uint64_t deadline);
+
+/** connect(2).  On a blocking socket the call runs in a blocking section
+ *  (no flag makes connect nonblocking without O_NONBLOCK).
+ *  @param fd    the socket
+ *  @param addr  the peer's address
+ *  @param len   its length
+ *  @return 0; -1 and errno as connect(2). */
+WEFT_API int weft_connect(int fd, const struct sockaddr *addr, socklen_t len);
+/** weft_connect with a deadline, checked before the connection is
+ *  started: once in the kernel, a connect on a blocking socket ends when
+ *  the kernel's does (its own timeout, or SO_SNDTIMEO).
+ *  @param fd        the socket
+ *  @param addr      the peer's address
+ *  @param len       its length
+ *  @param deadline  absolute CLOCK_MONOTONIC ns; 0 for none
+ *  @return as connect(2); -1 and ETIMEDOUT when the deadline had passed. */
+WEFT_API int weft_connect_until(int fd, const struct sockaddr *addr, socklen_t len,
+                                uint64_t deadline);
+
+/** poll(2).
+ *  @param fds         the descriptors and events
+ *  @param n           how many
+ *  @param timeout_ms  milliseconds; negative for none, 0 to look only
+ *  @return as poll(2): the count of entries with events, 0 on timeout. */
+WEFT_API int weft_poll(struct pollfd *fds, nfds_t n, int timeout_ms);
+/** poll(2) with a deadline instead of a timeout.
+ *  @param fds       the descriptors and events
+ *  @param n         how many
+ *  @param deadline  absolute CLOCK_MONOTONIC ns; 0 for none
+ *  @return the count of entries with events; -1 and ETIMEDOUT when the
+ *          deadline passed first, or errno as poll(2). */
+WEFT_API int weft_poll_until(struct pollfd *fds, nfds_t n, uint64_t deadline);
+
+/** close(2), after waking every green thread waiting on fd in a weft call
+ *  (they fail with EBADF).  A wait that starts on fd while this runs fails
+ *  with EBADF.
+ *  @param fd  the descriptor
+ *  @return as close(2). */
+WEFT_API int weft_close(int fd);
 
 /** @} */
 

@@ -372,6 +372,61 @@ START_TEST(t_fork_from_main_on_its_own_thread)
 }
 END_TEST
 
+/* --- descriptors waited on across the fork ------------------------------- */
+
+static int io_pipe[2];
+
+static void *io_reader(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+	char c = 0;
+	ssize_t r = weft_read(fd, &c, 1);
+	return (void *)(intptr_t)(r == 1 ? c : -1);
+}
+
+static void *io_writer(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+	weft_sleep_ns(5 * MS);   /* after the reader parked */
+	return (void *)(intptr_t)weft_write(fd, "c", 1);
+}
+
+START_TEST(t_fork_with_io_waiters)
+{
+	NEED_THREADS_AFTER_FORK();
+	setup();
+	/* A parent's thread waits in the poller across the fork. */
+	ck_assert_int_eq(pipe(io_pipe), 0);
+	weft_t r = spawn(io_reader, (void *)(intptr_t)io_pipe[0]);
+	nap_ms(5);
+	pid_t p = fork();
+	if (p == 0) {
+		/* The child's own waits use a poller of its own: a reader parks
+		 * and a writer wakes it, twice (the second wait re-arms). */
+		for (int round = 0; round < 2; round++) {
+			int fds[2];
+			C_CHECK(pipe(fds) == 0, 10);
+			weft_t cr, cw;
+			C_CHECK(weft_create(&cr, NULL, io_reader, (void *)(intptr_t)fds[0]) == 0, 11);
+			C_CHECK(weft_create(&cw, NULL, io_writer, (void *)(intptr_t)fds[1]) == 0, 12);
+			void *got, *wrote;
+			C_CHECK(weft_join(cr, &got) == 0 && (intptr_t)got == 'c', 13);
+			C_CHECK(weft_join(cw, &wrote) == 0 && (intptr_t)wrote == 1, 14);
+			close(fds[0]);
+			close(fds[1]);
+		}
+		/* The parent's pipe: its reader does not exist here, and a
+		 * read of the child's own is served (the parent reads the
+		 * byte written for it below, not this one). */
+		child_main_exit();
+	}
+	ASSERT_EXIT0(wait_status(p));
+	/* The parent's reader is still parked in the parent's poller. */
+	ck_assert_int_eq(weft_write(io_pipe[1], "p", 1), 1);
+	ck_assert_int_eq((intptr_t)join(r), 'p');
+}
+END_TEST
+
 /* --- preemption and the monitor work in the child ------------------------------- */
 
 static atomic_long progress[2];
@@ -543,6 +598,7 @@ static Suite *fork_suite(void)
 	tcase_add_test(tc, t_atfork_order);
 	tcase_add_test(tc, t_fork_from_foreign_thread);
 	tcase_add_test(tc, t_fork_from_main_on_its_own_thread);
+	tcase_add_test(tc, t_fork_with_io_waiters);
 	tcase_add_test(tc, t_child_preempts_and_hands_off);
 	tcase_add_test(tc, t_system_popen_spawn_from_green_threads);
 	suite_add_tcase(s, tc);

@@ -321,7 +321,11 @@ static void *alpha(void *arg)
 	(void)arg;
 	for (int i = 0; i < 3; i++) {
 		weft_mutex_lock(&mu);
-		weft_sleep_ns(2 * MS);   /* asleep holding mu: beta blocks on it */
+		/* Asleep holding mu: beta blocks on it.  Long enough that the
+		 * deadline is still ahead when the sleep parks, even under an
+		 * emulator (a deadline already past returns without parking, and
+		 * then no block is recorded; with 2 ms, qemu once gave 2 of 3). */
+		weft_sleep_ns(20 * MS);
 		weft_mutex_unlock(&mu);
 		weft_yield();
 	}

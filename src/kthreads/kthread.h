@@ -58,6 +58,18 @@ int wf_futex_wait(_Atomic uint32_t *word, uint32_t expected,
 /* Wake up to n sleepers on word. */
 void wf_futex_wake(_Atomic uint32_t *word, int n) WF_HIDDEN;
 
+/* An epoll set to sleep in (epoll_sleep.c): the scheduler's poller.  Raw
+ * system calls: each returns the kernel's result (a descriptor, a count or
+ * 0) or a negative errno value, and none touches errno. */
+struct epoll_event;
+int wf_kt_epoll_create(void) WF_HIDDEN;                  /* close-on-exec */
+int wf_kt_eventfd(void) WF_HIDDEN;                       /* close-on-exec, nonblocking */
+int wf_kt_epoll_ctl(int ep, int op, int fd, struct epoll_event *ev) WF_HIDDEN;
+/* Wait up to timeout_ns (UINT64_MAX: no limit) for events of ep. */
+int wf_kt_epoll_wait(int ep, struct epoll_event *ev, int n, uint64_t timeout_ns) WF_HIDDEN;
+void wf_kt_eventfd_signal(int efd) WF_HIDDEN;            /* add 1 */
+void wf_kt_eventfd_drain(int efd) WF_HIDDEN;             /* reset to 0 */
+
 /* fork(): hold the backend's own lock across it (before and after; in the
  * child, the kernel threads it made in the parent are forgotten). */
 void wf_kt_fork_lock(void) WF_HIDDEN;

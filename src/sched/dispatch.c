@@ -186,30 +186,50 @@ static struct wf_thread *wf_find_work(struct wf_worker *w)
 	return t;
 }
 
-/* Sleep until kicked or until the earliest local deadline.  Lost wake-ups
- * are excluded Dekker-style: a sleeper publishes `sleeping` and counts
- * itself in nsleeping (seq_cst) before its last look at the queues; a
- * producer pushes, then (seq_cst fence) reads nsleeping.  One of the two
- * sees the other. */
+/* Sleep until kicked or until the earliest local deadline: on the worker's
+ * futex, or, when threads wait on descriptors and no other worker watches
+ * them, in the poller (poller.c), where readiness wakes it too.
+ *
+ * Lost wake-ups are excluded Dekker-style: a sleeper publishes how it
+ * sleeps (`in_poller`), then `sleeping`, and counts itself in nsleeping
+ * (all seq_cst) before its last look at the queues; a producer pushes,
+ * then (seq_cst fence) reads nsleeping and claims a sleeper by clearing
+ * its `sleeping` (wf_kick_idle).  One of the two sees the other.  The
+ * claimed sleeper is woken through the channel it sleeps on: its futex
+ * (the word it read before publishing has changed, so a late futex_wait
+ * returns at once) or the poller's eventfd (level-triggered: a late
+ * epoll_pwait2 returns at once).  A poller that wakes for readiness clears
+ * its own `sleeping` before it hands the events on, so that the threads it
+ * wakes kick other sleepers, not itself. */
 static void wf_idle_sleep(struct wf_worker *w)
 {
+	bool poll = wf_poller_take(w);
 	uint32_t v = atomic_load(&w->futex_word);
+	atomic_store(&w->in_poller, poll);
 	atomic_store(&w->sleeping, 1);
 	atomic_fetch_add(&wf_rt.nsleeping, 1);
 	uint64_t dl = atomic_load(&w->next_deadline);
+	int events = 0;
 	if (!wf_any_ready() && (dl == UINT64_MAX || dl > wf_clock_ns())) {
-		struct timespec ts, *tsp = NULL;
-		if (dl != UINT64_MAX) {
-			ts.tv_sec = (time_t)(dl / 1000000000ull);
-			ts.tv_nsec = (long)(dl % 1000000000ull);
-			tsp = &ts;
-		}
 		WF_STAT_INC(w, idle_sleeps);
-		wf_futex_wait(&w->futex_word, v, tsp);
+		if (poll) {
+			events = wf_poller_wait(w, dl);
+		} else {
+			struct timespec ts, *tsp = NULL;
+			if (dl != UINT64_MAX) {
+				ts.tv_sec = (time_t)(dl / 1000000000ull);
+				ts.tv_nsec = (long)(dl % 1000000000ull);
+				tsp = &ts;
+			}
+			wf_futex_wait(&w->futex_word, v, tsp);
+		}
 	}
 	/* Whoever clears `sleeping` owns the decrement of nsleeping. */
 	if (atomic_exchange(&w->sleeping, 0))
 		atomic_fetch_sub(&wf_rt.nsleeping, 1);
+	atomic_store_explicit(&w->in_poller, 0, memory_order_relaxed);
+	if (poll)
+		wf_poller_done(w, events);
 	wf_monitor_worker_awake();
 }
 
@@ -221,7 +241,11 @@ _Noreturn void wf_idle_main(struct wf_worker *w)
 		struct wf_thread *t = NULL;
 		if (wf_worker_retaken(w))
 			wf_worker_standby(w);
-		for (int i = 0; i < WF_IDLE_SPINS && !t && !wf_worker_retaken(w); i++) {
+		/* Descriptors waited on and nobody watching them: one look for
+		 * work, then straight to the poller (spinning would delay their
+		 * wake-ups by the length of the spin). */
+		for (int i = 0; i < WF_IDLE_SPINS && !t && !wf_worker_retaken(w) &&
+		                !(i && wf_poller_wanted()); i++) {
 			/* A process signal this idle worker (or a thread that
 			 * blocks it) took, for a green thread (signals.c). */
 			if (wf_unlikely(wf_sig_waiting()))

@@ -196,6 +196,8 @@ static void wf_print_blocked(FILE *out, struct wf_peeker *p, const struct wf_vie
 		fprintf(out, " thread %u", ((const struct wf_thread *)v->block_obj)->index + 1);
 	else if (k->show == WF_SHOW_ADDRESS && v->block_obj)
 		fprintf(out, " %p", v->block_obj);
+	else if (k->show == WF_SHOW_NUMBER)
+		fprintf(out, " %lu", (unsigned long)(uintptr_t)v->block_obj);
 	uintptr_t holder = wf_holder(p, v, k);
 	if (holder)
 		fprintf(out, " (%s by thread %u)", k->held, (unsigned)(uint32_t)holder);

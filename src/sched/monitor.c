@@ -46,6 +46,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 #include "sched_internal.h"
 #include "../kthreads/kthread.h"
@@ -173,6 +174,7 @@ static void wf_monitor_main(void *arg)
 	sigset_t all;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);   /* never the program's signals */
+	prctl(PR_SET_NAME, "weft-monitor");       /* as ps -L, top -H and gdb show it */
 	for (;;) {
 		wf_spin_lock(&wf_mon.lock);
 		uint64_t now = wf_clock_ns(), due = UINT64_MAX;
@@ -209,6 +211,9 @@ static void wf_monitor_main(void *arg)
 			wf_mon_park(due);
 			continue;
 		}
+		/* Every worker may be busy: descriptors nobody polled lately
+		 * (poller.c). */
+		wf_poller_monitor(now);
 		uint64_t wake = now + WF_MON_PERIOD_NS < due ? now + WF_MON_PERIOD_NS : due;
 		struct timespec ts = { (time_t)(wake / 1000000000ull), (long)(wake % 1000000000ull) };
 		wf_futex_wait(&wf_mon.word, atomic_load(&wf_mon.word), &ts);

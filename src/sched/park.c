@@ -91,24 +91,11 @@ static bool wf_park_intr_due(struct wf_thread *self)
 	       ((intr & WF_INTR_SIGNAL) && wf_sig_deliverable(self));
 }
 
-int wf_park(wf_spin_t *held, uint64_t deadline)
+/* The part of every park after the deadline is set: switch away (unless
+ * a claim already queued the caller on this very worker), then read which
+ * claim ended the wait. */
+static int wf_park_away(struct wf_worker *w, struct wf_thread *self, wf_spin_t *held)
 {
-	struct wf_worker *w = wf_worker_self();
-	struct wf_thread *self = w->current;
-	uint64_t now = deadline ? wf_clock_ns() : 0;  /* read once per timed park */
-	if (deadline && deadline <= now && wf_claim(self, WF_WAIT_TIMEDOUT)) {
-		if (held)
-			wf_spin_unlock(held);
-		return ETIMEDOUT;
-	}
-	if (wf_unlikely(wf_park_intr_due(self)) && wf_claim(self, WF_WAIT_TIMEDOUT)) {
-		if (held)
-			wf_spin_unlock(held);
-		return EINTR;
-	}
-	self->deadline = deadline;
-	if (deadline)
-		wf_timer_add(w, self, now);
 	/* For observers only: the coarse clock costs a few ns, not a syscall. */
 	atomic_store_explicit(&self->block_since, wf_coarse_ns(), memory_order_relaxed);
 	self->state = WF_BLOCKED;
@@ -117,7 +104,7 @@ int wf_park(wf_spin_t *held, uint64_t deadline)
 	if (next == self) {
 		/* Claimed before we got away and queued on this very worker: by
 		 * popping it we took ourselves back.  Nothing to switch to. */
-		if (deadline)
+		if (self->deadline)
 			wf_timer_cancel(self);
 		self->state = WF_RUNNING;
 		if (held)
@@ -141,6 +128,53 @@ int wf_park(wf_spin_t *held, uint64_t deadline)
 		return EINTR;
 	}
 	return ETIMEDOUT;
+}
+
+int wf_park(wf_spin_t *held, uint64_t deadline)
+{
+	struct wf_worker *w = wf_worker_self();
+	struct wf_thread *self = w->current;
+	uint64_t now = deadline ? wf_clock_ns() : 0;  /* read once per timed park */
+	if (deadline && deadline <= now && wf_claim(self, WF_WAIT_TIMEDOUT)) {
+		if (held)
+			wf_spin_unlock(held);
+		return ETIMEDOUT;
+	}
+	if (wf_unlikely(wf_park_intr_due(self)) && wf_claim(self, WF_WAIT_TIMEDOUT)) {
+		if (held)
+			wf_spin_unlock(held);
+		return EINTR;
+	}
+	self->deadline = deadline;
+	if (deadline)
+		wf_timer_add(w, self, now);
+	return wf_park_away(w, self, held);
+}
+
+void wf_park_prepare_until(struct wf_thread *self, uint64_t deadline)
+{
+	wf_park_prepare(self);
+	if (deadline) {
+		/* Before anyone can claim: a waker cancels the timer it finds. */
+		self->deadline = deadline;
+		wf_timer_add(wf_worker_self(), self, wf_clock_ns());
+	}
+}
+
+int wf_park_armed(void)
+{
+	struct wf_worker *w = wf_worker_self();
+	return wf_park_away(w, w->current, NULL);
+}
+
+bool wf_park_cancel(void)
+{
+	struct wf_thread *self = wf_current();
+	if (!wf_claim(self, WF_WAIT_TIMEDOUT))
+		return false;
+	if (self->deadline)
+		wf_timer_cancel(self);
+	return true;
 }
 
 int wf_interrupted(void) { return wf_intr_finish(); }
@@ -216,6 +250,15 @@ void wf_yield_internal(void)
 	WF_STAT_INC(w, yields);
 	wf_switch(w, self, next, WF_PREV_SAVED, NULL);
 }
+
+/* --- blocking sections and the poller, for src/io ------------------------ */
+
+void wf_blocking_enter(void) { weft_blocking_begin(); }
+void wf_blocking_leave(void) { weft_blocking_end(); }
+
+int wf_poller_fd(void) { return wf_poller_fd_get(); }
+void wf_poller_attach(wf_poll_handler h) { wf_poller_handler_set(h); }
+void wf_poller_wait_count(int delta) { wf_poller_waiting(delta); }
 
 /* --- preemption off and on ---------------------------------------------- */
 

@@ -1,7 +1,8 @@
 /*
  * park.h — the whole interface of the scheduler (src/sched) to the layers
- * above it (src/sync): who is calling, park the caller, wake a parked
- * thread, preemption off and on, yield, the clock, and bringing weft up.
+ * above it (src/sync, src/io): who is calling, park the caller, wake a
+ * parked thread, preemption off and on, yield, blocking sections, the
+ * poller, the clock, and bringing weft up.
  * Those layers include nothing else of src/sched and call nothing else of
  * it.  park.c defines everything declared here but one table, which
  * src/sync provides for the thread dump (wf_block_owner_at, below);
@@ -87,7 +88,8 @@ static inline uintptr_t wf_thread_handle(const struct wf_thread *t)
  *   tag    the trace's "reason" (one word);
  *   words  weft_dump's and the gdb script's wording;
  *   show   how the object is shown: WF_SHOW_NOTHING, WF_SHOW_THREAD (obj
- *          is the wf_thread waited for), WF_SHOW_ADDRESS;
+ *          is the wf_thread waited for), WF_SHOW_ADDRESS, WF_SHOW_NUMBER
+ *          (obj is a small number cast to a pointer: a descriptor);
  *   held   how the object's owner holds it ("held by thread 3"), or NULL
  *          when the object has no owner to show;
  *   owner  WF_OWNER(type): the object is a `type` whose `_owner` holds its
@@ -112,13 +114,15 @@ static inline uintptr_t wf_thread_handle(const struct wf_thread *t)
 	X(EXIT, "exit", "in weft_exit, waiting for all threads to finish", WF_SHOW_NOTHING, \
 	  NULL, WF_NO_OWNER) \
 	X(STATIC, "static", "waiting for a C++ static's initialization", WF_SHOW_ADDRESS, \
-	  NULL, WF_NO_OWNER)
+	  NULL, WF_NO_OWNER) \
+	X(FD, "fd", "waiting for descriptor", WF_SHOW_NUMBER, NULL, WF_NO_OWNER) \
+	X(POLL, "poll", "polling descriptors", WF_SHOW_NOTHING, NULL, WF_NO_OWNER)
 
 #define WF_BLOCK_ENUM_(name, tag, words, show, held, owner) WF_BLOCK_##name,
 enum wf_block { WF_BLOCK_KINDS(WF_BLOCK_ENUM_) WF_BLOCK_COUNT };
 #undef WF_BLOCK_ENUM_
 
-enum wf_block_show { WF_SHOW_NOTHING = 0, WF_SHOW_THREAD, WF_SHOW_ADDRESS };
+enum wf_block_show { WF_SHOW_NOTHING = 0, WF_SHOW_THREAD, WF_SHOW_ADDRESS, WF_SHOW_NUMBER };
 
 /* A row of the list, for the observers (park.c builds wf_block_kinds). */
 struct wf_block_kind {
@@ -184,6 +188,27 @@ int wf_interrupted(void) WF_HIDDEN;
  * If deadline_ns is already past, returns ETIMEDOUT at once (releasing held). */
 int wf_park(wf_spin_t *held, uint64_t deadline_ns) WF_HIDDEN;
 
+/* Start a wait whose deadline (0 = none) is armed at once: wf_park_prepare,
+ * and the thread's timer set now rather than in wf_park.  For a thread that
+ * publishes itself on several queues before it parks (src/io's poll),
+ * unlocking each as it goes: a waker may claim it from the moment it is
+ * on the first queue, and the claim must find the deadline already set (a
+ * claim cancels the timer; a timer set after the claim would outlive the
+ * wait and could end a later one).  Then wf_park_armed, not wf_park. */
+void wf_park_prepare_until(struct wf_thread *self, uint64_t deadline) WF_HIDDEN;
+
+/* Park after wf_park_prepare_until (holding nothing).  If a waker already
+ * claimed the wait, returns once the caller is resumed from the queue the
+ * waker put it on.  0 when woken, ETIMEDOUT when the deadline won. */
+int wf_park_armed(void) WF_HIDDEN;
+
+/* End the caller's wait started with wf_park_prepare_until before parking
+ * (it could not publish itself everywhere): true when nobody had claimed
+ * it, and the caller goes on without parking; false when a waker or the
+ * timer claimed it first and queued the caller, which must then
+ * wf_park_armed to be resumed from that queue. */
+bool wf_park_cancel(void) WF_HIDDEN;
+
 /* Claim and wake t (see protocol).  The woken thread runs on the caller's
  * worker's queue (stolen by idle workers).  Returns false if t's wait was
  * already claimed by a timeout. */
@@ -214,6 +239,36 @@ int wf_ensure_init(void) WF_HIDDEN;
 /* How many threads can run at once: the number of workers, initializing
  * weft if needed; 1 if initialization failed. */
 int wf_parallel(void) WF_HIDDEN;
+
+/* A call that may block the calling kernel thread in the kernel follows:
+ * weft_blocking_begin/end for the layers above (blocking.c; docs/design.md
+ * "Blocked workers").  Nothing on a kernel thread that is not a green
+ * thread. */
+void wf_blocking_enter(void) WF_HIDDEN;
+void wf_blocking_leave(void) WF_HIDDEN;
+
+/*
+ * Waiting for descriptors (src/io): the poller, the epoll set an idle
+ * worker sleeps in (poller.c; docs/design.md "The poller").  src/io arms a
+ * descriptor in it with EPOLLONESHOT for each wait, the descriptor number
+ * as the event's data.u64 (below 2^63), and parks; whoever polls the set
+ * next — an idle worker asleep in it, or the monitor when every worker is
+ * busy — hands the events to src/io's handler.
+ */
+struct epoll_event;
+/* src/io's handler: n events (none when called only so that src/io can
+ * look at its waiters, at least once a second while any wait).  Runs in a
+ * scheduler context (a worker's idle context, or the monitor's kernel
+ * thread): it may wf_unpark, never park.  `now` is wf_clock_ns(). */
+typedef void (*wf_poll_handler)(const struct epoll_event *ev, int n, uint64_t now);
+/* The set's descriptor, made on the first call; a negative errno value if
+ * it cannot be made (then always the same one). */
+int wf_poller_fd(void) WF_HIDDEN;
+/* Install the handler (once, before the first wait). */
+void wf_poller_attach(wf_poll_handler h) WF_HIDDEN;
+/* A thread starts (+1) or ends (-1) a wait on descriptors: while any
+ * waits, idle workers watch the set. */
+void wf_poller_wait_count(int delta) WF_HIDDEN;
 
 /* Monotonic clock in ns (CLOCK_MONOTONIC), the clock of park deadlines. */
 uint64_t wf_clock_ns(void) WF_HIDDEN;

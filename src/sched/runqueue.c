@@ -304,19 +304,40 @@ bool wf_any_ready(void)
 	return false;
 }
 
+/* Wake v, which this caller claimed (cleared its `sleeping`), the way it
+ * sleeps.  in_poller is read after the claim: v published it before
+ * `sleeping`, and a value v cleared since means v is awake already, when
+ * the futex wake below only bumps a word nobody waits on. */
+static void wf_idle_wake(struct wf_worker *v)
+{
+	atomic_fetch_sub(&wf_rt.nsleeping, 1);
+	if (atomic_load_explicit(&v->in_poller, memory_order_relaxed)) {
+		wf_poller_kick();
+		return;
+	}
+	atomic_fetch_add(&v->futex_word, 1);
+	wf_futex_wake(&v->futex_word, 1);
+}
+
+/* Wake one sleeping worker, if any (the producer's half of the Dekker
+ * argument in dispatch.c, wf_idle_sleep).  A worker asleep on its futex is
+ * chosen before the one in the poller, which keeps watching descriptors
+ * while the other takes the work. */
 void wf_kick_idle(void)
 {
 	atomic_thread_fence(memory_order_seq_cst);
 	if (!atomic_load_explicit(&wf_rt.nsleeping, memory_order_relaxed))
 		return;
-	for (int i = 0, n = wf_nkthreads(); i < n; i++) {
-		struct wf_worker *v = &wf_rt.workers[i];
-		if (atomic_load_explicit(&v->sleeping, memory_order_relaxed) &&
-		    atomic_exchange(&v->sleeping, 0)) {
-			atomic_fetch_sub(&wf_rt.nsleeping, 1);
-			atomic_fetch_add(&v->futex_word, 1);
-			wf_futex_wake(&v->futex_word, 1);
-			return;
+	for (int pass = 0; pass < 2; pass++) {
+		for (int i = 0, n = wf_nkthreads(); i < n; i++) {
+			struct wf_worker *v = &wf_rt.workers[i];
+			if (!atomic_load_explicit(&v->sleeping, memory_order_relaxed) ||
+			    (!pass && atomic_load_explicit(&v->in_poller, memory_order_relaxed)))
+				continue;
+			if (atomic_exchange(&v->sleeping, 0)) {
+				wf_idle_wake(v);
+				return;
+			}
 		}
 	}
 }

@@ -24,13 +24,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
+#include <sys/prctl.h>
 #include "sched_internal.h"
 #include "cxx_state.h"
 #include "trace.h"
 #include "../kthreads/kthread.h"
 
 struct wf_runtime wf_rt;
+
+/* glibc: the initial thread's stack pointer when the program started. */
+extern void *__libc_stack_end;
 
 /* Worker 0's scheduler stack (a weft stack; the other workers run their
  * scheduler on their kernel stacks). */
@@ -89,6 +94,11 @@ static void wf_worker_kthread_main(void *arg)
 	pthread_sigmask(SIG_SETMASK, &wf_rt.worker_mask, NULL);
 	wf_worker_kthread_facts(w);
 	wf_sig_worker_start(w);
+	/* Named for ps -L, top -H and gdb: weft-w<index> (the kernel keeps
+	 * 15 bytes). */
+	char name[16];
+	snprintf(name, sizeof name, "weft-w%d", w->index);
+	prctl(PR_SET_NAME, name);
 	atomic_store_explicit(&w->tid, wf_kt_gettid(), memory_order_release);
 	/* Its timer is made from its tid, by whoever started it: a thread it
 	 * ran before that would arm a timer that does not exist yet, and
@@ -132,6 +142,18 @@ int wf_make_main(struct wf_worker *w0, void (*idle_entry)(void *transfer, void *
 			m->stack.hi = (char *)lo + size;
 		}
 		pthread_attr_destroy(&a);
+	}
+	/* For the initial thread glibc finds the stack in /proc/self/maps,
+	 * which can fail (qemu-user with 64 KiB pages answers ENOENT); its
+	 * frames all lie below where the stack began, __libc_stack_end.
+	 * Without bounds main's frames were never rebased when it moved: an
+	 * errno address kept across a weft call named the old worker's. */
+	if (!m->stack.hi && wf_kt_gettid() == getpid()) {
+		struct rlimit rl;
+		size = getrlimit(RLIMIT_STACK, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+		       ? (size_t)rl.rlim_cur : (size_t)8 << 20;
+		m->stack.hi = __libc_stack_end;
+		m->stack.lo = (char *)__libc_stack_end - size;
 	}
 	m->stack.user = 1;
 	wf_rt.main = m;
@@ -298,6 +320,7 @@ void wf_runtime_forked_child(struct wf_thread *self, bool initial)
 	int n = wf_rt.cfg.workers;
 	wf_trace_forked_child();
 	wf_monitor_forked_child();
+	wf_poller_forked_child();
 	wf_sig_forked_child(self);
 	wf_tcb_forked_child(self);
 	for (int i = 0, k = wf_nkthreads(); i < k; i++)

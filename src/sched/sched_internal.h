@@ -223,7 +223,10 @@ struct wf_worker {
 
 	/* --- idle sleep --- */
 	_Atomic uint32_t futex_word __attribute__((aligned(WF_CACHELINE)));
-	_Atomic uint32_t sleeping;      /* 1 while waiting on futex_word */
+	_Atomic uint32_t sleeping;      /* 1 while asleep: on futex_word, or in the
+	                                   poller when in_poller (poller.c) */
+	_Atomic uint8_t in_poller;      /* this sleep is in the poller: wake it
+	                                   through the poller's eventfd */
 
 	/* --- hand-off of a worker blocked in the kernel (monitor.c) --- */
 	_Atomic uint8_t mstate;         /* enum wf_wstate */
@@ -637,6 +640,19 @@ _Noreturn void wf_exit_begin(void *ret) WF_HIDDEN;
  * into one. */
 void wf_cancel_async_check(struct wf_worker *w, struct wf_thread *self) WF_HIDDEN;
 int wf_intr_finish(void) WF_HIDDEN;   /* wf_interrupted (park.h) */
+
+/* poller.c: the idle worker's sleep in the epoll set (park.h has the
+ * part src/io uses) */
+int wf_poller_fd_get(void) WF_HIDDEN;
+void wf_poller_handler_set(wf_poll_handler h) WF_HIDDEN;
+void wf_poller_waiting(int delta) WF_HIDDEN;
+bool wf_poller_wanted(void) WF_HIDDEN;           /* sleep there now, not after a spin */
+bool wf_poller_take(struct wf_worker *w) WF_HIDDEN;   /* w will sleep in it */
+int wf_poller_wait(struct wf_worker *w, uint64_t deadline) WF_HIDDEN;  /* events */
+void wf_poller_done(struct wf_worker *w, int n) WF_HIDDEN;  /* dispatch, let go */
+void wf_poller_kick(void) WF_HIDDEN;             /* wake the worker in it */
+void wf_poller_monitor(uint64_t now) WF_HIDDEN;  /* the monitor's look */
+void wf_poller_forked_child(void) WF_HIDDEN;     /* fork.c: a set of its own */
 
 /* monitor.c */
 int wf_monitor_start(void) WF_HIDDEN;          /* 0 or EAGAIN */

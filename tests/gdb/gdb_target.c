@@ -107,11 +107,13 @@ NOINLINE void gdb_all_parked(void)
 	__asm__ volatile("" ::: "memory");
 }
 
-/* Does a dump of the runtime show thread `name` blocked? */
-static int shown_blocked(const char *dump, const char *name)
+/* Does a dump of the runtime show thread `name` blocked (on `what`, when
+ * not NULL: the words after "blocked, ")? */
+static int shown_blocked(const char *dump, const char *name, const char *what)
 {
-	char want[64];
-	snprintf(want, sizeof want, "\"%s\": blocked", name);
+	char want[96];
+	snprintf(want, sizeof want, "\"%s\": blocked%s%s", name, what ? ", " : "",
+	         what ? what : "");
 	return strstr(dump, want) != NULL;
 }
 
@@ -124,9 +126,11 @@ static int all_parked(void)
 		return 0;
 	int ok = weft_dump(f) == 0;
 	fclose(f);
-	ok = ok && shown_blocked(dump, "gdb-holder") &&
-	     shown_blocked(dump, "gdb-mutex-waiter") &&
-	     shown_blocked(dump, "gdb-sleeper") && shown_blocked(dump, "gdb-joiner");
+	/* The waiter sleeps 1 ms at a time until the holder has the mutex:
+	 * blocked, but not yet where the test looks for it. */
+	ok = ok && shown_blocked(dump, "gdb-holder", NULL) &&
+	     shown_blocked(dump, "gdb-mutex-waiter", "waiting for mutex") &&
+	     shown_blocked(dump, "gdb-sleeper", NULL) && shown_blocked(dump, "gdb-joiner", NULL);
 	free(dump);
 	return ok;
 }

@@ -309,6 +309,8 @@ class _Runtime(object):
                 text += " 0x%x" % obj
         elif show == "WF_SHOW_ADDRESS" and obj:
             text += " 0x%x" % obj
+        elif show == "WF_SHOW_NUMBER":
+            text += " %d" % obj
         holder = self.holder(t, kind, row)
         if holder:
             text += " (%s by thread %d)" % (row["held"].string(),
