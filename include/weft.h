@@ -271,7 +271,11 @@ WEFT_API int weft_getname(weft_t t, char *buf, size_t len);
  *  weft_sem_timedwait (when they would block: taking an available token
  *  stays as cheap as a trywait), weft_sleep_ns (when ns > 0), the
  *  rwlock read and write locks and weft_barrier_wait (when they would
- *  block), and weft_testcancel.  Mutex locks, spin and ticket locks and
+ *  block), the I/O calls (weft_read and the rest, weft_poll,
+ *  weft_fd_wait: when they wait for a descriptor, and on entry to a call
+ *  that blocks in the kernel, such as one on a regular file or a
+ *  terminal: a request that comes while it is there acts at the next
+ *  point), and weft_testcancel.  Mutex locks, spin and ticket locks and
  *  weft_once are not.  A point acts on a request pending when it is called,
  *  and on one that arrives while it is parked: the thread then leaves the
  *  object's queue without consuming anything (a cond wait takes its mutex
@@ -431,10 +435,13 @@ WEFT_API void weft_cleanup_pop_(weft_cleanup_ *c, int execute);
  * on whichever worker that is: at once if t is the caller or running (a
  * system call t is making is interrupted, as with pthread_kill), when t is
  * next resumed if it is queued, and now if t is parked in a wait that
- * signals interrupt (it then returns EINTR: weft_sem_wait,
- * weft_sem_timedwait and weft_sleep_ns; weft_cond_wait and
- * weft_cond_timedwait return 0 with the mutex held, a spurious wake-up).
- * Other waits (join, locks, barriers) finish first.  A signal t blocks
+ * signals interrupt: weft_sem_wait, weft_sem_timedwait and the I/O calls
+ * then fail with EINTR, or wait again when the handler was installed with
+ * SA_RESTART, as the kernel restarts them (not an I/O call with a timeout:
+ * a socket's SO_RCVTIMEO or SO_SNDTIMEO, or a deadline variant);
+ * weft_sleep_ns, weft_poll and weft_fd_wait always fail with EINTR;
+ * weft_cond_wait and weft_cond_timedwait return 0 with the mutex held (a
+ * spurious wake-up).  Other waits (join, locks, barriers) finish first.  A signal t blocks
  * stays pending until t unblocks it.  Signals of one number do not queue:
  * sent twice before delivery, the handler runs once.  sig 0 only checks
  * that t exists.
@@ -1193,7 +1200,10 @@ WEFT_API int weft_ticket_release(weft_ticketlock_t *l);
  * Who may call: anyone.  From a kernel thread that is not a green thread
  * each call is libc's own (weft_fd_wait and weft_poll_until then wait in
  * poll(2)).  The first call of a process initializes weft, as any weft
- * call does.  A call never fails with EINTR because of weft.
+ * call does.  A call never fails with EINTR because of weft; a signal
+ * sent to the waiting thread (weft_kill, or a process signal it takes)
+ * interrupts it as the kernel would (see weft_kill), and the calls are
+ * cancellation points (see weft_cancel).
  * @{ */
 
 /** The clock of the deadlines: CLOCK_MONOTONIC, in nanoseconds.  Any
@@ -1208,7 +1218,8 @@ WEFT_API uint64_t weft_now_ns(void);
  *  @param events    POLL* bits
  *  @param deadline  absolute CLOCK_MONOTONIC ns; 0 for none
  *  @return 0 ready; ETIMEDOUT the deadline passed first; EBADF fd is not
- *          open, or was closed with weft_close while waiting; ENOMEM. */
+ *          open, or was closed with weft_close while waiting; EINTR a
+ *          signal sent to the caller interrupted the wait; ENOMEM. */
 WEFT_API int weft_fd_wait(int fd, short events, uint64_t deadline);
 
 /** read(2).

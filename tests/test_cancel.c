@@ -11,9 +11,11 @@
  * cancellation of a spinning thread, and cancellation racing wake-ups.
  */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -145,6 +147,28 @@ static void *barrier_waiter(void *arg)
 	return NULL;
 }
 
+static int io_fds[2];
+static atomic_int go_on;
+
+static void *io_waiter(void *arg)
+{
+	int how = (int)(intptr_t)arg;
+	weft_cleanup_push(cleanup_log, (void *)'i');
+	atomic_store(&reached, 1);
+	char c;
+	if (how == 0) {
+		weft_read(io_fds[0], &c, 1);
+	} else if (how == 1) {
+		struct pollfd p = { .fd = io_fds[0], .events = POLLIN };
+		weft_poll(&p, 1, -1);
+	} else {
+		weft_read_until(io_fds[0], &c, 1, weft_now_ns() + 60000 * MS);
+	}
+	atomic_store(&after, 1);
+	weft_cleanup_pop(0);
+	return NULL;
+}
+
 static void *forever(void *arg)
 {
 	(void)arg;
@@ -187,6 +211,59 @@ START_TEST(t_cancel_parked_join)
 	/* The cancelled join withdrew: the target is still joinable. */
 	ck_assert_int_eq(weft_cancel(target), 0);
 	ck_assert_ptr_eq(join(target), WEFT_CANCELED);
+}
+END_TEST
+
+/* The I/O calls that wait for a descriptor: a cancelled waiter leaves
+ * the descriptor's record, and a byte written afterwards is still there
+ * for the next reader. */
+START_TEST(t_cancel_parked_io)
+{
+	setup();
+	ck_assert_int_eq(pipe(io_fds), 0);
+	for (int how = 0; how < 3; how++) {
+		cancel_parked(io_waiter, (void *)(intptr_t)how, 'i');
+		ck_assert_int_eq(write(io_fds[1], "x", 1), 1);
+		char c;
+		ck_assert_int_eq(weft_read(io_fds[0], &c, 1), 1);
+	}
+}
+END_TEST
+
+/* A call on a regular file blocks in the kernel, never in the poller: it
+ * is a cancellation point at its entry. */
+static void *file_reader(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+	weft_cleanup_push(cleanup_log, (void *)'f');
+	weft_setcancelstate(WEFT_CANCEL_DISABLE, NULL);
+	atomic_store(&reached, 1);
+	while (!atomic_load(&go_on))
+		weft_yield();   /* the request arrives meanwhile, held pending */
+	weft_setcancelstate(WEFT_CANCEL_ENABLE, NULL);
+	char c;
+	weft_pread(fd, &c, 1, 0);
+	atomic_store(&after, 1);
+	weft_cleanup_pop(0);
+	return NULL;
+}
+
+START_TEST(t_cancel_at_kernel_io)
+{
+	setup();
+	log_reset();
+	FILE *f = tmpfile();
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fputc('z', f), 'z');
+	ck_assert_int_eq(fflush(f), 0);
+	weft_t t = spawn(file_reader, (void *)(intptr_t)fileno(f));
+	ck_assert(wait_atomic(&reached, 1, 5000));
+	ck_assert_int_eq(weft_cancel(t), 0);
+	atomic_store(&go_on, 1);
+	ck_assert_ptr_eq(join(t), WEFT_CANCELED);
+	ck_assert_int_eq(atomic_load(&after), 0);
+	ck_assert_int_eq(log_buf[0], 'f');
+	fclose(f);
 }
 END_TEST
 
@@ -775,6 +852,8 @@ static Suite *cancel_suite(void)
 	tcase_add_test(tc, t_cancel_parked_rwlock_read);
 	tcase_add_test(tc, t_cancel_parked_rwlock_write);
 	tcase_add_test(tc, t_cancel_parked_barrier);
+	tcase_add_test(tc, t_cancel_parked_io);
+	tcase_add_test(tc, t_cancel_at_kernel_io);
 	tcase_add_test(tc, t_cancel_pending_before_point);
 	tcase_add_test(tc, t_cancel_self_deferred);
 	suite_add_tcase(s, tc);

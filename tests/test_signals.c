@@ -9,9 +9,11 @@
  * blocks the signal are all told apart.
  */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -276,6 +278,97 @@ START_TEST(t_kill_parked_interrupts)
 	ck_assert_int_eq(kill_parked(cond_waiter), 0);
 	ck_assert_int_eq(atomic_load(&hits), 1);
 	ck_assert_int_eq(wait_count(&c._wq), 0);
+	ASSERT_NO_FAILS();
+}
+END_TEST
+
+/* SA_RESTART: the calls the kernel restarts wait again after the handler
+ * (a semaphore wait, a read); the ones it never restarts (sleep, poll) and
+ * every call when the handler lacks it fail with EINTR. */
+static int io_fds[2];
+
+static void *pipe_reader(void *arg)
+{
+	(void)arg;
+	atomic_store(&reached, 1);
+	char c = 0;
+	ssize_t r = weft_read(io_fds[0], &c, 1);
+	return (void *)(intptr_t)(r == 1 ? c : r < 0 ? -errno : -1000);
+}
+
+static void *pipe_poller(void *arg)
+{
+	(void)arg;
+	atomic_store(&reached, 1);
+	struct pollfd p = { .fd = io_fds[0], .events = POLLIN };
+	int r = weft_poll(&p, 1, 60000);
+	return (void *)(intptr_t)(r < 0 ? -errno : r);
+}
+
+static void install_usr1(int flags)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_usr1;
+	sa.sa_flags = flags;
+	sigemptyset(&sa.sa_mask);
+	ck_assert_int_eq(sigaction(SIGUSR1, &sa, NULL), 0);
+}
+
+/* Kill the parked thread, let it run its handler, then give it what it
+ * waits for (a byte, a token) and join it. */
+static intptr_t kill_then_feed(void *(*fn)(void *), bool feed_sem)
+{
+	atomic_store(&reached, 0);
+	atomic_store(&hits, 0);
+	weft_t t = spawn(fn, NULL);
+	ck_assert(wait_atomic(&reached, 1, 5000));
+	wait_parked(t);
+	ck_assert_int_eq(weft_kill(t, SIGUSR1), 0);
+	ck_assert(wait_atomic(&hits, 1, 5000));
+	nap_ms(5);   /* a restarted wait parks again; an ended one has returned */
+	if (feed_sem)
+		ck_assert_int_eq(weft_sem_post(&sem), 0);
+	else
+		ck_assert_int_eq(write(io_fds[1], "x", 1), 1);
+	intptr_t r = (intptr_t)join(t);
+	ck_assert_uint_eq(atomic_load(&last_in), t);
+	ck_assert_int_eq(atomic_load(&hits), 1);
+	return r;
+}
+
+START_TEST(t_kill_parked_io_and_sa_restart)
+{
+	sig_setup("2");
+	ck_assert_int_eq(weft_sem_init(&sem, 0), 0);
+	ck_assert_int_eq(pipe(io_fds), 0);
+	/* Without SA_RESTART: EINTR, nothing consumed. */
+	install_usr1(0);
+	ck_assert_int_eq(kill_then_feed(pipe_reader, false), -EINTR);
+	char c;
+	ck_assert_int_eq(read(io_fds[0], &c, 1), 1);   /* the byte stayed */
+	ck_assert_int_eq(kill_then_feed(pipe_poller, false), -EINTR);
+	ck_assert_int_eq(read(io_fds[0], &c, 1), 1);
+	ck_assert_int_eq(kill_then_feed(sem_waiter, true), EINTR);
+	ck_assert_int_eq(weft_sem_trywait(&sem), 0);   /* the token stayed */
+	/* With SA_RESTART: the read and the semaphore wait wait again and get
+	 * what is given afterwards; poll does not restart. */
+	install_usr1(SA_RESTART);
+	ck_assert_int_eq(kill_then_feed(pipe_reader, false), 'x');
+	ck_assert_int_eq(kill_then_feed(sem_waiter, true), 0);
+	ck_assert_int_eq(kill_then_feed(pipe_poller, false), -EINTR);
+	ck_assert_int_eq(read(io_fds[0], &c, 1), 1);
+	ck_assert_int_eq(wait_count(&sem._wq), 0);
+	ASSERT_NO_FAILS();
+}
+END_TEST
+
+START_TEST(t_kill_parked_sleep_never_restarts)
+{
+	sig_setup("2");
+	install_usr1(SA_RESTART);
+	ck_assert_int_eq(kill_parked(sleeper), EINTR);
+	ck_assert_int_eq(atomic_load(&hits), 1);
 	ASSERT_NO_FAILS();
 }
 END_TEST
@@ -686,6 +779,8 @@ static Suite *signals_suite(void)
 	tcase_add_test(tc, t_kill_merged_in_kernel_runs_once);
 	tcase_add_test(tc, t_kill_parked_interrupts);
 	tcase_add_test(tc, t_kill_parked_in_lock_waits_for_it);
+	tcase_add_test(tc, t_kill_parked_io_and_sa_restart);
+	tcase_add_test(tc, t_kill_parked_sleep_never_restarts);
 	tcase_add_test(tc, t_bad_input);
 	tcase_add_test(tc, t_default_action_acts_on_process);
 	suite_add_tcase(s, tc);

@@ -260,7 +260,9 @@ int wf_io_wait(int fd, uint32_t events, uint64_t deadline, uint32_t *revents)
 	wf_spin_lock(&r->lock);
 	int e = r->closing ? EBADF : 0;
 	if (!e) {
-		wf_park_prepare(self);
+		/* A cancellation point, and a signal sent to the thread ends
+		 * the wait (wf_io_blocked decides between EINTR and a restart). */
+		wf_park_prepare_intr(self, WF_INTR_CANCEL | WF_INTR_SIGNAL);
 		wf_io_link(r, &n);
 		if ((e = wf_io_arm(r, fd)))
 			wf_io_unlink(r, &n);   /* never seen by a waker: the wait is dropped */
@@ -289,7 +291,7 @@ int wf_io_wait_many(struct wf_io_waiter *ws, int count, uint64_t deadline)
 	wf_poller_wait_count(1);
 	/* Published on several records, unlocking each: a waker may claim the
 	 * wait from the first one on, so its deadline is set first (park.h). */
-	wf_park_prepare_until(self, deadline);
+	wf_park_prepare_until_intr(self, deadline, WF_INTR_CANCEL | WF_INTR_SIGNAL);
 	wf_park_reason(self, WF_BLOCK_POLL, NULL);
 	int err = 0, linked = 0;
 	while (linked < count && !err) {

@@ -255,7 +255,7 @@ int weft_cancel(weft_t h)
 		wf_flag_raise(&wf_sig_active);   /* for a target resumed into a tick */
 	atomic_store(&t->cancel_req, 1);     /* seq_cst: before the look at its wait */
 	/* Under t->lk: t cannot be reclaimed and reused meanwhile. */
-	if (t != self && !wf_interrupt(t, WF_INTR_CANCEL) && async) {
+	if (t != self && !wf_interrupt(t, WF_INTR_CANCEL, 0) && async) {
 		struct wf_worker *tw = __atomic_load_n(&t->worker, __ATOMIC_RELAXED);
 		if (t->state == WF_RUNNING && tw)
 			wf_preempt_soon(tw);
@@ -316,9 +316,7 @@ int wf_intr_finish(void)
 	struct wf_thread *t = wf_current();
 	if (wf_cancel_due(t))
 		wf_cancel_act();
-	if (wf_sig_deliverable(t))
-		wf_sig_deliver(t);   /* its handlers, if the resume did not run them */
-	return EINTR;
+	return wf_sig_interrupted(t);   /* its handlers, if the resume did not run them */
 }
 
 void wf_cancel_async_check(struct wf_worker *w, struct wf_thread *self)

@@ -141,6 +141,7 @@ int wf_park(wf_spin_t *held, uint64_t deadline)
 		return ETIMEDOUT;
 	}
 	if (wf_unlikely(wf_park_intr_due(self)) && wf_claim(self, WF_WAIT_TIMEDOUT)) {
+		self->intr_sig = 0;   /* the requests say what ended it */
 		if (held)
 			wf_spin_unlock(held);
 		return EINTR;
@@ -153,7 +154,12 @@ int wf_park(wf_spin_t *held, uint64_t deadline)
 
 void wf_park_prepare_until(struct wf_thread *self, uint64_t deadline)
 {
-	wf_park_prepare(self);
+	wf_park_prepare_until_intr(self, deadline, 0);
+}
+
+void wf_park_prepare_until_intr(struct wf_thread *self, uint64_t deadline, unsigned intr)
+{
+	wf_park_prepare_intr(self, intr);
 	if (deadline) {
 		/* Before anyone can claim: a waker cancels the timer it finds. */
 		self->deadline = deadline;
@@ -164,7 +170,15 @@ void wf_park_prepare_until(struct wf_thread *self, uint64_t deadline)
 int wf_park_armed(void)
 {
 	struct wf_worker *w = wf_worker_self();
-	return wf_park_away(w, w->current, NULL);
+	struct wf_thread *self = w->current;
+	/* The parker's half of the Dekker with interrupters (above). */
+	if (wf_unlikely(wf_park_intr_due(self)) && wf_claim(self, WF_WAIT_TIMEDOUT)) {
+		self->intr_sig = 0;
+		if (self->deadline)
+			wf_timer_cancel(self);
+		return EINTR;
+	}
+	return wf_park_away(w, self, NULL);
 }
 
 bool wf_park_cancel(void)
@@ -179,7 +193,9 @@ bool wf_park_cancel(void)
 
 int wf_interrupted(void) { return wf_intr_finish(); }
 
-bool wf_interrupt(struct wf_thread *t, unsigned intr)
+void wf_cancel_point(void) { weft_testcancel(); }
+
+bool wf_interrupt(struct wf_thread *t, unsigned intr, int sig)
 {
 	uint64_t cur = atomic_load(&t->wait);   /* seq_cst: after the request */
 	if ((cur & WF_WAIT_KIND) != WF_WAIT_WAITING ||
@@ -195,6 +211,7 @@ bool wf_interrupt(struct wf_thread *t, unsigned intr)
 	 * miss the entry t is about to add.  A timer that fires meanwhile finds
 	 * the wait claimed and drops the entry. */
 	t->intr = 1;
+	t->intr_sig = (uint8_t)sig;
 	struct wf_worker *w = wf_worker_self();
 	if (!w)
 		w = t->worker;

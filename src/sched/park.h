@@ -178,8 +178,17 @@ void wf_park_prepare_intr(struct wf_thread *self, unsigned intr) WF_HIDDEN;
  * cancellation if cancellation is enabled (this does not return: the
  * thread runs its cleanup handlers and finishes), else deliver the
  * signals that interrupted it (their handlers run now if they did not
- * already) and return EINTR. */
+ * already) and return EINTR, or 0 when every one of those handlers was
+ * installed with SA_RESTART: a call that the kernel would restart then
+ * waits again; one it never restarts (sleeps, poll, calls with a
+ * timeout) fails with EINTR all the same. */
 int wf_interrupted(void) WF_HIDDEN;
+
+/* A cancellation point that does not park: act on a pending cancellation
+ * now if cancellation is enabled (does not return then).  For a call that
+ * is about to block its kernel thread in a system call, where a request
+ * that comes meanwhile is only seen at the next point. */
+void wf_cancel_point(void) WF_HIDDEN;
 
 /* Block the caller until wf_unpark or until deadline_ns (CLOCK_MONOTONIC ns,
  * 0 = none).  `held` (may be NULL) is released once the caller's context is
@@ -196,10 +205,15 @@ int wf_park(wf_spin_t *held, uint64_t deadline_ns) WF_HIDDEN;
  * claim cancels the timer; a timer set after the claim would outlive the
  * wait and could end a later one).  Then wf_park_armed, not wf_park. */
 void wf_park_prepare_until(struct wf_thread *self, uint64_t deadline) WF_HIDDEN;
+/* The same for a wait that `intr` (WF_INTR_* bits) may also end; then
+ * wf_park_armed returns EINTR when an interrupter did (wf_park_prepare_intr). */
+void wf_park_prepare_until_intr(struct wf_thread *self, uint64_t deadline,
+                                unsigned intr) WF_HIDDEN;
 
 /* Park after wf_park_prepare_until (holding nothing).  If a waker already
  * claimed the wait, returns once the caller is resumed from the queue the
- * waker put it on.  0 when woken, ETIMEDOUT when the deadline won. */
+ * waker put it on.  0 when woken, ETIMEDOUT when the deadline won, EINTR
+ * when an interrupter did (wf_park_prepare_until_intr). */
 int wf_park_armed(void) WF_HIDDEN;
 
 /* End the caller's wait started with wf_park_prepare_until before parking

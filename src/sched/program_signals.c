@@ -206,6 +206,18 @@ bool wf_signal_has_handler(int sig)
 	return wf_sig_is_handler(&a);
 }
 
+bool wf_signal_restarts(int sig)
+{
+	if (sig <= 0 || sig >= WF_NSIG)
+		return false;
+	struct sigaction a;
+	if (wf_sig_prog[sig].known)
+		a = wf_sig_read(sig);
+	else if (wf_sigaction_raw(sig, NULL, &a))
+		return false;
+	return wf_sig_is_handler(&a) && (a.sa_flags & SA_RESTART);
+}
+
 void wf_signal_default(int sig)
 {
 	wf_sigaction_raw(sig, &wf_sig_dfl, NULL);

@@ -90,6 +90,8 @@ struct wf_thread {
 	uint8_t intr;                   /* its TIMEDOUT claim was an interruption:
 	                                   written by the interrupter that won the
 	                                   claim, read and cleared by wf_park */
+	uint8_t intr_sig;               /* ... by this signal (0: a cancellation);
+	                                   read by wf_interrupted */
 
 	/* From `state` up to `deadline`: zeroed for every new thread, in one go
 	 * (wf_tcb_reset, handle.c).  A field that must start at zero in each
@@ -361,10 +363,11 @@ uint64_t wf_coarse_ns(void) WF_HIDDEN;       /* CLOCK_MONOTONIC_COARSE: ~5 ns, t
  * (see park.c for why parkers look at it). */
 extern _Atomic uint32_t wf_intr_used WF_HIDDEN;
 /* End t's wait if it is parked in one that `intr` (WF_INTR_* bits) may
- * end: claim it and make t ready; its wf_park returns EINTR.  The caller
- * has published its request first (seq_cst).  Any thread, not from a
- * signal handler.  False when t is not in such a wait. */
-bool wf_interrupt(struct wf_thread *t, unsigned intr) WF_HIDDEN;
+ * end: claim it and make t ready; its wf_park returns EINTR.  sig is the
+ * signal that interrupts (0 for a cancellation).  The caller has published
+ * its request first (seq_cst).  Any thread, not from a signal handler.
+ * False when t is not in such a wait. */
+bool wf_interrupt(struct wf_thread *t, unsigned intr, int sig) WF_HIDDEN;
 /* A full barrier on every running thread of the process (membarrier);
  * false where the kernel refuses it (thread.c). */
 bool wf_barrier_all(void) WF_HIDDEN;
@@ -608,6 +611,11 @@ void wf_sig_worker_start(struct wf_worker *w) WF_HIDDEN;
 void wf_sig_worker_added(struct wf_worker *w) WF_HIDDEN;   /* published */
 bool wf_sig_deliverable(struct wf_thread *t) WF_HIDDEN;
 void wf_sig_deliver(struct wf_thread *self) WF_HIDDEN;
+/* self's wait ended with EINTR and no cancellation acts: run the handlers
+ * of the signals that ended it, if they did not run yet; 0 when every one
+ * of them asked for interrupted calls to restart (SA_RESTART), else EINTR
+ * (wf_interrupted, park.h). */
+int wf_sig_interrupted(struct wf_thread *self) WF_HIDDEN;
 void wf_sig_distribute(void) WF_HIDDEN;
 extern _Atomic uint64_t wf_sig_proc WF_HIDDEN;  /* for wf_sig_waiting */
 /* Process signals that every green thread blocked when they were given out
@@ -629,6 +637,9 @@ bool wf_sig_route(int sig, siginfo_t *si, bool handler) WF_HIDDEN;
 void wf_sig_resumed(struct wf_worker *w, struct wf_thread *self) WF_HIDDEN;
 void wf_sig_forked_child(struct wf_thread *self) WF_HIDDEN;
 bool wf_signal_has_handler(int sig) WF_HIDDEN;  /* program_signals.c */
+/* program_signals.c: the program's handler for sig asks that interrupted
+ * calls restart (SA_RESTART). */
+bool wf_signal_restarts(int sig) WF_HIDDEN;
 
 /* cancel.c */
 /* Finish the calling green thread (weft_exit, a cancellation): cleanup

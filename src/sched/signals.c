@@ -202,7 +202,7 @@ static void wf_sig_send(struct wf_thread *t, int sig)
 	atomic_fetch_or(&t->sig_pending, bit);   /* seq_cst: before the looks below */
 	if (wf_sig_blocked_by(t) & bit)
 		return;   /* weft_sigmask delivers it when t unblocks it */
-	if (wf_interrupt(t, WF_INTR_SIGNAL))
+	if (wf_interrupt(t, WF_INTR_SIGNAL, sig))
 		return;   /* it gets it as it resumes */
 	struct wf_worker *tw = __atomic_load_n(&t->worker, __ATOMIC_RELAXED);
 	if (t->state == WF_RUNNING && tw && tw != wf_worker_self())
@@ -243,6 +243,24 @@ void wf_sig_deliver(struct wf_thread *self)
 			continue;
 		wf_sig_carry(tid, sig, wf_tcb_handle(self));
 	}
+}
+
+int wf_sig_interrupted(struct wf_thread *self)
+{
+	uint64_t d = atomic_load(&self->sig_pending) & ~wf_sig_blocked_by(self);
+	int sig = self->intr_sig;
+	self->intr_sig = 0;
+	/* The handlers that end the wait: the interrupter's signal (whose
+	 * handler may have run already, at the switch back to self), and
+	 * those about to run.  A restart needs them all to ask for it. */
+	bool any = sig != 0, restart = !sig || wf_signal_restarts(sig);
+	for (uint64_t b = d; b; b &= b - 1) {
+		any = true;
+		restart = restart && wf_signal_restarts(__builtin_ctzll(b) + 1);
+	}
+	if (d)
+		wf_sig_deliver(self);
+	return any && restart ? 0 : EINTR;
 }
 
 /* A process signal no green thread took yet: to one that does not block

@@ -38,5 +38,8 @@ int weft_sleep_ns(uint64_t ns)
 		wf_park_reason(self, WF_BLOCK_SLEEP, NULL);
 		wf_park_prepare_intr(self, WF_INTR_CANCEL | WF_INTR_SIGNAL);
 	} while ((r = wf_park(NULL, dl)) == 0);  /* no waker ends a sleep */
-	return r == EINTR ? wf_interrupted() : 0;
+	if (r != EINTR)
+		return 0;
+	(void)wf_interrupted();   /* never restarted, as nanosleep */
+	return EINTR;
 }
