@@ -13,6 +13,7 @@
  * checks nothing.
  */
 #include <dirent.h>
+#include <pthread.h>
 #include <errno.h>
 #include <grp.h>
 #include <stdatomic.h>
@@ -21,8 +22,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include "sync_helpers.h"
+#include "test_env.h"
 
 #define NOBODY 65534
 
@@ -99,6 +102,73 @@ static int all_tasks_are(unsigned want, char *bad, size_t badlen)
 	return n;
 }
 
+/* --- the machine ----------------------------------------------------------- */
+
+static atomic_int probe_stop;
+
+static void *probe_sleeper(void *arg)
+{
+	while (!atomic_load(&probe_stop))
+		usleep(1000);
+	return arg;
+}
+
+static void *probe_drop(void *arg)
+{
+	(void)arg;
+	return (void *)(intptr_t)setresgid(4321, 4321, 4321);
+}
+
+/* Does a set*id call reach every thread of a plain pthreads process here?
+ * Not under qemu-user 7.2: one thread or two of four keep the old ids
+ * there, the emulator's own helper among them (measured).  Asked in a
+ * child process, before weft starts. */
+static bool setxid_reaches_all_threads(void)
+{
+	pid_t p = fork();
+	if (p == 0) {
+		pthread_t s1, s2, d;
+		void *r;
+		if (pthread_create(&s1, NULL, probe_sleeper, NULL) ||
+		    pthread_create(&s2, NULL, probe_sleeper, NULL) ||
+		    pthread_create(&d, NULL, probe_drop, NULL) || pthread_join(d, &r) || r)
+			_exit(2);
+		DIR *dir = opendir("/proc/self/task");
+		struct dirent *e;
+		int bad = !dir;
+		while (dir && (e = readdir(dir))) {
+			char path[300], line[256];
+			snprintf(path, sizeof path, "/proc/self/task/%s/status", e->d_name);
+			FILE *f = e->d_name[0] == '.' ? NULL : fopen(path, "r");
+			while (f && fgets(line, sizeof line, f)) {
+				unsigned a, b, c;
+				if (sscanf(line, "Gid: %u %u %u", &a, &b, &c) == 3 &&
+				    (a != 4321 || b != 4321 || c != 4321))
+					bad = 1;
+			}
+			if (f)
+				fclose(f);
+		}
+		if (dir)
+			closedir(dir);
+		atomic_store(&probe_stop, 1);
+		pthread_join(s1, NULL);
+		pthread_join(s2, NULL);
+		_exit(bad);
+	}
+	int st = -1;
+	ck_assert_int_eq(waitpid(p, &st, 0), p);
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+#define NEED_SETXID_BROADCAST() do { \
+	if (!setxid_reaches_all_threads()) { \
+		weft_test_unsupported("set*id does not reach every thread of a plain " \
+		                      "pthreads process here (qemu-user)"); \
+		return; \
+	} \
+} while (0)
+
 static atomic_int stop;
 static atomic_long wrong_ids;
 
@@ -135,6 +205,7 @@ START_TEST(t_drop_to_nobody_reaches_every_thread)
 		fprintf(stderr, "test_setxid: not root: nothing to drop, not checked\n");
 		return;
 	}
+	NEED_SETXID_BROADCAST();
 	setenv("WEFT_WORKERS", "2", 1);
 	note_foreign_threads();
 	ck_assert_int_eq(weft_init(), 0);
@@ -204,6 +275,7 @@ START_TEST(t_effective_ids_round_trip)
 		fprintf(stderr, "test_setxid: not root: nothing to drop, not checked\n");
 		return;
 	}
+	NEED_SETXID_BROADCAST();
 	setenv("WEFT_WORKERS", "2", 1);
 	note_foreign_threads();
 	ck_assert_int_eq(weft_init(), 0);
