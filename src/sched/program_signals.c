@@ -194,28 +194,29 @@ bool wf_signal_forward(int sig, siginfo_t *si, void *uc)
 	return a.sa_handler == SIG_IGN;
 }
 
-bool wf_signal_has_handler(int sig)
+/* The program's action for sig, when it is a handler: from the table, or
+ * from the kernel for a signal the program never set through weft. */
+static bool wf_sig_prog_handler(int sig, struct sigaction *a)
 {
 	if (sig <= 0 || sig >= WF_NSIG)
 		return false;
-	struct sigaction a;
 	if (wf_sig_prog[sig].known)
-		a = wf_sig_read(sig);
-	else if (wf_sigaction_raw(sig, NULL, &a))
+		*a = wf_sig_read(sig);
+	else if (wf_sigaction_raw(sig, NULL, a))
 		return false;
-	return wf_sig_is_handler(&a);
+	return wf_sig_is_handler(a);
+}
+
+bool wf_signal_has_handler(int sig)
+{
+	struct sigaction a;
+	return wf_sig_prog_handler(sig, &a);
 }
 
 bool wf_signal_restarts(int sig)
 {
-	if (sig <= 0 || sig >= WF_NSIG)
-		return false;
 	struct sigaction a;
-	if (wf_sig_prog[sig].known)
-		a = wf_sig_read(sig);
-	else if (wf_sigaction_raw(sig, NULL, &a))
-		return false;
-	return wf_sig_is_handler(&a) && (a.sa_flags & SA_RESTART);
+	return wf_sig_prog_handler(sig, &a) && (a.sa_flags & SA_RESTART);
 }
 
 void wf_signal_default(int sig)
