@@ -61,8 +61,18 @@ static void *serve_conn(void *arg)
 	char buf[4096];
 	for (;;) {
 		ssize_t n = weft_read(fd, buf, sizeof buf);
-		if (n <= 0 || weft_write(fd, buf, (size_t)n) != n)
+		if (n <= 0) {
+			if (n < 0 && errno != ECONNRESET)
+				fprintf(stderr, "%s: server: read: %s\n", prog, strerror(errno));
 			break;
+		}
+		ssize_t w = weft_write(fd, buf, (size_t)n);
+		if (w != n) {
+			if (w >= 0 || (errno != EPIPE && errno != ECONNRESET))
+				fprintf(stderr, "%s: server: write of %zd bytes returned %zd: %s\n", prog, n,
+				        w, w < 0 ? strerror(errno) : "short");
+			break;
+		}
 	}
 	weft_close(fd);
 	return NULL;
@@ -88,8 +98,11 @@ static void *serve(void *arg)
 		int one = 1;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 		weft_t t;
-		if (weft_create(&t, &a, serve_conn, (void *)(intptr_t)fd))
+		int e = weft_create(&t, &a, serve_conn, (void *)(intptr_t)fd);
+		if (e) {
+			fprintf(stderr, "%s: server: weft_create: %s\n", prog, strerror(e));
 			weft_close(fd);
+		}
 	}
 	weft_attr_destroy(&a);
 	return NULL;
@@ -117,6 +130,17 @@ static int msgs = 100, size = 32;
 static atomic_long good, bad;
 static uint64_t *rtt;          /* every round trip, ns, for the percentiles */
 static atomic_long nrtt;
+static atomic_int failed;      /* the first connection that failed reports why */
+
+/* Say what went wrong on one connection, once per run: which step, after
+ * how many echoes, and errno (or "end of file"). */
+static void client_failed(const char *step, int i, ssize_t r, int err)
+{
+	if (atomic_exchange(&failed, 1))
+		return;
+	fprintf(stderr, "%s: client: %s failed after %d echoes: %s\n", prog, step, i,
+	        r == 0 ? "end of file" : err ? strerror(err) : "the bytes differ");
+}
 
 static void *client_conn(void *arg)
 {
@@ -124,6 +148,7 @@ static void *client_conn(void *arg)
 	char *out = malloc((size_t)size), *in = malloc((size_t)size);
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
 	if (!out || !in || fd < 0 || weft_connect(fd, (struct sockaddr *)&server, sizeof server)) {
+		client_failed(!out || !in ? "malloc" : fd < 0 ? "socket" : "connect", 0, -1, errno);
 		atomic_fetch_add(&bad, msgs);
 		goto out;
 	}
@@ -132,22 +157,29 @@ static void *client_conn(void *arg)
 		for (int k = 0; k < size; k++)
 			out[k] = (char)(fd * 31 + i * 7 + k);
 		uint64_t t0 = now_ns();
-		if (weft_write(fd, out, (size_t)size) != size) {
+		ssize_t w = weft_write(fd, out, (size_t)size);
+		if (w != size) {
+			client_failed("write", i, w, errno);
 			atomic_fetch_add(&bad, msgs - i);
 			break;
 		}
 		int have = 0;
 		while (have < size) {
 			ssize_t n = weft_read(fd, in + have, (size_t)(size - have));
-			if (n <= 0)
+			if (n <= 0) {
+				client_failed("read", i, n, errno);
 				break;
+			}
 			have += (int)n;
 		}
 		rtt[atomic_fetch_add(&nrtt, 1)] = now_ns() - t0;
 		if (have == size && !memcmp(in, out, (size_t)size))
 			atomic_fetch_add(&good, 1);
-		else
+		else {
+			if (have == size)
+				client_failed("compare", i, -1, 0);
 			atomic_fetch_add(&bad, 1);
+		}
 	}
 out:
 	if (fd >= 0)

@@ -12,8 +12,11 @@
  *  - Pointer arguments that must not be NULL are checked: EINVAL.
  *  - "The caller" is a green thread.  The first weft call of a process
  *    initializes the runtime from the environment and turns its caller into
- *    the green thread "main" (see weft_init).  Calls that would block, made
- *    from a kernel thread that is not a weft worker, return EPERM.
+ *    the green thread "main" (see weft_init).  A kernel thread that is not
+ *    a weft worker (a "foreign" thread) may use the synchronization objects
+ *    (it blocks in the kernel where a green thread would park); the thread
+ *    calls that would block (weft_join, weft_yield, weft_sleep_ns) return
+ *    EPERM there.
  *  - If initialization fails it is not retried: calls that need the runtime
  *    fail with weft_init's error, or with the error they give a caller that
  *    is not a green thread (EPERM) or a thread that does not exist (ESRCH).
@@ -68,8 +71,8 @@ extern "C" {
 
 /**
  * Initialize weft from the environment: WEFT_WORKERS, WEFT_QUANTUM_US,
- * WEFT_STACK_SIZE, WEFT_KTHREADS, WEFT_PREEMPT_SIGNAL, WEFT_DUMP_SIGNAL and
- * WEFT_TRACE.
+ * WEFT_STACK_SIZE, WEFT_STACK_CACHE, WEFT_KTHREADS, WEFT_PREEMPT_SIGNAL,
+ * WEFT_DUMP_SIGNAL and WEFT_TRACE.
  *
  * Who may call: any code; normally main() before anything else.  Optional —
  * the first call of any weft function initializes.  Idempotent: later calls
@@ -255,6 +258,15 @@ WEFT_API int weft_setname(weft_t t, const char *name);
  *  its terminator; ESRCH t unknown/stale. */
 WEFT_API int weft_getname(weft_t t, char *buf, size_t len);
 
+/** Where thread t's stack is: its lowest usable address and its size (the
+ *  guard page below it excluded).  Any caller.
+ *  @param t     the thread
+ *  @param addr  receives the lowest address of the stack
+ *  @param size  receives its size in bytes
+ *  @return 0; EINVAL addr or size NULL; ESRCH t unknown, stale or finished;
+ *  ENOENT t is "main", which runs on its kernel thread's own stack. */
+WEFT_API int weft_getstack(weft_t t, void **addr, size_t *size);
+
 /** @} */
 
 /* ------------------------------------------------------------------------ */
@@ -270,8 +282,8 @@ WEFT_API int weft_getname(weft_t t, char *buf, size_t len);
  *  weft_cond_wait and weft_cond_timedwait, weft_sem_wait and
  *  weft_sem_timedwait (when they would block: taking an available token
  *  stays as cheap as a trywait), weft_sleep_ns (when ns > 0), the
- *  rwlock read and write locks and weft_barrier_wait (when they would
- *  block), the I/O calls (weft_read and the rest, weft_poll,
+ *  rwlock read and write locks, timed or not, and weft_barrier_wait (when
+ *  they would block), the I/O calls (weft_read and the rest, weft_poll,
  *  weft_fd_wait: when they wait for a descriptor, and on entry to a call
  *  that blocks in the kernel, such as one on a regular file or a
  *  terminal: a request that comes while it is there acts at the next
@@ -585,8 +597,8 @@ WEFT_API int weft_attr_getname(const weft_attr_t *a, char *buf, size_t len);
 
 /** Key for thread-specific data: values belong to the green thread. */
 typedef uint32_t weft_key_t;
-/** Number of keys a process may have at once. */
-#define WEFT_KEYS_MAX 128
+/** Number of keys a process may have at once: glibc's PTHREAD_KEYS_MAX. */
+#define WEFT_KEYS_MAX 1024
 
 /** Create a key; destructor (may be NULL) runs at thread exit for non-NULL
  *  values.  Any caller.
@@ -623,10 +635,15 @@ WEFT_API int weft_setspecific(weft_key_t k, const void *v);
  *
  * Common rules of this section.
  *  - "Blocks" means the calling green thread parks on the object's own FIFO
- *    queue and its worker runs other threads.  Calls that may block return
- *    EPERM when made from a kernel thread that is not a green thread (after
- *    the runtime is up; the first weft call of a process initializes it and
- *    makes its caller "main").
+ *    queue and its worker runs other threads.
+ *  - Foreign threads.  A kernel thread that is not a weft worker (glibc's
+ *    helper threads, a library's threads, threads started before weft)
+ *    may use every object of this section like a green thread: where a
+ *    green thread would park, it blocks in the kernel (futex), and green
+ *    threads and it wake each other.  It is given an identity (a thread
+ *    control block, never scheduled, released when the kernel thread
+ *    exits) at its first such call; when none can be made (out of memory)
+ *    the call returns EAGAIN.  weft_self() still returns WEFT_NULL there.
  *  - Timeouts are absolute CLOCK_MONOTONIC times; a timespec with tv_nsec
  *    outside [0, 1e9) is EINVAL (checked before anything else).  A deadline
  *    already past still succeeds when the object can be taken at once.
@@ -724,7 +741,7 @@ WEFT_API int weft_mutex_destroy(weft_mutex_t *m);
 /**
  * Lock m, blocking while another thread holds it.
  *
- * Who may call: a green thread.  Uncontended, this is one atomic
+ * Who may call: any thread.  Uncontended, this is one atomic
  * compare-and-swap.  Contended, the caller spins briefly (only with more
  * than one worker), then parks on m's FIFO queue.  A newcomer may take a
  * just-released mutex ahead of a woken waiter, but once the oldest waiter
@@ -738,12 +755,12 @@ WEFT_API int weft_mutex_destroy(weft_mutex_t *m);
  *         EDEADLK an error-checking mutex is already held by the caller;
  *         EAGAIN  a recursive mutex's lock count would overflow;
  *         EINVAL  m is NULL, destroyed, or of an unknown type;
- *         EPERM   the caller is not a green thread.
+ *         EAGAIN  also: a foreign caller's control block cannot be made.
  */
 WEFT_API int weft_mutex_lock(weft_mutex_t *m);
 
 /**
- * Lock m if that is possible without blocking.  Who may call: a green
+ * Lock m if that is possible without blocking.  Who may call: any
  * thread.  A recursive mutex held by the caller is locked once more.
  * @param m  the mutex
  * @return 0;
@@ -751,7 +768,7 @@ WEFT_API int weft_mutex_lock(weft_mutex_t *m);
  *                 mutexes), or it is being handed to a waiter;
  *         EAGAIN  a recursive mutex's lock count would overflow;
  *         EINVAL  m is NULL, destroyed, or of an unknown type;
- *         EPERM   the caller is not a green thread.
+ *         EAGAIN  also: a foreign caller's control block cannot be made.
  */
 WEFT_API int weft_mutex_trylock(weft_mutex_t *m);
 
@@ -765,7 +782,7 @@ WEFT_API int weft_mutex_trylock(weft_mutex_t *m);
  *         ETIMEDOUT the deadline passed before m could be locked;
  *         EINVAL  abs_monotonic is NULL or has tv_nsec out of range, or m is
  *                 NULL, destroyed, or of an unknown type;
- *         EDEADLK, EAGAIN, EPERM as for weft_mutex_lock.
+ *         EDEADLK, EAGAIN as for weft_mutex_lock.
  */
 WEFT_API int weft_mutex_timedlock(weft_mutex_t *m, const struct timespec *abs_monotonic);
 
@@ -827,12 +844,13 @@ WEFT_API int weft_cond_destroy(weft_cond_t *c);
  * Never returns 0 without a signal or broadcast (no spurious wake-ups), but
  * callers should still re-check their predicate in a loop.
  *
- * Who may call: a green thread holding m.  All threads waiting on c at the
+ * Who may call: a thread holding m.  All threads waiting on c at the
  * same time must use the same mutex.
  * @param c  the condition variable
  * @param m  the mutex the caller holds
  * @return 0;
- *         EPERM   the caller is not a green thread, or does not hold m;
+ *         EPERM   the caller does not hold m;
+ *         EAGAIN  a foreign caller's control block cannot be made;
  *         EINVAL  c or m NULL, c destroyed, or other waiters on c use
  *                 another mutex.
  */
@@ -850,7 +868,7 @@ WEFT_API int weft_cond_wait(weft_cond_t *c, weft_mutex_t *m);
  *         ETIMEDOUT the deadline passed before a signal;
  *         EINVAL  abs_monotonic NULL or tv_nsec out of range, or as for
  *                 weft_cond_wait;
- *         EPERM   as for weft_cond_wait.
+ *         EPERM, EAGAIN as for weft_cond_wait.
  */
 WEFT_API int weft_cond_timedwait(weft_cond_t *c, weft_mutex_t *m,
                                  const struct timespec *abs_monotonic);
@@ -901,10 +919,10 @@ WEFT_API int weft_sem_destroy(weft_sem_t *s);
 /**
  * Take a token, blocking while there is none.  Waiters are served in FIFO
  * order: a post hands its token straight to the oldest waiter.
- * Who may call: a green thread; any code when a token is available.
+ * Who may call: any thread.
  * @param s  the semaphore
- * @return 0; EINVAL s NULL or not initialized; EPERM the caller would block
- *         and is not a green thread.
+ * @return 0; EINVAL s NULL or not initialized; EAGAIN a foreign caller's
+ *         control block cannot be made.
  */
 WEFT_API int weft_sem_wait(weft_sem_t *s);
 
@@ -921,7 +939,7 @@ WEFT_API int weft_sem_trywait(weft_sem_t *s);
  * @param s              the semaphore
  * @param abs_monotonic  the deadline
  * @return 0; ETIMEDOUT; EINVAL s bad, or abs_monotonic NULL or tv_nsec out
- *         of range; EPERM the caller would block and is not a green thread.
+ *         of range; EAGAIN a foreign caller's control block cannot be made.
  */
 WEFT_API int weft_sem_timedwait(weft_sem_t *s, const struct timespec *abs_monotonic);
 
@@ -985,36 +1003,63 @@ WEFT_API int weft_rwlock_destroy(weft_rwlock_t *l);
 
 /**
  * Take a read lock, blocking while a writer holds l or any thread waits.
- * Who may call: a green thread.
+ * Who may call: any thread.
  * @param l  the lock
  * @return 0; EDEADLK the caller holds the write lock; EAGAIN too many
- *         readers (2^29 - 1 hold l); EINVAL l NULL or destroyed; EPERM the
- *         caller is not a green thread.
+ *         readers (2^29 - 1 hold l), or a foreign caller's control block
+ *         cannot be made; EINVAL l NULL or destroyed.
  */
 WEFT_API int weft_rwlock_rdlock(weft_rwlock_t *l);
 
 /**
  * Take the write lock, blocking while anyone holds l.
- * Who may call: a green thread.
+ * Who may call: any thread.
  * @param l  the lock
  * @return 0; EDEADLK the caller holds the write lock; EINVAL l NULL or
- *         destroyed; EPERM the caller is not a green thread.
+ *         destroyed; EAGAIN a foreign caller's control block cannot be
+ *         made.
  */
 WEFT_API int weft_rwlock_wrlock(weft_rwlock_t *l);
 
-/** Take a read lock if possible without blocking.  Who may call: a green
+/** Take a read lock if possible without blocking.  Who may call: any
  *  thread.
  *  @param l  the lock
  *  @return 0; EBUSY a writer (the caller included) holds l or threads wait;
- *  EAGAIN too many readers; EINVAL l NULL or destroyed; EPERM not a green
- *  thread. */
+ *  EAGAIN too many readers, or no control block for a foreign caller;
+ *  EINVAL l NULL or destroyed. */
 WEFT_API int weft_rwlock_tryrdlock(weft_rwlock_t *l);
 
-/** Take the write lock if l is free.  Who may call: a green thread.
+/** Take the write lock if l is free.  Who may call: any thread.
  *  @param l  the lock
  *  @return 0; EBUSY l is held (the caller included); EINVAL l NULL or
- *  destroyed; EPERM not a green thread. */
+ *  destroyed; EAGAIN no control block for a foreign caller. */
 WEFT_API int weft_rwlock_trywrlock(weft_rwlock_t *l);
+
+/**
+ * As weft_rwlock_rdlock, but give up at abs_monotonic (CLOCK_MONOTONIC).
+ * A waiter that times out leaves the queue holding nothing; a grant that
+ * races with the timeout is passed on, never lost.  A cancellation point
+ * when it would block, as weft_rwlock_rdlock is.
+ * Who may call: any thread.
+ * @param l              the lock
+ * @param abs_monotonic  the deadline
+ * @return 0; ETIMEDOUT the deadline passed first; EINVAL abs_monotonic NULL
+ *         or tv_nsec out of range, or as for weft_rwlock_rdlock; EDEADLK,
+ *         EAGAIN as for weft_rwlock_rdlock.
+ */
+WEFT_API int weft_rwlock_timedrdlock(weft_rwlock_t *l, const struct timespec *abs_monotonic);
+
+/**
+ * As weft_rwlock_wrlock, but give up at abs_monotonic (CLOCK_MONOTONIC).
+ * A cancellation point when it would block, as weft_rwlock_wrlock is.
+ * Who may call: any thread.
+ * @param l              the lock
+ * @param abs_monotonic  the deadline
+ * @return 0; ETIMEDOUT the deadline passed first; EINVAL abs_monotonic NULL
+ *         or tv_nsec out of range, or as for weft_rwlock_wrlock; EDEADLK,
+ *         EAGAIN as for weft_rwlock_wrlock.
+ */
+WEFT_API int weft_rwlock_timedwrlock(weft_rwlock_t *l, const struct timespec *abs_monotonic);
 
 /**
  * Release the caller's write lock or one read lock; when l becomes free,
@@ -1055,13 +1100,12 @@ WEFT_API int weft_barrier_destroy(weft_barrier_t *b);
 /**
  * Block until count threads have called weft_barrier_wait on b; the barrier
  * then resets for the next phase.
- * Who may call: a green thread (a kernel thread that is not one may only be
- * the last to arrive, which does not block).
+ * Who may call: any thread.
  * @param b  the barrier
  * @return WEFT_BARRIER_SERIAL_THREAD in exactly one thread of each phase
  *         (the last to arrive), 0 in the others; EINVAL b NULL or not
- *         initialized; EPERM the caller would block and is not a green
- *         thread.
+ *         initialized; EAGAIN a foreign caller's control block cannot be
+ *         made.
  */
 WEFT_API int weft_barrier_wait(weft_barrier_t *b);
 
@@ -1081,12 +1125,11 @@ typedef struct weft_once {
  * Run fn exactly once for o: the first caller runs it; concurrent callers
  * block until it has returned; later callers return at once.  fn must
  * return (if its thread exits inside fn, the other callers block forever).
- * Who may call: any code; a kernel thread that is not a green thread gets
- * EPERM instead of blocking while fn runs elsewhere.
+ * Who may call: any thread.
  * @param o   the once control
  * @param fn  the function to run
  * @return 0; EINVAL o or fn NULL; EDEADLK fn itself called weft_once on o;
- *         EPERM as above.
+ *         EAGAIN a foreign caller's control block cannot be made.
  */
 WEFT_API int weft_once(weft_once_t *o, void (*fn)(void));
 
@@ -1111,15 +1154,15 @@ WEFT_API int weft_spin_init(weft_spinlock_t *l);
  *  @return 0; EBUSY l is held; EINVAL l is NULL. */
 WEFT_API int weft_spin_destroy(weft_spinlock_t *l);
 /** Spin until l is free, take it, and turn preemption off for the caller.
- *  Who may call: a green thread.
+ *  Who may call: any thread.
  *  @param l  the spinlock
- *  @return 0; EDEADLK the caller holds l; EINVAL l NULL; EPERM the caller
- *  is not a green thread. */
+ *  @return 0; EDEADLK the caller holds l; EINVAL l NULL; EAGAIN no control
+ *  block for a foreign caller. */
 WEFT_API int weft_spin_lock(weft_spinlock_t *l);
-/** Take l if it is free.  Who may call: a green thread.
+/** Take l if it is free.  Who may call: any thread.
  *  @param l  the spinlock
- *  @return 0; EBUSY l is held (the caller included); EINVAL l NULL; EPERM
- *  not a green thread. */
+ *  @return 0; EBUSY l is held (the caller included); EINVAL l NULL; EAGAIN
+ *  no control block for a foreign caller. */
 WEFT_API int weft_spin_trylock(weft_spinlock_t *l);
 /** Release l and turn preemption back on.  Who may call: the holder.
  *  @param l  the spinlock
@@ -1145,10 +1188,10 @@ typedef struct weft_ticketlock {
  *  @return 0; EINVAL l is NULL. */
 WEFT_API int weft_ticket_init(weft_ticketlock_t *l);
 /** Take a ticket, wait for it to be served, and turn preemption off.
- *  Who may call: a green thread.
+ *  Who may call: any thread.
  *  @param l  the ticket lock
- *  @return 0; EDEADLK the caller holds l; EINVAL l NULL; EPERM the caller
- *  is not a green thread. */
+ *  @return 0; EDEADLK the caller holds l; EINVAL l NULL; EAGAIN no control
+ *  block for a foreign caller. */
 WEFT_API int weft_ticket_acquire(weft_ticketlock_t *l);
 /** Serve the next ticket and turn preemption back on.  Who may call: the
  *  holder.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# check_layers.sh SRC OBJECT... — the layer rule of docs/design.md
-# ("Layers"), checked on the sources under SRC and on the library's object
-# files (OBJECT..., any order; each is told apart by its path):
+# check_layers.sh SRC FILE... — the layer rule of docs/design.md
+# ("Layers"), checked on the sources under SRC, on the library's object
+# files and on the two shared libraries (FILE..., any order; each is told
+# apart by its path: objects of src/*, libweft.so, libweft-pthread.so):
 #  1. dependencies point down: src/context includes nothing of the other
 #     layers, src/kthreads nothing of src/sched, src/sync or src/io,
 #     src/sched nothing of src/sync or src/io, src/sync and src/io (side
@@ -14,11 +15,19 @@
 #     src/io take nothing from each other;
 #  3. nothing outside src/context (and src/kthreads' kt_syscall.h, the
 #     system call instruction) names a machine register or the layout of a
-#     signal's ucontext (docs/design.md, "Layers").
-# Exit status 0 when both hold; otherwise each breach is named on stderr.
+#     signal's ucontext (docs/design.md, "Layers");
+#  4. weft's own calls of libc's pthread_* and sem_* functions go through
+#     WF_LIBC, and weft never calls the functions the pthread layer
+#     replaces for green threads (sched_yield, the sleeps) by name
+#     (docs/design.md, "weft's own calls of libc's pthread functions");
+#  5. the pthread layer sits on top: its sources include nothing of weft
+#     but weft.h, libweft-pthread.so takes nothing from libweft.so but
+#     weft_* functions, and it defines none of the signal functions that
+#     libweft takes over from libc (docs/design.md, "The pthread layer").
+# Exit status 0 when all hold; otherwise each breach is named on stderr.
 set -u
 if [ $# -lt 2 ]; then
-  echo "usage: $0 SRC OBJECT..." >&2
+  echo "usage: $0 SRC FILE..." >&2
   exit 2
 fi
 src=$1
@@ -56,9 +65,11 @@ isa=$(grep -rnE '\b(gregs|REG_[A-Z0-9]+|uc_mcontext)\b' "$src/src" --include='*.
 [ -z "$isa" ] || fail "machine registers or ucontext layout outside src/context:"$'\n'"$isa"
 
 # --- 2. symbols -----------------------------------------------------------
-sync_objs=() io_objs=() sched_objs=() park_obj=
+sync_objs=() io_objs=() sched_objs=() park_obj= lib_weft= lib_layer=
 for o in "$@"; do
   case $o in
+    */libweft-pthread.so*) lib_layer=$o ;;
+    */libweft.so*) lib_weft=$o ;;
     */src/sync/*) sync_objs+=("$o") ;;
     */src/io/*) io_objs+=("$o") ;;
     */src/sched/park.c.o | */src/sched/park.c.obj) park_obj=$o; sched_objs+=("$o") ;;
@@ -95,4 +106,36 @@ up=$(comm -12 <(defined "${io_objs[@]}") <(undefined "${sched_objs[@]}"))
 side=$(comm -12 <(defined "${io_objs[@]}") <(undefined "${sync_objs[@]}"))
 side+=$(comm -12 <(defined "${sync_objs[@]}") <(undefined "${io_objs[@]}"))
 [ -z "$side" ] || fail "src/sync and src/io use each other's symbols:"$'\n'"$side"
+
+# --- 4. weft's calls of libc's pthread functions ----------------------------
+# The sources below the pthread layer with comments and string literals
+# removed; a call is a name followed by "(", except as the argument of
+# WF_LIBC.
+calls=$(find "$src/src/context" "$src/src/kthreads" "$src/src/sched" "$src/src/sync" \
+             "$src/src/io" -name '*.[ch]' -print0 | xargs -0 perl -0777 -ne '
+  s{/\*.*?\*/}{ }gs; s{//[^\n]*}{}g; s{"(?:\\.|[^"\\\n])*"}{""}g;
+  while (/(?<!WF_LIBC\()\b((?:pthread|sem)_\w+|sched_yield|sleep|usleep|nanosleep|clock_nanosleep)\s*\(/g) {
+    print "$ARGV: $1\n";
+  }')
+[ -z "$calls" ] || fail "weft calls libc's pthread, semaphore, yield or sleep functions by name (use WF_LIBC or the system call):"$'\n'"$calls"
+# The check itself must see the calls that do go through WF_LIBC.
+grep -rqE 'WF_LIBC\(pthread_create\)' "$src/src/kthreads" ||
+  fail "no WF_LIBC(pthread_create) found: is this the right tree?"
+
+# --- 5. the pthread layer on top ----------------------------------------------
+hits=$(grep -nE '^[[:space:]]*#[[:space:]]*include[[:space:]]*"' -r "$src/src/pthread" |
+       grep -vE '"(weft\.h|pt_internal\.h)"')
+[ -z "$hits" ] || fail "src/pthread includes weft's internals:"$'\n'"$hits"
+if [ -n "$lib_weft" ] && [ -n "$lib_layer" ]; then
+  dyn_defined() { nm -D --defined-only "$1" | awk 'NF == 3 { print $3 }' | sed 's/@.*//' | sort -u; }
+  dyn_undef() { nm -D --undefined-only "$1" | awk '{ print $NF }' | sed 's/@.*//' | sort -u; }
+  from_weft=$(comm -12 <(dyn_defined "$lib_weft") <(dyn_undef "$lib_layer"))
+  echo "$from_weft" | grep -q '^weft_' || fail "the layer takes nothing from libweft: is this the right build?"
+  other=$(echo "$from_weft" | grep -v '^weft_')
+  [ -z "$other" ] || fail "libweft-pthread.so takes from libweft.so more than weft_* functions:"$'\n'"$other"
+  both=$(comm -12 <(dyn_defined "$lib_weft" | grep -v '^weft_') <(dyn_defined "$lib_layer"))
+  [ -z "$both" ] || fail "libweft-pthread.so defines what libweft.so defines for libc's callers:"$'\n'"$both"
+elif [ -n "$lib_weft$lib_layer" ]; then
+  fail "give both libweft.so and libweft-pthread.so, or neither"
+fi
 exit $failed

@@ -661,6 +661,12 @@ static const struct bad_env bad_envs[] = {
 	{ "WEFT_STACK_SIZE", "K" },
 	{ "WEFT_STACK_SIZE", "-64K" },
 	{ "WEFT_STACK_SIZE", "64KK" },
+	{ "WEFT_STACK_CACHE", "" },
+	{ "WEFT_STACK_CACHE", "-1" },
+	{ "WEFT_STACK_CACHE", "16X" },
+	{ "WEFT_STACK_CACHE", "M" },
+	{ "WEFT_STACK_CACHE", "2048G" },
+	{ "WEFT_STACK_CACHE", "18446744073709551615K" },
 	{ "WEFT_KTHREADS", "foo" },
 	{ "WEFT_KTHREADS", "" },
 	{ "WEFT_KTHREADS", "clone2" },
@@ -689,6 +695,7 @@ static void bad_env_child(void)
 {
 	setenv("WEFT_WORKERS", "2", 1);
 	unsetenv("WEFT_STACK_SIZE");
+	unsetenv("WEFT_STACK_CACHE");
 	unsetenv("WEFT_QUANTUM_US");
 	unsetenv("WEFT_PREEMPT_SIGNAL");
 	unsetenv("WEFT_DUMP_SIGNAL");
@@ -735,6 +742,9 @@ static const struct bad_env good_envs[] = {
 	{ "WEFT_STACK_SIZE", "16K" },
 	{ "WEFT_STACK_SIZE", "1M" },
 	{ "WEFT_STACK_SIZE", "65536" },
+	{ "WEFT_STACK_CACHE", "0" },         /* nothing shared kept warm */
+	{ "WEFT_STACK_CACHE", "64M" },
+	{ "WEFT_STACK_CACHE", "1024G" },
 	{ "WEFT_QUANTUM_US", "0" },
 	{ "WEFT_QUANTUM_US", "1000" },
 	{ "WEFT_PREEMPT_SIGNAL", "SIGUSR1" },
@@ -749,6 +759,7 @@ static void good_env_child(void)
 {
 	setenv("WEFT_WORKERS", "2", 1);
 	unsetenv("WEFT_STACK_SIZE");
+	unsetenv("WEFT_STACK_CACHE");
 	unsetenv("WEFT_QUANTUM_US");
 	unsetenv("WEFT_PREEMPT_SIGNAL");
 	unsetenv("WEFT_DUMP_SIGNAL");

@@ -781,6 +781,50 @@ START_TEST(t_close_while_waiting)
 }
 END_TEST
 
+/* Numbers closed and reused at once by other threads: accept and socket
+ * hand out the lowest free number, so the number one thread's weft_close
+ * just released is often the next thread's new socket.  A wait on it must
+ * wait for the new file, never fail with EBADF because the closer has not
+ * quite finished.  Each thread makes a pair, waits on it (nothing to read:
+ * its deadline ends it) and closes it, over and over. */
+static atomic_long reuse_waits, reuse_wrong;
+
+static void *reuse_churn(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 3000; i++) {
+		int sv[2];
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
+			return (void *)(intptr_t)errno;
+		char b;
+		errno = 0;
+		ssize_t n = weft_read_until(sv[0], &b, 1, weft_now_ns() + 20000);
+		if (n != -1 || errno != ETIMEDOUT)
+			atomic_fetch_add(&reuse_wrong, 1);
+		atomic_fetch_add(&reuse_waits, 1);
+		weft_close(sv[0]);
+		weft_close(sv[1]);
+	}
+	return NULL;
+}
+
+START_TEST(t_close_and_reuse_race)
+{
+	setenv("WEFT_QUANTUM_US", "200", 1);   /* preemption inside weft_close too */
+	setenv("WEFT_WORKERS", "2", 1);
+	ck_assert_int_eq(weft_init(), 0);
+	weft_t t[8];
+	for (int i = 0; i < 8; i++)
+		t[i] = spawn(reuse_churn, NULL);
+	for (int i = 0; i < 8; i++)
+		ck_assert_int_eq(join(t[i]), 0);
+	long waits = atomic_load(&reuse_waits), wrong = atomic_load(&reuse_wrong);
+	ck_assert_int_eq(waits, 8 * 3000);
+	ck_assert_msg(wrong == 0, "%ld of %ld waits on a new socket failed (not ETIMEDOUT)", wrong,
+	              waits);
+}
+END_TEST
+
 static void *reset_later(void *arg)
 {
 	int fd = (int)(intptr_t)arg;
@@ -1306,6 +1350,7 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, t_descriptor_kinds);
 	tcase_add_test(tc, t_bad_descriptors);
 	tcase_add_test(tc, t_close_while_waiting);
+	tcase_add_test(tc, t_close_and_reuse_race);
 	tcase_add_test(tc, t_peer_reset);
 	tcase_add_test(tc, t_broken_pipe);
 	tcase_add_test(tc, t_foreign_thread);

@@ -3,9 +3,11 @@
  * the API (src/sync), and its semantics one call at a time.
  *
  * Covered: every error code of every call (EINVAL, EPERM, EDEADLK, EBUSY,
- * EAGAIN, ETIMEDOUT, EOVERFLOW), including calls from a kernel thread that
- * is not a green thread (EPERM where they would block; sem_post from there
- * wakes a green waiter); static initializers without init calls; mutex
+ * EAGAIN, ETIMEDOUT, EOVERFLOW); calls from a kernel thread that is not a
+ * green thread (it blocks in the kernel on every object, green threads and
+ * it wake each other, owner checks see it as a thread of its own); timed
+ * rwlock waits (a writer that times out leaves the readers behind it
+ * queued, in order); static initializers without init calls; mutex
  * ownership by green thread (main locks before any thread exists, as the
  * process's first weft call); destroy while held or waited on; a waiter
  * signalled before its deadline returns 0 even if the mutex comes later;
@@ -208,23 +210,139 @@ END_TEST
 
 /* ---- calls from a kernel thread that is not a green thread --------------- */
 
+/*
+ * A foreign kernel thread (here a plain pthread) uses every object like a
+ * green thread: it blocks in the kernel where a green thread would park,
+ * and the two sides wake each other.  The steps are sequenced by `fk_step`
+ * so that each blocking call really blocks: the other side waits until
+ * the blocked one is counted in the object's queue (white-box) before it
+ * releases it.
+ */
 static weft_mutex_t fk_m = WEFT_MUTEX_INITIALIZER;
+static weft_mutex_t fk_em = WEFT_MUTEX_ERRORCHECK_INITIALIZER;
+static weft_mutex_t fk_rm = WEFT_MUTEX_RECURSIVE_INITIALIZER;
 static weft_cond_t fk_c = WEFT_COND_INITIALIZER;
 static weft_rwlock_t fk_l = WEFT_RWLOCK_INITIALIZER;
 static weft_spinlock_t fk_s = WEFT_SPINLOCK_INITIALIZER;
 static weft_ticketlock_t fk_t = WEFT_TICKETLOCK_INITIALIZER;
-static weft_sem_t fk_sem, fk_sem0;
-static weft_barrier_t fk_b, fk_b1;
+static weft_sem_t fk_sem;
+static weft_barrier_t fk_b;
 static weft_once_t fk_once = WEFT_ONCE_INIT;
-static atomic_int fk_in_fn, fk_checked;
+static atomic_int fk_step, fk_in_fn, fk_ran, fk_flag;
 
-/* Runs on a green thread and stays inside fn until the kernel thread has
- * tried weft_once on the same object. */
+static void fk_wait_step(int n)
+{
+	while (atomic_load(&fk_step) < n) {
+		if (weft_worker_self() >= 0)
+			weft_yield();
+		else
+			sched_yield();
+	}
+}
+
+static void fk_wait_queued(const weft_waitq_ *q)
+{
+	while (!wait_count(q)) {
+		if (weft_worker_self() >= 0)
+			weft_yield();
+		else
+			sched_yield();
+	}
+}
+
 static void fk_fn(void)
 {
 	atomic_store(&fk_in_fn, 1);
-	while (!atomic_load(&fk_checked))
-		nap_ms(1);
+	atomic_fetch_add(&fk_ran, 1);
+	fk_wait_queued(&fk_once._wq);   /* the foreign caller blocks meanwhile */
+}
+
+static void *foreign_main(void *arg)
+{
+	(void)arg;
+	T_CHECK(weft_self() == WEFT_NULL);
+	T_CHECK(weft_worker_self() == -1);
+	/* Uncontended: lock, trylock, timedlock, owner checks. */
+	T_CHECK(weft_mutex_lock(&fk_m) == 0);
+	T_CHECK(weft_mutex_trylock(&fk_m) == EBUSY);
+	T_CHECK(weft_mutex_unlock(&fk_m) == 0);
+	struct timespec dl = ts_in(1000000);
+	T_CHECK(weft_mutex_timedlock(&fk_m, &dl) == 0);
+	T_CHECK(weft_mutex_unlock(&fk_m) == 0);
+	T_CHECK(weft_mutex_lock(&fk_em) == 0);
+	T_CHECK(weft_mutex_lock(&fk_em) == EDEADLK);
+	T_CHECK(weft_mutex_lock(&fk_rm) == 0);
+	T_CHECK(weft_mutex_lock(&fk_rm) == 0);
+	atomic_store(&fk_step, 1);          /* green: unlock fk_em/fk_rm -> EPERM */
+	fk_wait_step(2);
+	T_CHECK(weft_mutex_unlock(&fk_em) == 0);
+	T_CHECK(weft_mutex_unlock(&fk_rm) == 0);
+	T_CHECK(weft_mutex_unlock(&fk_rm) == 0);
+	T_CHECK(weft_mutex_unlock(&fk_rm) == EPERM);
+
+	/* Step 3: green holds fk_m; we block on it until it unlocks. */
+	fk_wait_step(3);
+	T_CHECK(weft_mutex_lock(&fk_m) == 0);
+	T_CHECK(atomic_load(&fk_flag) == 1);   /* written by the holder */
+	/* Step 4: now we hold it and the green thread blocks on it. */
+	atomic_store(&fk_step, 4);
+	fk_wait_queued(&fk_m._wq);
+	atomic_store(&fk_flag, 2);
+	T_CHECK(weft_mutex_unlock(&fk_m) == 0);
+
+	/* Step 5: wait on a condition; the green thread signals. */
+	T_CHECK(weft_mutex_lock(&fk_m) == 0);
+	atomic_store(&fk_step, 5);
+	while (atomic_load(&fk_flag) != 3)
+		T_CHECK(weft_cond_wait(&fk_c, &fk_m) == 0);
+	dl = ts_in(2000000);
+	T_CHECK(weft_cond_timedwait(&fk_c, &fk_m, &dl) == ETIMEDOUT);
+	T_CHECK(weft_mutex_unlock(&fk_m) == 0);
+
+	/* Step 6: semaphore, both directions, and a timeout. */
+	dl = ts_in(2000000);
+	T_CHECK(weft_sem_timedwait(&fk_sem, &dl) == ETIMEDOUT);
+	atomic_store(&fk_step, 6);
+	T_CHECK(weft_sem_wait(&fk_sem) == 0);      /* posted by the green thread */
+	fk_wait_step(7);                           /* it waits on fk_sem now */
+	fk_wait_queued(&fk_sem._wq);
+	T_CHECK(weft_sem_post(&fk_sem) == 0);
+
+	/* Step 8: the green thread holds a read lock; our write lock waits. */
+	fk_wait_step(8);
+	T_CHECK(weft_rwlock_wrlock(&fk_l) == 0);
+	T_CHECK(atomic_load(&fk_flag) == 4);
+	T_CHECK(weft_rwlock_unlock(&fk_l) == 0);
+	T_CHECK(weft_rwlock_rdlock(&fk_l) == 0);
+	T_CHECK(weft_rwlock_unlock(&fk_l) == 0);
+
+	/* Spin and ticket locks, and their owner checks. */
+	T_CHECK(weft_spin_lock(&fk_s) == 0);
+	T_CHECK(weft_spin_lock(&fk_s) == EDEADLK);
+	T_CHECK(weft_spin_unlock(&fk_s) == 0);
+	T_CHECK(weft_spin_unlock(&fk_s) == EPERM);
+	T_CHECK(weft_ticket_acquire(&fk_t) == 0);
+	T_CHECK(weft_ticket_release(&fk_t) == 0);
+	T_CHECK(weft_ticket_release(&fk_t) == EPERM);
+
+	/* Step 9: a barrier of two, one green and one foreign. */
+	atomic_store(&fk_step, 9);
+	int r = weft_barrier_wait(&fk_b);
+	T_CHECK(r == 0 || r == WEFT_BARRIER_SERIAL_THREAD);
+	if (r == WEFT_BARRIER_SERIAL_THREAD)
+		atomic_fetch_add(&fk_flag, 10);
+
+	/* Step 10: once, while the green thread runs fn: we block. */
+	fk_wait_step(10);
+	while (!atomic_load(&fk_in_fn))
+		sched_yield();
+	T_CHECK(weft_once(&fk_once, fk_fn) == 0);
+	T_CHECK(atomic_load(&fk_ran) == 1);
+
+	/* Thread calls that need a green thread still say so. */
+	T_CHECK(weft_yield() == EPERM);
+	T_CHECK(weft_sleep_ns(1000) == EPERM);
+	return NULL;
 }
 
 static void *fk_once_runner(void *arg)
@@ -234,53 +352,64 @@ static void *fk_once_runner(void *arg)
 	return NULL;
 }
 
-static void *foreign_main(void *arg)
-{
-	(void)arg;
-	struct timespec dl = ts_in(1000000);
-	T_CHECK(weft_self() == WEFT_NULL);
-	T_CHECK(weft_mutex_lock(&fk_m) == EPERM);
-	T_CHECK(weft_mutex_trylock(&fk_m) == EPERM);
-	T_CHECK(weft_mutex_timedlock(&fk_m, &dl) == EPERM);
-	T_CHECK(weft_cond_wait(&fk_c, &fk_m) == EPERM);
-	T_CHECK(weft_cond_timedwait(&fk_c, &fk_m, &dl) == EPERM);
-	T_CHECK(weft_cond_signal(&fk_c) == 0);
-	T_CHECK(weft_cond_broadcast(&fk_c) == 0);
-	T_CHECK(weft_sem_wait(&fk_sem0) == EPERM);
-	T_CHECK(weft_sem_timedwait(&fk_sem0, &dl) == EPERM);
-	T_CHECK(weft_sem_trywait(&fk_sem0) == EAGAIN);
-	T_CHECK(weft_rwlock_rdlock(&fk_l) == EPERM);
-	T_CHECK(weft_rwlock_wrlock(&fk_l) == EPERM);
-	T_CHECK(weft_spin_lock(&fk_s) == EPERM);
-	T_CHECK(weft_spin_unlock(&fk_s) == EPERM);
-	T_CHECK(weft_ticket_acquire(&fk_t) == EPERM);
-	T_CHECK(weft_ticket_release(&fk_t) == EPERM);
-	T_CHECK(weft_barrier_wait(&fk_b) == EPERM);               /* would block */
-	T_CHECK(weft_barrier_wait(&fk_b1) == WEFT_BARRIER_SERIAL_THREAD);  /* does not */
-	while (!atomic_load(&fk_in_fn))
-		sched_yield();
-	T_CHECK(weft_once(&fk_once, fk_fn) == EPERM);   /* running on a green thread */
-	atomic_store(&fk_checked, 1);
-	/* Posting is allowed from anywhere, and wakes the green waiter. */
-	T_CHECK(weft_sem_post(&fk_sem) == 0);
-	return NULL;
-}
-
-START_TEST(foreign_kernel_thread_eperm)
+START_TEST(foreign_kernel_thread_blocks_in_kernel)
 {
 	setup();
 	ck_assert_int_eq(weft_sem_init(&fk_sem, 0), 0);
-	ck_assert_int_eq(weft_sem_init(&fk_sem0, 0), 0);
 	ck_assert_int_eq(weft_barrier_init(&fk_b, 2), 0);
-	ck_assert_int_eq(weft_barrier_init(&fk_b1, 1), 0);
-	weft_t runner = spawn(fk_once_runner, NULL);
 	pthread_t pt;
 	ck_assert_int_eq(pthread_create(&pt, NULL, foreign_main, NULL), 0);
-	ck_assert_int_eq(weft_sem_wait(&fk_sem), 0);   /* parks until the post */
-	ck_assert_int_eq(pthread_join(pt, NULL), 0);
+	fk_wait_step(1);
+	ck_assert_int_eq(weft_mutex_unlock(&fk_em), EPERM);   /* the foreign thread holds it */
+	ck_assert_int_eq(weft_mutex_unlock(&fk_rm), EPERM);
+	ck_assert_int_eq(weft_mutex_trylock(&fk_em), EBUSY);
+	ck_assert_int_eq(weft_mutex_lock(&fk_m), 0);
+	atomic_store(&fk_step, 2);
+	/* Step 3: the foreign thread blocks on fk_m, which we hold. */
+	atomic_store(&fk_step, 3);
+	fk_wait_queued(&fk_m._wq);
+	atomic_store(&fk_flag, 1);
+	ck_assert_int_eq(weft_mutex_unlock(&fk_m), 0);
+	/* Step 4: we block (park) on fk_m held by the foreign thread. */
+	fk_wait_step(4);
+	ck_assert_int_eq(weft_mutex_lock(&fk_m), 0);
+	ck_assert_int_eq(atomic_load(&fk_flag), 2);
+	ck_assert_int_eq(weft_mutex_unlock(&fk_m), 0);
+	/* Step 5: signal the foreign waiter. */
+	fk_wait_step(5);
+	fk_wait_queued(&fk_c._wq);
+	ck_assert_int_eq(weft_mutex_lock(&fk_m), 0);
+	atomic_store(&fk_flag, 3);
+	ck_assert_int_eq(weft_cond_signal(&fk_c), 0);
+	ck_assert_int_eq(weft_mutex_unlock(&fk_m), 0);
+	/* Step 6/7: semaphore. */
+	fk_wait_step(6);
+	fk_wait_queued(&fk_sem._wq);
+	ck_assert_int_eq(weft_sem_post(&fk_sem), 0);
+	atomic_store(&fk_step, 7);
+	ck_assert_int_eq(weft_sem_wait(&fk_sem), 0);   /* posted by the foreign thread */
+	/* Step 8: hold a read lock while the foreign writer waits. */
+	ck_assert_int_eq(weft_rwlock_rdlock(&fk_l), 0);
+	atomic_store(&fk_step, 8);
+	fk_wait_queued(&fk_l._wq);
+	atomic_store(&fk_flag, 4);
+	ck_assert_int_eq(weft_rwlock_unlock(&fk_l), 0);
+	/* Step 9: barrier. */
+	fk_wait_step(9);
+	int r = weft_barrier_wait(&fk_b);
+	ck_assert(r == 0 || r == WEFT_BARRIER_SERIAL_THREAD);
+	if (r == WEFT_BARRIER_SERIAL_THREAD)
+		atomic_fetch_add(&fk_flag, 10);
+	/* Step 10: once. */
+	weft_t runner = spawn(fk_once_runner, NULL);
+	atomic_store(&fk_step, 10);
 	join(runner);
+	ck_assert_int_eq(pthread_join(pt, NULL), 0);
 	ASSERT_NO_FAILS();
-	ck_assert_int_eq(weft_barrier_destroy(&fk_b), 0);   /* nobody was counted */
+	ck_assert_int_eq(atomic_load(&fk_flag), 14);   /* exactly one serial thread */
+	ck_assert_int_eq(weft_barrier_destroy(&fk_b), 0);
+	ck_assert_int_eq(weft_sem_destroy(&fk_sem), 0);
+	ck_assert_int_eq(weft_mutex_destroy(&fk_m), 0);
 }
 END_TEST
 
@@ -641,6 +770,61 @@ START_TEST(rwlock_errors)
 }
 END_TEST
 
+/* ---- timed rwlocks --------------------------------------------------------- */
+
+static weft_rwlock_t tr_l = WEFT_RWLOCK_INITIALIZER;
+static atomic_int tr_got;
+
+static void *tr_timed_writer(void *arg)
+{
+	(void)arg;
+	struct timespec dl = ts_in(20000000);   /* 20 ms: the reader holds longer */
+	T_CHECK(weft_rwlock_timedwrlock(&tr_l, &dl) == ETIMEDOUT);
+	return NULL;
+}
+
+static void *tr_reader(void *arg)
+{
+	(void)arg;
+	T_CHECK(weft_rwlock_rdlock(&tr_l) == 0);   /* queued behind the writer */
+	atomic_store(&tr_got, 1);
+	T_CHECK(weft_rwlock_unlock(&tr_l) == 0);
+	return NULL;
+}
+
+START_TEST(rwlock_timed_waits)
+{
+	setup();
+	struct timespec bad = { 0, 1000000000L }, past = { 0, 0 };
+	ck_assert_int_eq(weft_rwlock_timedrdlock(&tr_l, NULL), EINVAL);
+	ck_assert_int_eq(weft_rwlock_timedwrlock(&tr_l, &bad), EINVAL);
+	/* Free: a past deadline still succeeds. */
+	ck_assert_int_eq(weft_rwlock_timedwrlock(&tr_l, &past), 0);
+	ck_assert_int_eq(weft_rwlock_timedrdlock(&tr_l, &past), EDEADLK);
+	ck_assert_int_eq(weft_rwlock_unlock(&tr_l), 0);
+	ck_assert_int_eq(weft_rwlock_timedrdlock(&tr_l, &past), 0);
+	struct timespec dl = ts_in(1000000);
+	ck_assert_int_eq(weft_rwlock_timedwrlock(&tr_l, &dl), ETIMEDOUT);   /* we read */
+	/* A writer times out while a reader queued behind it: the reader is
+	 * served by our release, and the lock ends free. */
+	weft_t w = spawn(tr_timed_writer, NULL);
+	while (!wait_count(&tr_l._wq))
+		weft_yield();
+	weft_t r = spawn(tr_reader, NULL);
+	while (wait_count(&tr_l._wq) < 2)
+		weft_yield();
+	join(w);                               /* it timed out and left */
+	ck_assert_int_eq(wait_count(&tr_l._wq), 1);
+	ck_assert_int_eq(atomic_load(&tr_got), 0);
+	ck_assert_int_eq(weft_rwlock_unlock(&tr_l), 0);
+	join(r);
+	ck_assert_int_eq(atomic_load(&tr_got), 1);
+	ck_assert_int_eq(weft_rwlock_trywrlock(&tr_l), 0);   /* nothing left behind */
+	ck_assert_int_eq(weft_rwlock_unlock(&tr_l), 0);
+	ASSERT_NO_FAILS();
+}
+END_TEST
+
 /* ---- barrier, once, spin and ticket errors -------------------------------- */
 
 static weft_barrier_t be_b;
@@ -765,12 +949,13 @@ static Suite *sync_errors_suite(void)
 	tcase_add_test(tc, mutex_errors);
 	tcase_add_test(tc, mutex_owner_is_green_thread);
 	tcase_add_test(tc, mutex_destroy_busy);
-	tcase_add_test(tc, foreign_kernel_thread_eperm);
+	tcase_add_test(tc, foreign_kernel_thread_blocks_in_kernel);
 	tcase_add_test(tc, cond_errors);
 	tcase_add_test(tc, cond_signal_then_timeout_returns_zero);
 	tcase_add_test(tc, cond_broadcast_unlocked);
 	tcase_add_test(tc, sem_errors);
 	tcase_add_test(tc, rwlock_errors);
+	tcase_add_test(tc, rwlock_timed_waits);
 	tcase_add_test(tc, barrier_once_errors);
 	tcase_add_test(tc, spin_ticket_errors);
 	suite_add_tcase(s, tc);

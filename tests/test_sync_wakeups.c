@@ -6,8 +6,10 @@
  * semaphore (one lost wake-up hangs the pair; Check's timeout catches it).
  * Timed waits racing with wake-ups: every wait returns 0 or ETIMEDOUT,
  * semaphore tokens are conserved, a condition signal is never swallowed by
- * a waiter that times out, timed mutex waiters in handoff mode.  The
- * starvation bound of the mutex's 1 ms handoff.
+ * a waiter that times out, timed mutex waiters in handoff mode, timed and
+ * untimed rwlock waits lose no grant.  Foreign kernel threads and green
+ * threads blocking on and waking each other through one mutex and two
+ * condition variables.  The starvation bound of the mutex's 1 ms handoff.
  *
  * Each test runs in its own forked child (Check's default) and starts with
  * setenv("WEFT_WORKERS", "2") before its first weft call (sync_helpers.h).
@@ -398,6 +400,105 @@ START_TEST(mutex_starvation_bounded)
 }
 END_TEST
 
+/* ---- foreign threads and green threads wake each other ------------------ */
+
+/* Foreign threads and green threads exchange tokens through one mutex and
+ * two condition variables, each side consuming only what the other side
+ * produced, so both kinds block and wake each other thousands of times:
+ * nothing is lost (a lost wake-up hangs the exchange). */
+static weft_mutex_t fc_m = WEFT_MUTEX_INITIALIZER;
+static weft_cond_t fc_cv[2] = { WEFT_COND_INITIALIZER, WEFT_COND_INITIALIZER };
+static long fc_tokens[2], fc_taken[2];
+#define FC_ROUNDS 2000
+#define FC_EACH 4
+
+static void fc_body(int side)
+{
+	int other = !side;
+	for (int i = 0; i < FC_ROUNDS; i++) {
+		T_CHECK(weft_mutex_lock(&fc_m) == 0);
+		fc_tokens[other]++;
+		T_CHECK(weft_cond_signal(&fc_cv[other]) == 0);
+		while (fc_tokens[side] == 0)
+			T_CHECK(weft_cond_wait(&fc_cv[side], &fc_m) == 0);
+		fc_tokens[side]--;
+		fc_taken[side]++;
+		T_CHECK(weft_mutex_unlock(&fc_m) == 0);
+	}
+}
+
+static void *fc_green(void *a) { (void)a; fc_body(0); return NULL; }
+static void *fc_foreign(void *a) { (void)a; fc_body(1); return NULL; }
+
+START_TEST(foreign_and_green_contend)
+{
+	setup();
+	pthread_t pt[FC_EACH];
+	for (int i = 0; i < FC_EACH; i++)
+		ck_assert_int_eq(pthread_create(&pt[i], NULL, fc_foreign, NULL), 0);
+	spawn_join(FC_EACH, fc_green);
+	for (int i = 0; i < FC_EACH; i++)
+		ck_assert_int_eq(pthread_join(pt[i], NULL), 0);
+	ASSERT_NO_FAILS();
+	ck_assert_int_eq(fc_taken[0], (long)FC_EACH * FC_ROUNDS);
+	ck_assert_int_eq(fc_taken[1], (long)FC_EACH * FC_ROUNDS);
+	ck_assert_int_eq(fc_tokens[0] + fc_tokens[1], 0);
+}
+END_TEST
+
+/* ---- timed rwlock waits racing with grants ----------------------------------- */
+
+/* Timed and untimed readers and writers race with short deadlines: every
+ * wait returns 0 or ETIMEDOUT, a writer is always alone, and the lock ends
+ * free with nobody queued (no grant lost to a timeout). */
+static weft_rwlock_t trs_l = WEFT_RWLOCK_INITIALIZER;
+static atomic_int trs_readers, trs_writers, trs_ok, trs_timeouts;
+
+static void *trs_body(void *arg)
+{
+	uint32_t seed = 13u * (uint32_t)((intptr_t)arg + 1);
+	for (int i = 0; i < 300; i++) {
+		bool write = rnd(&seed) % 4 == 0, timed = rnd(&seed) % 2;
+		struct timespec dl = ts_in(rnd(&seed) % 200000);
+		int e = write ? (timed ? weft_rwlock_timedwrlock(&trs_l, &dl) : weft_rwlock_wrlock(&trs_l))
+		              : (timed ? weft_rwlock_timedrdlock(&trs_l, &dl) : weft_rwlock_rdlock(&trs_l));
+		if (e == ETIMEDOUT && timed) {
+			atomic_fetch_add(&trs_timeouts, 1);
+			continue;
+		}
+		T_CHECK(e == 0);
+		if (e)
+			continue;
+		atomic_fetch_add(&trs_ok, 1);
+		if (write) {
+			T_CHECK(atomic_fetch_add(&trs_writers, 1) == 0);
+			T_CHECK(atomic_load(&trs_readers) == 0);
+			spin_ns(rnd(&seed) % 20000);
+			atomic_fetch_sub(&trs_writers, 1);
+		} else {
+			atomic_fetch_add(&trs_readers, 1);
+			T_CHECK(atomic_load(&trs_writers) == 0);
+			spin_ns(rnd(&seed) % 20000);
+			atomic_fetch_sub(&trs_readers, 1);
+		}
+		T_CHECK(weft_rwlock_unlock(&trs_l) == 0);
+	}
+	return NULL;
+}
+
+START_TEST(rwlock_timed_stress)
+{
+	setup();
+	spawn_join(32, trs_body);
+	ASSERT_NO_FAILS();
+	ck_assert_int_eq(atomic_load(&trs_ok) + atomic_load(&trs_timeouts), 32 * 300);
+	ck_assert_int_eq(wait_count(&trs_l._wq), 0);
+	ck_assert_int_eq(weft_rwlock_trywrlock(&trs_l), 0);
+	ck_assert_int_eq(weft_rwlock_unlock(&trs_l), 0);
+	ck_assert_int_eq(weft_rwlock_destroy(&trs_l), 0);
+}
+END_TEST
+
 /* ---- suite ---------------------------------------------------------------- */
 
 static Suite *sync_wakeups_suite(void)
@@ -416,6 +517,12 @@ static Suite *sync_wakeups_suite(void)
 	tcase_add_test(tc, timed_sem_races_conserve_tokens);
 	tcase_add_test(tc, timed_cond_races_lose_no_signal);
 	tcase_add_test(tc, timed_mutex_races);
+	tcase_add_test(tc, rwlock_timed_stress);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("foreign");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, foreign_and_green_contend);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("starvation");

@@ -18,10 +18,11 @@
 #ifndef WF_CPU_H
 #define WF_CPU_H
 
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #define wf_likely(x)   __builtin_expect(!!(x), 1)
 #define wf_unlikely(x) __builtin_expect(!!(x), 0)
@@ -57,14 +58,17 @@ static inline void wf_cpu_relax(void)
 
 /* One step of a spin-wait; *spins counts the steps (start it at 0).
  * sched_yield never fails and leaves errno alone, and it is a plain system
- * call, so this is also safe in a signal handler and on a clone worker. */
+ * call, so this is also safe in a signal handler and on a clone worker.
+ * It is made through syscall(), not libc's sched_yield(), which a program
+ * may replace: the pthread layer (src/pthread) does, to yield the green
+ * thread, and weft's own spin-waits must give up the CPU, not the thread. */
 static inline void wf_spin_backoff(unsigned *spins)
 {
 	if (wf_likely(*spins < WF_SPIN_PAUSES)) {
 		++*spins;
 		wf_cpu_relax();
 	} else {
-		sched_yield();
+		syscall(SYS_sched_yield);
 	}
 }
 

@@ -22,13 +22,50 @@
  * dozen mmap calls and mappings.  Guards are installed when a stack is first
  * carved, not when its slab is mapped, so unused tails of slabs cost nothing.
  *
- * A freed stack goes first to the freeing worker's cache (wf_stack_cache),
- * a LIFO of at most WF_STACK_CACHE_MAX warm stacks: reusing one costs no
- * syscall and no page faults.  Beyond that bound the stack's pages are given
- * back with madvise(MADV_DONTNEED) and it joins its class's cold pool, a
- * global free list under a spinlock; a cold stack costs no resident memory,
- * only its slot in the bookkeeping.  Allocation tries the cache, then the
- * cold pool, then carving the class's current slab, then a new slab.
+ * Memory flow (after tcmalloc's per-CPU caches and transfer cache, and Go's
+ * stackcache and stackpool).  A stack is freed on whichever worker its
+ * thread finished on, which in a program running on several workers is
+ * often not the worker that will create the next thread: measured with
+ * per-worker caches alone (16 stacks each, the overflow released one stack
+ * at a time), skynet on 2 workers ran dry on the creating worker, which
+ * faulted in fresh stacks, while the finishing worker released its
+ * overflow with one madvise per stack, each a TLB shootdown across CPUs:
+ * 1.3-1.5 s of system time for 0.3 s of work.  So stacks move in three
+ * tiers:
+ *
+ *  - a worker's cache (wf_stack_cache): stacks of one size class, a
+ *    partial batch `cur` (LIFO, the warmest on top) and at most one whole
+ *    batch `full` of WF_STACK_BATCH.  Allocation and free touch only it.
+ *  - the shared tier of each class: whole batches, LIFO, under the class
+ *    lock.  A worker whose cache overflows moves a batch there, and one
+ *    whose cache runs dry takes a batch back: one lock per
+ *    WF_STACK_BATCH stacks, whichever worker they flow between.  The
+ *    shared tiers of all classes hold at most wf_stack_warm_max bytes
+ *    (WEFT_STACK_CACHE); a batch that would exceed it is queued for
+ *    release instead.
+ *  - the release queue: batches waiting to be given back to the kernel.
+ *    Nobody on the create or exit path releases memory: the scavenger
+ *    (wf_stack_scavenge, called by the runtime's monitor thread) sorts
+ *    the queue by address and gives back each run of neighbouring stacks
+ *    with one madvise(MADV_DONTNEED) over the run, guard pages included
+ *    (a guard survives it, whether a MADV_GUARD_INSTALL marker or an
+ *    mprotect; measured on Linux 6.18), so a burst of exits costs a few
+ *    system calls and TLB shootdowns, not one per stack.  Released stacks
+ *    join their class's cold list: a cold stack costs no resident memory,
+ *    only its slot in the bookkeeping.
+ *
+ * Stacks that sit unused in a shared tier are trimmed too (wf_stack_trim,
+ * called periodically by the same scavenger): each class remembers the
+ * fewest stacks its tier held since the last trim, which no worker needed
+ * during the whole period, and the trim releases that many from the
+ * bottom of the tier (the batches left longest).  An idle process thus
+ * gives its stacks back within two periods, and a busy one keeps what it
+ * cycles through.  Stacks larger than WF_STACK_CACHE_MAX_SIZE are never
+ * kept warm: they go to the release queue at once.
+ *
+ * Allocation tries the worker's cache, then a batch of the shared tier,
+ * then the cold list, then carving the class's current slab, then a new
+ * slab.
  *
  * Bookkeeping (struct wf_stack_slot, 24 bytes) lives in an array next to
  * each slab's header, outside the stack memory, so the allocator never
@@ -56,12 +93,13 @@
  * Size classes are exact page-rounded sizes (a program uses few distinct
  * stack sizes); they are created on first use and never freed.
  *
- * Locking: each class has `lock` (cold list, current slab, carve index)
- * and `grow` (serialises mapping a new slab; taken before `lock`, never
- * while holding it).  Syscalls are made outside `lock`: guards are
- * installed and pages released after a slot has been taken off or before
- * it is put on a shared list.  A cache is used by one worker at a time and
- * has no lock.
+ * Locking: each class has `lock` (shared tier, cold list, current slab,
+ * carve index) and `grow` (serialises mapping a new slab; taken before
+ * `lock`, never while holding it); the release queue has `wf_rel_lock`,
+ * never held with a class lock.  Syscalls are made outside every lock:
+ * guards are installed and pages released after a slot has been taken off
+ * or before it is put on a shared list.  A cache is used by one worker at
+ * a time and has no lock.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -91,12 +129,15 @@
 /*
  * A stack's bookkeeping.  Invariant: a slot is in exactly one of
  *  - handed out: INUSE and GUARDED, on no list;
- *  - a cache: GUARDED, not INUSE, pages may be resident;
+ *  - a worker's cache, a shared tier or the release queue: GUARDED, not
+ *    INUSE, pages may be resident;
  *  - its class's cold list: not INUSE, no page resident (released, or never
  *    touched; GUARDED unless installing its guard failed);
  *  - not yet carved: index >= cls->carved in the current slab, all zero
  *    (even `slab`, which carving fills in).
- * Lists are singly linked through `next`.  Whoever holds a slot off every
+ * Lists are singly linked through `next`; a batch is such a list whose first
+ * slot gives its length (`bcount`) and links it to the next batch
+ * (`bnext`) in a shared tier or the release queue.  Whoever holds a slot off every
  * list owns its `next` and `state`; the class lock hands them over.
  * `state` is also read, without the owner's lock, by wf_stack_stats_get
  * (a count for tests): hence relaxed atomic accesses (plain moves on x86).
@@ -104,7 +145,9 @@
 struct wf_stack_slot {
 	struct wf_stack_slot *next;
 	struct wf_stack_slab *slab;
+	struct wf_stack_slot *bnext;    /* first slot of a batch: the next batch */
 	uint32_t state;
+	uint32_t bcount;                /* first slot of a batch: slots in it */
 };
 
 struct wf_stack_slab {
@@ -116,10 +159,13 @@ struct wf_stack_slab {
 };
 
 struct wf_stack_class {
-	wf_spin_t lock;                 /* cold, cur, carved */
+	wf_spin_t lock;                 /* warm, nwarm, warm_low, cold, cur, carved */
 	wf_spin_t grow;                 /* next_n; held while mapping a slab */
 	size_t size;                    /* usable bytes per stack */
 	size_t stride;                  /* guard + size */
+	struct wf_stack_slot *warm;     /* shared tier: batches, newest first */
+	size_t nwarm;                   /* stacks in it */
+	size_t warm_low;                /* fewest stacks in it since the last trim */
 	struct wf_stack_slot *cold;
 	struct wf_stack_slab *cur;      /* slab being carved, or NULL */
 	size_t carved;                  /* slots of cur handed out, <= cur->n */
@@ -142,7 +188,18 @@ static _Atomic bool wf_map_warned;
  * shared cache line at every allocation and free; wf_stack_stats_get
  * counts INUSE slots instead. */
 static _Atomic size_t wf_st_slabs, wf_st_slab_bytes,
-	wf_st_cold, wf_st_guards_mprotect;
+	wf_st_cold, wf_st_guards_mprotect, wf_st_released, wf_st_madvises, wf_st_fresh;
+
+/* Bytes in the shared tiers of all classes, and their bound (set once at
+ * start, before any stack is freed: wf_stack_set_warm_max). */
+static _Atomic size_t wf_warm_bytes;
+static size_t wf_warm_max = WF_STACK_WARM_DEFAULT;
+
+/* The release queue: batches linked through bnext, stacks counted in
+ * wf_rel_n (changed under the lock, read without it as a hint). */
+static wf_spin_t wf_rel_lock = WF_SPIN_INIT;
+static struct wf_stack_slot *wf_rel;
+static _Atomic size_t wf_rel_n;
 
 /* The kernel's page size, as it told the process (AT_PAGESZ): 4 KiB on
  * x86-64; 4, 16 or 64 KiB on AArch64, depending on the kernel's build.
@@ -476,71 +533,360 @@ static void wf_class_put(struct wf_stack_slot *s)
 	wf_spin_unlock(&c->lock);
 }
 
-static void wf_slot_release(struct wf_stack_slot *s)
+
+/* ---- the release queue and the scavenger ------------------------------- */
+
+/* Queue a batch (head..., n slots) for release. */
+static void wf_rel_put(struct wf_stack_slot *head, uint32_t n)
 {
-	madvise(wf_slot_lo(s), s->slab->cls->size, MADV_DONTNEED);
-	wf_class_put(s);
+	head->bcount = n;
+	wf_spin_lock(&wf_rel_lock);
+	head->bnext = wf_rel;
+	wf_rel = head;
+	atomic_store_explicit(&wf_rel_n, atomic_load_explicit(&wf_rel_n, memory_order_relaxed) + n,
+	                      memory_order_relaxed);
+	wf_spin_unlock(&wf_rel_lock);
+}
+
+static uintptr_t wf_slot_addr(const struct wf_stack_slot *s)
+{
+	return (uintptr_t)wf_slot_lo(s);
+}
+
+/* Sort a list of slots by stack address (merge sort: no memory needed, and
+ * the queue may hold any number of stacks). */
+static struct wf_stack_slot *wf_sort_slots(struct wf_stack_slot *l, size_t n)
+{
+	if (n < 2)
+		return l;
+	struct wf_stack_slot *b = l, **pp;
+	size_t half = n / 2;
+	for (size_t i = 1; i < half; i++)
+		b = b->next;
+	struct wf_stack_slot *r = b->next;
+	b->next = NULL;
+	l = wf_sort_slots(l, half);
+	r = wf_sort_slots(r, n - half);
+	struct wf_stack_slot *out = NULL;
+	pp = &out;
+	while (l && r) {
+		struct wf_stack_slot **min = wf_slot_addr(l) < wf_slot_addr(r) ? &l : &r;
+		*pp = *min;
+		pp = &(*min)->next;
+		*min = (*min)->next;
+	}
+	*pp = l ? l : r;
+	return out;
+}
+
+/* Put released slots (sorted, linked through next) on their classes' cold
+ * lists: one lock per run of one class. */
+static void wf_cold_put_sorted(struct wf_stack_slot *l)
+{
+	while (l) {
+		struct wf_stack_class *c = l->slab->cls;
+		struct wf_stack_slot *last = l;
+		size_t n = 1;
+		while (last->next && last->next->slab->cls == c) {
+			last = last->next;
+			n++;
+		}
+		struct wf_stack_slot *rest = last->next;
+		wf_spin_lock(&c->lock);
+		last->next = c->cold;
+		c->cold = l;
+		wf_spin_unlock(&c->lock);
+		wf_stat_add(&wf_st_cold, n);
+		l = rest;
+	}
+}
+
+size_t wf_stack_scavenge(void)
+{
+	if (!atomic_load_explicit(&wf_rel_n, memory_order_relaxed))
+		return 0;
+	wf_spin_lock(&wf_rel_lock);
+	struct wf_stack_slot *b = wf_rel;
+	size_t n = atomic_load_explicit(&wf_rel_n, memory_order_relaxed);
+	wf_rel = NULL;
+	atomic_store_explicit(&wf_rel_n, 0, memory_order_relaxed);
+	wf_spin_unlock(&wf_rel_lock);
+	if (!b)
+		return 0;
+	/* Flatten the batches into one list, then sort it. */
+	struct wf_stack_slot *all = NULL, *tail = NULL;
+	for (struct wf_stack_slot *nb; b; b = nb) {
+		nb = b->bnext;
+		struct wf_stack_slot *last = b;
+		for (uint32_t i = 1; i < b->bcount; i++)
+			last = last->next;
+		last->next = NULL;
+		if (tail)
+			tail->next = b;
+		else
+			all = b;
+		tail = last;
+	}
+	all = wf_sort_slots(all, n);
+	/* One madvise per run of neighbours: slot i+1 of a slab begins one
+	 * guard page above the end of slot i, so the run [lo of the first,
+	 * hi of the last) covers the guards between, which stay. */
+	int e = errno;
+	for (struct wf_stack_slot *s = all; s;) {
+		struct wf_stack_slab *sl = s->slab;
+		size_t size = sl->cls->size;
+		char *lo = wf_slot_lo(s), *hi = lo + size;
+		struct wf_stack_slot *t = s->next;
+		while (t && t->slab == sl && t == s + 1) {
+			hi = wf_slot_lo(t) + size;
+			s = t;
+			t = t->next;
+		}
+		madvise(lo, (size_t)(hi - lo), MADV_DONTNEED);
+		wf_stat_add(&wf_st_madvises, 1);
+		s = t;
+	}
+	errno = e;
+	wf_stat_add(&wf_st_released, n);
+	wf_cold_put_sorted(all);
+	return n;
+}
+
+/* ---- the shared tier --------------------------------------------------- */
+
+/* c->warm is written under c->lock; a worker peeks at it without the lock
+ * to skip taking it when the tier is empty (a stale answer costs one
+ * needless lock, or one stack taken cold that could have been warm). */
+static struct wf_stack_slot *wf_warm_peek(const struct wf_stack_class *c)
+{
+	return __atomic_load_n(&c->warm, __ATOMIC_RELAXED);
+}
+
+static void wf_warm_set(struct wf_stack_class *c, struct wf_stack_slot *b)
+{
+	__atomic_store_n(&c->warm, b, __ATOMIC_RELAXED);
+}
+
+/* Give a batch (head..., n slots of class c) to c's shared tier, or to the
+ * release queue if the tiers are full. */
+static void wf_tier_put(struct wf_stack_class *c, struct wf_stack_slot *head, uint32_t n)
+{
+	size_t bytes = (size_t)n * c->size;
+	/* Claim the bytes first, with a compare-and-swap that sees room for
+	 * them: the count never exceeds the bound, not even for an instant
+	 * when two classes put at once. */
+	size_t cur = atomic_load_explicit(&wf_warm_bytes, memory_order_relaxed);
+	do {
+		if (cur + bytes > wf_warm_max) {
+			wf_rel_put(head, n);
+			return;
+		}
+	} while (!atomic_compare_exchange_weak_explicit(&wf_warm_bytes, &cur, cur + bytes,
+	                                                memory_order_relaxed,
+	                                                memory_order_relaxed));
+	head->bcount = n;
+	wf_spin_lock(&c->lock);
+	head->bnext = c->warm;
+	wf_warm_set(c, head);
+	c->nwarm += n;
+	wf_spin_unlock(&c->lock);
+}
+
+/* Take the newest batch of c's shared tier (its slots linked through next,
+ * *n of them), or NULL.  Under c->lock. */
+static struct wf_stack_slot *wf_tier_take_locked(struct wf_stack_class *c, uint32_t *n)
+{
+	struct wf_stack_slot *b = c->warm;
+	if (!b)
+		return NULL;
+	wf_warm_set(c, b->bnext);
+	c->nwarm -= b->bcount;
+	if (c->nwarm < c->warm_low)
+		c->warm_low = c->nwarm;
+	*n = b->bcount;
+	atomic_fetch_sub_explicit(&wf_warm_bytes, (size_t)b->bcount * c->size,
+	                          memory_order_relaxed);
+	return b;
+}
+
+size_t wf_stack_trim(void)
+{
+	size_t left = 0;
+	for (struct wf_stack_class *c = atomic_load_explicit(&wf_classes, memory_order_acquire);
+	     c; c = c->next) {
+		/* The oldest batches, holding no more than the stacks nobody
+		 * took all period (warm_low): keep the newest batches until they
+		 * hold the rest (the tier holds at most warm_max bytes, a few
+		 * dozen batches to walk). */
+		wf_spin_lock(&c->lock);
+		size_t keep = c->nwarm - c->warm_low, seen = 0;
+		struct wf_stack_slot **pp = &c->warm;
+		while (*pp && seen < keep) {
+			seen += (*pp)->bcount;
+			pp = &(*pp)->bnext;
+		}
+		struct wf_stack_slot *old = *pp;
+		if (pp == &c->warm)
+			wf_warm_set(c, NULL);
+		else
+			*pp = NULL;
+		size_t gone = c->nwarm - seen;
+		c->nwarm = seen;
+		c->warm_low = seen;
+		wf_spin_unlock(&c->lock);
+		atomic_fetch_sub_explicit(&wf_warm_bytes, gone * c->size, memory_order_relaxed);
+		left += seen * c->size;
+		for (struct wf_stack_slot *nb; old; old = nb) {
+			nb = old->bnext;
+			wf_rel_put(old, old->bcount);
+		}
+	}
+	wf_stack_scavenge();
+	return left;
+}
+
+void wf_stack_set_warm_max(size_t bytes)
+{
+	wf_warm_max = bytes;
+}
+
+size_t wf_stack_warm_max(void)
+{
+	return wf_warm_max;
+}
+
+size_t wf_stack_warm_bytes(void)
+{
+	return atomic_load_explicit(&wf_warm_bytes, memory_order_relaxed);
 }
 
 /* ---- per-worker cache -------------------------------------------------- */
 
-static struct wf_stack_slot *wf_cache_take(wf_stack_cache *k, size_t size)
+/* Refill an empty cache of class c from c's shared tier: the slot returned
+ * is for the caller, the rest of the batch becomes `cur`.  NULL if the
+ * tier is empty. */
+static struct wf_stack_slot *wf_cache_refill(wf_stack_cache *k, struct wf_stack_class *c)
 {
-	struct wf_stack_slot **pp, *s;
-	for (pp = &k->head; (s = *pp); pp = &s->next)
-		if (s->slab->cls->size == size) {
-			*pp = s->next;
-			s->next = NULL;
-			k->count--;
-			return s;
-		}
-	return NULL;
+	uint32_t n = 0;
+	if (!wf_warm_peek(c))   /* saves the lock when there is nothing */
+		return NULL;
+	wf_spin_lock(&c->lock);
+	struct wf_stack_slot *b = wf_tier_take_locked(c, &n);
+	wf_spin_unlock(&c->lock);
+	if (!b)
+		return NULL;
+	k->cur = b->next;
+	k->ncur = n - 1;
+	b->next = NULL;
+	return b;
 }
 
-static bool wf_cache_put(wf_stack_cache *k, struct wf_stack_slot *s)
+/* A stack of the cache's class, or NULL when it holds none. */
+static struct wf_stack_slot *wf_cache_take(wf_stack_cache *k)
 {
-	if (!k || k->count >= WF_STACK_CACHE_MAX ||
-	    s->slab->cls->size > WF_STACK_CACHE_MAX_SIZE)
-		return false;
-	s->next = k->head;
-	k->head = s;
-	k->count++;
-	return true;
-}
-
-void wf_stack_cache_drain(wf_stack_cache *k)
-{
-	struct wf_stack_slot *s;
-	int e = errno;
-	while (k && (s = k->head)) {
-		k->head = s->next;
-		k->count--;
-		wf_slot_release(s);
+	struct wf_stack_slot *s = k->cur;
+	if (wf_likely(s != NULL)) {
+		k->cur = s->next;
+		k->ncur--;
+	} else if ((s = k->full)) {
+		k->cur = s->next;
+		k->ncur = WF_STACK_BATCH - 1;
+		k->full = NULL;
+	} else {
+		return wf_cache_refill(k, k->cls);
 	}
-	errno = e;
+	s->next = NULL;
+	return s;
+}
+
+/* Keep s (of the cache's class) in the cache; a batch that no longer fits
+ * goes to the shared tier. */
+static void wf_cache_put(wf_stack_cache *k, struct wf_stack_slot *s)
+{
+	s->next = k->cur;
+	k->cur = s;
+	if (wf_likely(++k->ncur < WF_STACK_BATCH))
+		return;
+	if (k->full)
+		wf_tier_put(k->cls, k->full, WF_STACK_BATCH);
+	k->full = k->cur;
+	k->cur = NULL;
+	k->ncur = 0;
+}
+
+static bool wf_cache_empty(const wf_stack_cache *k)
+{
+	return !k->cur && !k->full;
+}
+
+unsigned wf_stack_cache_count(const wf_stack_cache *k)
+{
+	return k->ncur + (k->full ? WF_STACK_BATCH : 0);
+}
+
+void wf_stack_cache_flush(wf_stack_cache *k)
+{
+	if (k->full)
+		wf_tier_put(k->cls, k->full, WF_STACK_BATCH);
+	if (k->cur)
+		wf_tier_put(k->cls, k->cur, k->ncur);
+	k->full = k->cur = NULL;
+	k->ncur = 0;
 }
 
 /* ---- interface --------------------------------------------------------- */
 
-static int wf_stack_get(wf_stack_cache *k, size_t size,
-                        struct wf_stack_slot **out)
+/* Any stack of class c, without a cache of that class: one of the shared
+ * tier's (split off its newest batch), else a cold or new one. */
+static int wf_class_get_slot(struct wf_stack_class *c, struct wf_stack_slot **out)
 {
-	struct wf_stack_class *c;
-	struct wf_stack_slot *s;
+	struct wf_stack_slot *s = NULL;
 	int r;
-
-	if (k && (*out = wf_cache_take(k, size)))
-		return 0;
-	if (!(c = wf_class_get(size)))
-		return ENOMEM;
+	if (wf_warm_peek(c)) {
+		wf_spin_lock(&c->lock);
+		if ((s = c->warm)) {
+			/* The newest batch gives its first slot; the rest stays. */
+			struct wf_stack_slot *rest = s->next;
+			if (rest) {
+				rest->bcount = s->bcount - 1;
+				rest->bnext = s->bnext;
+			}
+			wf_warm_set(c, rest ? rest : s->bnext);
+			if (--c->nwarm < c->warm_low)
+				c->warm_low = c->nwarm;
+			atomic_fetch_sub_explicit(&wf_warm_bytes, c->size, memory_order_relaxed);
+		}
+		wf_spin_unlock(&c->lock);
+		if (s) {
+			s->next = NULL;
+			*out = s;
+			return 0;
+		}
+	}
 	if (!(s = wf_class_take(c)) && (r = wf_class_grow(c, &s)))
 		return r;
 	if (!(wf_slot_state(s) & WF_SLOT_GUARDED) && (r = wf_guard_install(s))) {
 		wf_class_put(s);   /* untouched: nothing to release */
 		return r;
 	}
+	wf_stat_add(&wf_st_fresh, 1);
 	*out = s;
 	return 0;
+}
+
+static int wf_stack_get(wf_stack_cache *k, size_t size, struct wf_stack_slot **out)
+{
+	struct wf_stack_class *c = wf_class_get(size);
+	if (!c)
+		return ENOMEM;
+	if (k && size <= WF_STACK_CACHE_MAX_SIZE) {
+		/* An empty cache takes the class it is asked for. */
+		if (wf_cache_empty(k))
+			k->cls = c;
+		if (k->cls == c && (*out = wf_cache_take(k)))
+			return 0;
+	}
+	return wf_class_get_slot(c, out);
 }
 
 int wf_stack_alloc(wf_stack_cache *cache, size_t size, wf_stack *out)
@@ -551,12 +897,14 @@ int wf_stack_alloc(wf_stack_cache *cache, size_t size, wf_stack *out)
 
 	if (!r || !out)
 		return EINVAL;
-	/* Fast path: the warmest cached stack has the size wanted (a program
-	 * mostly uses one size).  No syscall, so errno needs no saving. */
-	if (cache && (s = cache->head) && s->slab->cls->size == r) {
-		cache->head = s->next;
+	/* Fast path: the cache holds the size wanted (a program mostly uses
+	 * one size) and has a stack at hand.  No syscall, so errno needs no
+	 * saving. */
+	if (cache && cache->cur && cache->cls->size == r) {
+		s = cache->cur;
+		cache->cur = s->next;
+		cache->ncur--;
 		s->next = NULL;
-		cache->count--;
 	} else {
 		e = errno;
 		err = wf_stack_get(cache, r, &s);
@@ -581,11 +929,21 @@ void wf_stack_free(wf_stack_cache *cache, wf_stack *st)
 		abort();
 	}
 	wf_slot_set_state(s, state & ~WF_SLOT_INUSE);
-	if (!wf_cache_put(cache, s)) {
-		int e = errno;   /* madvise may set it */
-		wf_slot_release(s);
-		errno = e;
+	struct wf_stack_class *c = s->slab->cls;
+	s->next = NULL;
+	if (c->size > WF_STACK_CACHE_MAX_SIZE) {
+		wf_rel_put(s, 1);   /* never kept warm */
+		return;
 	}
+	if (cache) {
+		if (wf_cache_empty(cache))
+			cache->cls = c;
+		if (wf_likely(cache->cls == c)) {
+			wf_cache_put(cache, s);
+			return;
+		}
+	}
+	wf_tier_put(c, s, 1);
 }
 
 int wf_stack_in_guard(const wf_stack *s, const void *addr)
@@ -626,6 +984,11 @@ void wf_stack_stats_get(struct wf_stack_stats *st)
 	st->in_use = wf_count_in_use();
 	st->cold = atomic_load(&wf_st_cold);
 	st->guards_mprotect = atomic_load(&wf_st_guards_mprotect);
+	st->warm_bytes = atomic_load(&wf_warm_bytes);
+	st->releasing = atomic_load(&wf_rel_n);
+	st->released = atomic_load(&wf_st_released);
+	st->madvises = atomic_load(&wf_st_madvises);
+	st->fresh = atomic_load(&wf_st_fresh);
 }
 
 void wf_stack_test_force_mprotect(size_t max_map_count)
@@ -638,10 +1001,14 @@ void wf_stack_test_force_mprotect(size_t max_map_count)
 /*
  * Around fork(): every lock of the allocator is held by the forking thread
  * (in the order the allocator takes them: the class list, then each
- * class's grow, then its lock), so the child never starts with one held
- * by a thread it does not have.  Stacks in the other threads' hands, and
- * in the caches of the workers that do not exist in the child, stay
- * allocated there (their memory is a copy-on-write view of the parent's).
+ * class's grow, then its lock; the release queue's lock last, as it is
+ * never held with a class lock), so the child never starts with one held
+ * by a thread it does not have, and each shared tier, its byte count and
+ * the release queue are seen between two whole operations.  Stacks in the
+ * other threads' hands, in the caches of the workers that do not exist in
+ * the child, and in batches a thread took off the release queue to unmap
+ * stay allocated there (their memory is a copy-on-write view of the
+ * parent's).
  */
 void wf_stack_fork_lock(void)
 {
@@ -650,10 +1017,12 @@ void wf_stack_fork_lock(void)
 		wf_spin_lock(&c->grow);
 		wf_spin_lock(&c->lock);
 	}
+	wf_spin_lock(&wf_rel_lock);
 }
 
 void wf_stack_fork_unlock(void)
 {
+	wf_spin_unlock(&wf_rel_lock);
 	for (struct wf_stack_class *c = atomic_load(&wf_classes); c; c = c->next) {
 		wf_spin_unlock(&c->lock);
 		wf_spin_unlock(&c->grow);

@@ -57,7 +57,7 @@ struct wf_io_waiter {
  *    named when it was armed may exist in the poller's set (it may have
  *    vanished with the file: arming then finds out, wait.c);
  *  - while `closing` is nonzero (weft_close runs), no thread may start a
- *    wait on the number: it fails with EBADF.
+ *    wait on the number: it yields and retries its call (wait.c).
  */
 struct wf_io_fd {
 	wf_spin_t lock;
@@ -81,9 +81,10 @@ int wf_io_fd_top(void) WF_HIDDEN;
 /* wait.c: park the calling green thread until fd may be ready for
  * `events` (EPOLL* bits), the deadline passes (0: none) or the number is
  * closed with weft_close.  Returns 0 (woken: try again, it may be a false
- * alarm), ETIMEDOUT, EBADF (closed), EINTR (a cancellation or a signal
- * sent to the thread: the caller then calls wf_interrupted), or an error
- * of arming the descriptor:
+ * alarm; also after a yield when weft_close was running on the number),
+ * ETIMEDOUT, EBADF (closed while it waited), EINTR (a cancellation or a
+ * signal sent to the thread: the caller then calls wf_interrupted), or an
+ * error of arming it:
  * EPERM when the poller cannot watch it (a regular file; the caller then
  * blocks in the kernel instead), ENOMEM, ENOSPC.  *revents, when not NULL,
  * receives the events that woke it. */

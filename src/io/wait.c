@@ -38,7 +38,8 @@
  * wf_unpark); never two records at once.
  *
  * Closing.  weft_close wakes the number's waiters with EBADF before it
- * closes, and refuses new waits until it has (wf_io_closing, _closed).  A
+ * closes, and holds off new waits until it has (wf_io_closing, _closed):
+ * they yield and retry (wf_io_close_in_progress says why).  A
  * plain close(2) is invisible: once a second while any thread waits, the
  * handler polls every waited number at once (one poll(2)) and wakes the
  * waiters of a closed one with EBADF, after checking under the record's
@@ -61,6 +62,7 @@
 #include "io_internal.h"
 
 #define WF_IO_SWEEP_NS 1000000000ull   /* closed numbers found within this */
+#define WF_IO_CLOSING (-1)              /* wf_io_wait_many: weft_close runs */
 
 static void wf_io_link(struct wf_io_fd *r, struct wf_io_waiter *n)
 {
@@ -239,7 +241,7 @@ static void wf_io_attach(void)
 			wf_poller_attach(wf_io_events);
 			/* Registered after weft's own fork handlers (weft is up):
 			 * its child handler runs after the scheduler's. */
-			pthread_atfork(NULL, NULL, wf_io_forked_child);
+			wf_park_atfork_child(wf_io_forked_child);
 			atomic_store_explicit(&attached, true, memory_order_release);
 		}
 		wf_spin_unlock(&once);
@@ -247,6 +249,21 @@ static void wf_io_attach(void)
 }
 
 /* --- the waiter's side --------------------------------------------------- */
+
+/* A wait met weft_close running on its number.  It must not fail: once the
+ * closer's close(2) has returned, the number may already name a new file
+ * that another thread opened (accept and socket hand out the lowest free
+ * number), and the caller may be that thread, about to wait on its own new
+ * socket.  Nor may it wait: the closer's wake-up has passed.  So it lets
+ * the closer finish (a yield: the closer is running or runnable, and
+ * weft_close does not block on weft) and answers "try again": the caller's
+ * next attempt meets the closed number (EBADF, as libc's call would) or the
+ * new file. */
+static int wf_io_close_in_progress(void)
+{
+	wf_yield_internal();
+	return 0;
+}
 
 int wf_io_wait(int fd, uint32_t events, uint64_t deadline, uint32_t *revents)
 {
@@ -256,18 +273,19 @@ int wf_io_wait(int fd, uint32_t events, uint64_t deadline, uint32_t *revents)
 		return fd < 0 ? EBADF : EPERM;   /* beyond the table: block in the kernel */
 	wf_io_attach();
 	struct wf_io_waiter n = { .thread = self, .fd = fd, .events = events };
-	wf_poller_wait_count(1);
 	wf_spin_lock(&r->lock);
-	int e = r->closing ? EBADF : 0;
-	if (!e) {
-		/* A cancellation point, and a signal sent to the thread ends
-		 * the wait (wf_io_blocked decides between EINTR and a restart). */
-		wf_park_prepare_intr(self, WF_INTR_CANCEL | WF_INTR_SIGNAL);
-		wf_io_link(r, &n);
-		if ((e = wf_io_arm(r, fd)))
-			wf_io_unlink(r, &n);   /* never seen by a waker: the wait is dropped */
+	if (r->closing) {
+		wf_spin_unlock(&r->lock);
+		return wf_io_close_in_progress();
 	}
+	wf_poller_wait_count(1);
+	/* A cancellation point, and a signal sent to the thread ends the
+	 * wait (wf_io_blocked decides between EINTR and a restart). */
+	wf_park_prepare_intr(self, WF_INTR_CANCEL | WF_INTR_SIGNAL);
+	wf_io_link(r, &n);
+	int e = wf_io_arm(r, fd);
 	if (e) {
+		wf_io_unlink(r, &n);   /* never seen by a waker: the wait is dropped */
 		wf_spin_unlock(&r->lock);
 		wf_poller_wait_count(-1);
 		return e;
@@ -306,7 +324,7 @@ int wf_io_wait_many(struct wf_io_waiter *ws, int count, uint64_t deadline)
 		}
 		wf_spin_lock(&r->lock);
 		if (r->closing) {
-			err = EBADF;
+			err = WF_IO_CLOSING;
 		} else {
 			wf_io_link(r, n);
 			if ((err = wf_io_arm(r, n->fd)))
@@ -330,6 +348,10 @@ int wf_io_wait_many(struct wf_io_waiter *ws, int count, uint64_t deadline)
 			err = ws[i].err;
 	}
 	wf_poller_wait_count(-1);
+	/* An interrupter that claimed the wait first is answered (the caller
+	 * acts on it, then tries again and meets the close or the new file). */
+	if (err == WF_IO_CLOSING)
+		return w == EINTR ? EINTR : wf_io_close_in_progress();
 	return err ? err : w;
 }
 

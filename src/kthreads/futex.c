@@ -67,3 +67,12 @@ pid_t wf_kt_gettid(void)
 {
 	return (pid_t)wf_syscall0(SYS_gettid);
 }
+
+/* A short sleep, for a spin-wait that has given the CPU away many times
+ * in vain (park.c, wf_spin_wait_long): raw, so errno stays the caller's;
+ * a signal that ends it early only shortens the nap. */
+void wf_kt_nap(uint64_t ns)
+{
+	struct timespec ts = { (time_t)(ns / 1000000000ull), (long)(ns % 1000000000ull) };
+	(void)wf_syscall6(SYS_nanosleep, (long)&ts, 0, 0, 0, 0, 0);
+}

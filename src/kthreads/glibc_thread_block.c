@@ -31,6 +31,7 @@
 #include "glibc_thread_block.h"
 #include "kt_internal.h"
 #include "kt_syscall.h"
+#include "libc_real.h"
 
 #define WF_NO_ASAN __attribute__((no_sanitize_address))
 
@@ -382,7 +383,7 @@ static bool wf_tb_self_refs(char *tp)
 {
 	return WF_TB(tp, WF_TB_TCB, char *) == tp &&
 	       WF_TB(tp, WF_TB_SELF, char *) == tp &&
-	       (char *)pthread_self() == tp && WF_TB(tp, WF_TB_DTV, void *);
+	       (char *)WF_LIBC(pthread_self)() == tp && WF_TB(tp, WF_TB_DTV, void *);
 }
 
 /* list_t is on a doubly linked list: both neighbours point back. */
@@ -432,11 +433,11 @@ static bool wf_tb_stack_fields(char *tp)
 	size_t asize = 0, aguard = 0;
 	char *here = __builtin_frame_address(0);
 
-	if (pthread_getattr_np(pthread_self(), &a) != 0)
+	if (WF_LIBC(pthread_getattr_np)(WF_LIBC(pthread_self)(), &a) != 0)
 		return false;
-	pthread_attr_getstack(&a, &addr, &asize);
-	pthread_attr_getguardsize(&a, &aguard);
-	pthread_attr_destroy(&a);
+	WF_LIBC(pthread_attr_getstack)(&a, &addr, &asize);
+	WF_LIBC(pthread_attr_getguardsize)(&a, &aguard);
+	WF_LIBC(pthread_attr_destroy)(&a);
 	return block && size > guard && (char *)addr == block + guard &&
 	       asize == size - guard && aguard == rguard && tp > block &&
 	       tp < block + size && here > block + guard && here < tp;
@@ -532,17 +533,17 @@ static const char *wf_tb_probe_specific(char *tp)
 
 	if (WF_TB(tp, WF_TB_SPECIFIC, char *) != tp + WF_TB_SPECIFIC_1ST)
 		return "thread-specific data check";
-	if (pthread_key_create(&key, NULL) != 0)
+	if (WF_LIBC(pthread_key_create)(&key, NULL) != 0)
 		return "thread-specific data check";
 	/* keys below 32 live in specific_1stblock: {seq, data} pairs */
 	if (key < WF_TB_KEY_1ST_COUNT) {
-		pthread_setspecific(key, (void *)(uintptr_t)magic);
+		WF_LIBC(pthread_setspecific)(key, (void *)(uintptr_t)magic);
 		ok = wf_tb_scan(tp, WF_TB_SIZE, 8, magic, 8, &at) == 1 &&
 		     at == (ptrdiff_t)(WF_TB_SPECIFIC_1ST +
 		                       key * WF_TB_KEY_DATA_SIZE + 8);
-		pthread_setspecific(key, NULL);
+		WF_LIBC(pthread_setspecific)(key, NULL);
 	}
-	pthread_key_delete(key);
+	WF_LIBC(pthread_key_delete)(key);
 	return ok ? NULL : "thread-specific data check";
 }
 
@@ -640,13 +641,13 @@ static const char *wf_tb_run_probe(void)
 	pthread_t t;
 	int e;
 
-	if (pthread_attr_init(&a) != 0)
+	if (WF_LIBC(pthread_attr_init)(&a) != 0)
 		return failed;
-	pthread_attr_setstacksize(&a, 256 * 1024);
-	pthread_attr_setguardsize(&a, wf_pagesize());
-	e = pthread_create(&t, &a, wf_tb_probe_main, &failed);
-	pthread_attr_destroy(&a);
-	if (e != 0 || pthread_join(t, NULL) != 0)
+	WF_LIBC(pthread_attr_setstacksize)(&a, 256 * 1024);
+	WF_LIBC(pthread_attr_setguardsize)(&a, wf_pagesize());
+	e = WF_LIBC(pthread_create)(&t, &a, wf_tb_probe_main, &failed);
+	WF_LIBC(pthread_attr_destroy)(&a);
+	if (e != 0 || WF_LIBC(pthread_join)(t, NULL) != 0)
 		return "probe pthread check";
 	return failed;
 }

@@ -58,6 +58,10 @@ int wf_futex_wait(_Atomic uint32_t *word, uint32_t expected,
 /* Wake up to n sleepers on word. */
 void wf_futex_wake(_Atomic uint32_t *word, int n) WF_HIDDEN;
 
+/* Sleep the calling kernel thread for about ns (a signal may end it
+ * early); errno is left alone. */
+void wf_kt_nap(uint64_t ns) WF_HIDDEN;
+
 /* An epoll set to sleep in (epoll_sleep.c): the scheduler's poller.  Raw
  * system calls: each returns the kernel's result (a descriptor, a count or
  * 0) or a negative errno value, and none touches errno. */

@@ -141,6 +141,7 @@
 #include "glibc_thread_block.h"
 #include "kt_internal.h"
 #include "kt_syscall.h"
+#include "libc_real.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define WF_KT_ASAN 1
@@ -259,11 +260,11 @@ static int wf_ktw_start(struct wf_ktw *w, size_t stack_size, pid_t *tid,
 	/* Every signal blocked until the worker has set itself up (glibc
 	 * keeps its own two, SIGCANCEL and SIGSETXID, unblocked). */
 	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &w->mask);
+	WF_LIBC(pthread_sigmask)(SIG_SETMASK, &all, &w->mask);
 	rc = clone(wf_ktw_entry, w->hi, WF_KT_CLONE_FLAGS, w,
 	           (pid_t *)(w->pd + WF_TB_TID), w->pd,
 	           (pid_t *)(w->pd + WF_TB_TID));
-	pthread_sigmask(SIG_SETMASK, &w->mask, NULL);
+	WF_LIBC(pthread_sigmask)(SIG_SETMASK, &w->mask, NULL);
 	if (rc == -1) {
 		*why = "clone";
 		wf_tb_started(w->pd);   /* release a broadcast waiting for it */
@@ -331,10 +332,10 @@ static bool wf_selftest_stack(struct wf_selftest *st)
 	void *addr = NULL;
 	size_t size = 0;
 
-	if (pthread_getattr_np(pthread_self(), &a) != 0)
+	if (WF_LIBC(pthread_getattr_np)(WF_LIBC(pthread_self)(), &a) != 0)
 		return false;
-	pthread_attr_getstack(&a, &addr, &size);
-	pthread_attr_destroy(&a);
+	WF_LIBC(pthread_attr_getstack)(&a, &addr, &size);
+	WF_LIBC(pthread_attr_destroy)(&a);
 	return size == WF_KT_RECORDED_STACK &&
 	       (char *)addr + size == st->w->hi;
 }
@@ -345,7 +346,7 @@ static const char *wf_selftest_checks(struct wf_selftest *st)
 	volatile int jumped = 0;
 	jmp_buf jb;
 
-	if (tp != st->w->pd || (char *)pthread_self() != st->w->pd)
+	if (tp != st->w->pd || (char *)WF_LIBC(pthread_self)() != st->w->pd)
 		return "self-test worker: thread pointer check";
 	if (gettid() != *wf_tb_tid(tp) || gettid() == getpid())
 		return "self-test worker: tid check";

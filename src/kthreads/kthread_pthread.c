@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "kt_internal.h"
+#include "libc_real.h"
 
 struct wf_ktp_start {
 	void (*fn)(void *);
@@ -66,17 +67,17 @@ int wf_kt_pthread_spawn(void (*fn)(void *), void *arg, size_t stack_size,
 
 	if (stack_size > ((size_t)1 << 40))
 		return EAGAIN;
-	e = pthread_attr_init(&a);
+	e = WF_LIBC(pthread_attr_init)(&a);
 	if (e)
 		return EAGAIN;
-	e = pthread_attr_setstacksize(&a, wf_ktp_stack_size(stack_size));
+	e = WF_LIBC(pthread_attr_setstacksize)(&a, wf_ktp_stack_size(stack_size));
 	if (!e)
-		e = pthread_attr_setguardsize(&a, wf_pagesize());
+		e = WF_LIBC(pthread_attr_setguardsize)(&a, wf_pagesize());
 	if (!e)
-		e = pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+		e = WF_LIBC(pthread_attr_setdetachstate)(&a, PTHREAD_CREATE_DETACHED);
 	if (!e)
-		e = pthread_create(&t, &a, wf_ktp_entry, &s);
-	pthread_attr_destroy(&a);
+		e = WF_LIBC(pthread_create)(&t, &a, wf_ktp_entry, &s);
+	WF_LIBC(pthread_attr_destroy)(&a);
 	if (e) {
 		errno = saved;
 		return EAGAIN;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "kt_internal.h"
+#include "libc_real.h"
 
 static pthread_mutex_t wf_kt_select_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic int wf_kt_chosen = WF_KT_NONE;
@@ -63,7 +64,7 @@ int wf_kt_select(enum wf_kt_mode mode, enum wf_kt_backend *chosen)
 	if (mode != WF_KT_MODE_AUTO && mode != WF_KT_MODE_CLONE &&
 	    mode != WF_KT_MODE_PTHREAD)
 		return EINVAL;
-	pthread_mutex_lock(&wf_kt_select_lock);
+	WF_LIBC(pthread_mutex_lock)(&wf_kt_select_lock);
 	b = (enum wf_kt_backend)wf_kt_chosen;
 	if (b == WF_KT_NONE) {
 		e = wf_kt_decide(mode, &b);
@@ -73,7 +74,7 @@ int wf_kt_select(enum wf_kt_mode mode, enum wf_kt_backend *chosen)
 	           (mode == WF_KT_MODE_PTHREAD && b != WF_KT_PTHREAD)) {
 		e = EBUSY;
 	}
-	pthread_mutex_unlock(&wf_kt_select_lock);
+	WF_LIBC(pthread_mutex_unlock)(&wf_kt_select_lock);
 	if (!e && chosen)
 		*chosen = b;
 	errno = saved;

@@ -20,6 +20,7 @@
 #define WF_QUANTUM_US_DEFAULT 10000ull           /* 10 ms */
 #define WF_QUANTUM_US_MIN     100ull
 #define WF_QUANTUM_US_MAX     10000000ull        /* 10 s */
+#define WF_STACK_CACHE_LIMIT  (1ull << 40)       /* 1024G */
 
 /* One line on stderr: var=val is invalid, expected <accepted, formatted>. */
 static int wf_bad(const char *var, const char *val, const char *accepted, ...)
@@ -62,7 +63,7 @@ static int wf_default_workers(void)
 static int wf_read_workers(struct wf_config *c)
 {
 	const char *s = getenv("WEFT_WORKERS");
-	c->workers = wf_default_workers();
+	c->workers = c->cpus = wf_default_workers();
 	if (!s)
 		return 0;
 	uint64_t v;
@@ -113,6 +114,40 @@ static int wf_read_stack_size(struct wf_config *c)
 	return wf_bad("WEFT_STACK_SIZE", s, "bytes from %zu (%zuK) to %zu (%zuM), with optional K or M",
 	              WEFT_STACK_MIN, WEFT_STACK_MIN >> 10, WF_STACK_SIZE_MAX,
 	              WF_STACK_SIZE_MAX >> 20);
+}
+
+/* A byte count with an optional K, M or G suffix (powers of 1024); false
+ * on junk or overflow. */
+static bool wf_parse_bytes(const char *s, uint64_t *out)
+{
+	uint64_t v, mul = 1;
+	const char *rest;
+	if (!wf_parse_u64(s, &v, &rest))
+		return false;
+	switch (*rest) {
+	case 'K': case 'k': mul = 1ull << 10; rest++; break;
+	case 'M': case 'm': mul = 1ull << 20; rest++; break;
+	case 'G': case 'g': mul = 1ull << 30; rest++; break;
+	}
+	if (*rest || v > UINT64_MAX / mul)
+		return false;
+	*out = v * mul;
+	return true;
+}
+
+static int wf_read_stack_cache(struct wf_config *c)
+{
+	const char *s = getenv("WEFT_STACK_CACHE");
+	c->stack_cache = WF_STACK_WARM_DEFAULT;
+	if (!s)
+		return 0;
+	uint64_t v;
+	if (!wf_parse_bytes(s, &v) || v > WF_STACK_CACHE_LIMIT)
+		return wf_bad("WEFT_STACK_CACHE", s,
+		              "bytes from 0 to %lluG, with optional K, M or G",
+		              (unsigned long long)(WF_STACK_CACHE_LIMIT >> 30));
+	c->stack_cache = (size_t)v;
+	return 0;
 }
 
 static int wf_read_kthreads(struct wf_config *c)
@@ -222,7 +257,8 @@ int wf_config_read(struct wf_config *cfg)
 {
 	int e;
 	if ((e = wf_read_workers(cfg)) || (e = wf_read_quantum(cfg)) ||
-	    (e = wf_read_stack_size(cfg)) || (e = wf_read_kthreads(cfg)) ||
+	    (e = wf_read_stack_size(cfg)) || (e = wf_read_stack_cache(cfg)) ||
+	    (e = wf_read_kthreads(cfg)) ||
 	    (e = wf_read_signals(cfg)) || (e = wf_read_trace(cfg)))
 		return e;
 	return 0;

@@ -30,9 +30,13 @@
 #include <sanitizer/asan_interface.h>
 #endif
 
-/* Spin rounds an idle worker polls for work before sleeping (~20–50 µs):
- * a ping-pong between workers then never pays for a futex wake-up. */
-#define WF_IDLE_SPINS 2000
+/* How long an idle worker polls for work before sleeping: a ping-pong
+ * between workers then rarely pays for a futex wake-up.  Between two
+ * looks it pauses 1, 2, 4 ... up to WF_IDLE_GAP_MAX times: each look at
+ * another worker's queue takes that cache line from its owner, which then
+ * misses on it at its next push or pop (docs/design.md, "Idle"). */
+#define WF_IDLE_SPIN_NS 50000
+#define WF_IDLE_GAP_MAX 16
 
 static inline void wf_asan_start(struct wf_thread *prev, struct wf_thread *next, int action)
 {
@@ -174,16 +178,51 @@ struct wf_thread *wf_pick_next(struct wf_worker *w)
 	return t ? t : w->idle;
 }
 
-static struct wf_thread *wf_find_work(struct wf_worker *w)
+static struct wf_thread *wf_find_work(struct wf_worker *w, uint64_t now)
 {
-	if (atomic_load_explicit(&w->next_deadline, memory_order_relaxed) != UINT64_MAX)
-		wf_timer_run(w, wf_clock_ns());
+	if (atomic_load_explicit(&w->next_deadline, memory_order_relaxed) <= now)
+		wf_timer_run(w, now);
 	struct wf_thread *t = wf_rq_pop(w);
 	if (!t)
-		t = wf_gq_pop();
-	if (!t && (t = wf_rq_steal(w)))
+		t = wf_gq_pop(w);
+	if (!t && (t = wf_rq_steal(w, now)))
 		WF_STAT_INC(w, steals);
 	return t;
+}
+
+/* May an idle worker spin?  Only on a CPU nobody else needs: spinners and
+ * busy workers together no more than the CPUs of the affinity mask.  With
+ * more workers than CPUs (WEFT_WORKERS=8 on 2 CPUs) a spinner took the
+ * CPU of a busy worker, perhaps of the very one whose queue it watched.
+ * The counts are read without a lock: a hint. */
+static bool wf_idle_may_spin(void)
+{
+	/* Awake: the caller, the spinners and the busy workers. */
+	int awake = atomic_load_explicit(&wf_rt.nactive, memory_order_relaxed) -
+	            (int)atomic_load_explicit(&wf_rt.nsleeping, memory_order_relaxed);
+	return awake <= wf_rt.cfg.cpus;
+}
+
+/* Poll for work for up to WF_IDLE_SPIN_NS, further and further apart; stop
+ * early when descriptors become waited on and nobody watches them (the
+ * poller wants a sleeper: spinning on would delay their wake-ups). */
+static struct wf_thread *wf_idle_spin(struct wf_worker *w, uint64_t from)
+{
+	uint64_t now = from;
+	for (unsigned gap = 1; now - from < WF_IDLE_SPIN_NS && !wf_worker_retaken(w) &&
+	                       !wf_poller_wanted();) {
+		for (unsigned k = 0; k < gap; k++)
+			wf_cpu_relax();
+		if (gap < WF_IDLE_GAP_MAX)
+			gap *= 2;
+		if (wf_unlikely(wf_sig_waiting()))
+			wf_sig_distribute();   /* as in wf_idle_main */
+		now = wf_clock_ns();
+		struct wf_thread *t = wf_find_work(w, now);
+		if (t)
+			return t;
+	}
+	return NULL;
 }
 
 /* Sleep until kicked or until the earliest local deadline: on the worker's
@@ -241,20 +280,21 @@ _Noreturn void wf_idle_main(struct wf_worker *w)
 		struct wf_thread *t = NULL;
 		if (wf_worker_retaken(w))
 			wf_worker_standby(w);
-		/* Descriptors waited on and nobody watching them: one look for
-		 * work, then straight to the poller (spinning would delay their
-		 * wake-ups by the length of the spin). */
-		for (int i = 0; i < WF_IDLE_SPINS && !t && !wf_worker_retaken(w) &&
-		                !(i && wf_poller_wanted()); i++) {
-			/* A process signal this idle worker (or a thread that
-			 * blocks it) took, for a green thread (signals.c). */
-			if (wf_unlikely(wf_sig_waiting()))
-				wf_sig_distribute();
-			t = wf_find_work(w);
-			if (!t) {
-				if (!idle_from)  /* the clock is read only once idle */
-					idle_from = wf_clock_ns();
-				wf_cpu_relax();
+		/* A process signal this idle worker (or a thread that blocks
+		 * it) took, for a green thread (signals.c). */
+		if (wf_unlikely(wf_sig_waiting()))
+			wf_sig_distribute();
+		uint64_t now = wf_clock_ns();
+		if (!wf_worker_retaken(w) && !(t = wf_find_work(w, now))) {
+			if (!idle_from)
+				idle_from = now;
+			/* Descriptors waited on and nobody watching them: one
+			 * look for work, then straight to the poller (spinning
+			 * would delay their wake-ups by the length of the spin). */
+			if (!wf_poller_wanted() && wf_idle_may_spin()) {
+				atomic_fetch_add(&wf_rt.nspinning, 1);
+				t = wf_idle_spin(w, now);
+				atomic_fetch_sub(&wf_rt.nspinning, 1);
 			}
 		}
 		if (t) {
@@ -266,7 +306,18 @@ _Noreturn void wf_idle_main(struct wf_worker *w)
 			w = wf_switch(w, self, t, WF_PREV_NONE, NULL);
 			continue;
 		}
-		if (!wf_worker_retaken(w))
+		if (!wf_worker_retaken(w)) {
+			/* Nothing to run for a while: what this worker keeps
+			 * warm is better off where a busy worker can take it,
+			 * and where the scavenger can give it back. */
+			wf_worker_caches_flush(w);
+			/* A wake-up for new work (wf_kick_for_work) may be for
+			 * this worker, or found nobody: either way the next
+			 * create may wake another.  Before the last look at the
+			 * queues in wf_idle_sleep (seq_cst), and again after. */
+			atomic_store(&wf_rt.waking, 0);
 			wf_idle_sleep(w);
+			atomic_store(&wf_rt.waking, 0);
+		}
 	}
 }

@@ -143,7 +143,7 @@ static bool wf_view_read(struct wf_thread *t, struct wf_view *v)
 	v->gen = atomic_load_explicit(&t->gen, memory_order_acquire);
 	v->state = WF_LOAD(t->state);
 	v->kind = WF_LOAD(t->kind);
-	if (v->state == WF_FREE || v->kind == WF_KIND_IDLE)
+	if (v->state == WF_FREE || v->kind == WF_KIND_IDLE || v->kind == WF_KIND_FOREIGN)
 		return false;
 	v->wait = atomic_load_explicit(&t->wait, memory_order_acquire);
 	v->runs = atomic_load_explicit(&t->runs, memory_order_acquire);

@@ -20,8 +20,9 @@
  * held by a thread that is not copied: the monitor's (no round of retakes
  * or new workers half done), the clone backend's list of kernel threads,
  * the table of the program's signal handlers, the key table, the TCB
- * table, every lock of the stack allocator, and the forking thread's own
- * TCB lock (a joiner or a canceller may be using it).  Signals are blocked
+ * table (and the trim of its chunks), every lock of the stack allocator
+ * (its shared tiers and release queue), and the forking thread's own TCB
+ * lock (a joiner or a canceller may be using it).  Signals are blocked
  * on the caller meanwhile, as for every holder of the handler table.  The
  * parent handler releases them.  The child handler releases them too, then
  * rebuilds the runtime around the forking thread (runtime.c,
@@ -58,6 +59,7 @@
 #include <signal.h>
 #include "sched_internal.h"
 #include "../kthreads/kthread.h"
+#include "../kthreads/libc_real.h"
 
 /* One fork at a time goes through weft's handlers: forks from two workers
  * at once would share wf_fork.  Taken first by prepare, released last by
@@ -105,7 +107,7 @@ static void wf_fork_prepare(void)
 		return;   /* weft is not up: nothing to keep */
 	sigset_t all;
 	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &wf_fork.mask);
+	WF_LIBC(pthread_sigmask)(SIG_SETMASK, &all, &wf_fork.mask);
 	struct wf_thread *self = wf_current();
 	wf_fork.self = self && self->kind != WF_KIND_IDLE ? self : NULL;
 	wf_fork.initial = wf_runtime_on_initial_thread();
@@ -116,7 +118,7 @@ static void wf_fork_parent(void)
 {
 	if (wf_fork.held) {
 		wf_fork_unlock(false);
-		pthread_sigmask(SIG_SETMASK, &wf_fork.mask, NULL);
+		WF_LIBC(pthread_sigmask)(SIG_SETMASK, &wf_fork.mask, NULL);
 	}
 	wf_spin_unlock(&wf_fork_serial);
 }
@@ -126,7 +128,7 @@ static void wf_fork_child(void)
 	if (wf_fork.held) {
 		wf_fork_unlock(true);
 		wf_runtime_forked_child(wf_fork.self, wf_fork.initial);
-		pthread_sigmask(SIG_SETMASK, &wf_fork.mask, NULL);
+		WF_LIBC(pthread_sigmask)(SIG_SETMASK, &wf_fork.mask, NULL);
 	}
 	wf_spin_unlock(&wf_fork_serial);
 }
@@ -136,7 +138,7 @@ void wf_fork_install(void)
 	/* Once per process image: a child that initializes again keeps the
 	 * registration it inherited. */
 	static bool installed;
-	if (!installed && pthread_atfork(wf_fork_prepare, wf_fork_parent, wf_fork_child) == 0)
+	if (!installed && WF_LIBC(pthread_atfork)(wf_fork_prepare, wf_fork_parent, wf_fork_child) == 0)
 		installed = true;
 }
 
@@ -145,5 +147,5 @@ int weft_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void)
 	/* weft's own handlers are registered when it starts: before these. */
 	if (wf_runtime_ensure())
 		return EAGAIN;
-	return pthread_atfork(prepare, parent, child) ? ENOMEM : 0;
+	return WF_LIBC(pthread_atfork)(prepare, parent, child) ? ENOMEM : 0;
 }

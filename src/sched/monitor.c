@@ -34,6 +34,15 @@
  * counter per worker, plus the CPU clock of a worker that has not switched
  * since its last look.  Nothing is added to a switch, a park or a wake-up.
  *
+ * The scavenger.  The monitor is also the thread that gives memory back
+ * (docs/design.md, "Stacks and overflow"): at each look it releases the
+ * stacks queued for release (batches beyond the shared tier's bound,
+ * src/context/stack.c), and every WF_TRIM_PERIOD_NS it trims the stacks
+ * and TCBs nobody took during the whole period.  When every worker
+ * sleeps it parks until the next trim while warm memory remains, then
+ * for good: a process that goes idle after a burst gives its memory back
+ * within two periods, and wakes nobody after that.
+ *
  * Rejected: a worker per blocking call announced by wrapping libc (every
  * libc function that may block would need a wrapper, and unwrapped ones
  * would still deadlock); a fixed oversized pool of workers (the deadlock
@@ -50,10 +59,12 @@
 #include <unistd.h>
 #include "sched_internal.h"
 #include "../kthreads/kthread.h"
+#include "../kthreads/libc_real.h"
 
 #define WF_MON_PERIOD_NS 1000000ull   /* looks, while a worker is busy */
 #define WF_MON_STUCK_NS  2000000ull   /* asleep this long: retaken */
 #define WF_MON_STACK     (64 * 1024)
+#define WF_TRIM_PERIOD_NS 250000000ull   /* unused warm memory goes after this */
 
 /* What the monitor saw of a worker at its last look (monitor only). */
 struct wf_mon_obs {
@@ -168,16 +179,42 @@ void wf_monitor_worker_awake(void)
 	}
 }
 
+/* The scavenger's round (header essay): release what is queued, and at
+ * the end of each trim period what nobody took during it.  Returns when
+ * the next trim is due, or UINT64_MAX while nothing is left to trim. */
+static uint64_t wf_mon_scavenge(uint64_t now)
+{
+	static uint64_t next_trim, puts;
+	static bool kept;   /* the last trim kept TCB chunks that may go next */
+	wf_stack_scavenge();
+	if (!next_trim)
+		next_trim = now + WF_TRIM_PERIOD_NS;
+	if (now >= next_trim) {
+		puts = wf_tcb_puts();
+		wf_stack_trim();
+		kept = wf_tcb_trim() > 0;
+		next_trim = now + WF_TRIM_PERIOD_NS;
+	}
+	/* Stacks in the shared tiers, or TCBs freed to the shared list since
+	 * (workers that went to sleep flushed their caches there): worth
+	 * another trim. */
+	bool more = kept || wf_stack_warm_bytes() || wf_tcb_puts() != puts;
+	return more ? next_trim : UINT64_MAX;
+}
+
 static void wf_monitor_main(void *arg)
 {
 	(void)arg;
 	sigset_t all;
 	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, NULL);   /* never the program's signals */
-	prctl(PR_SET_NAME, "weft-monitor");       /* as ps -L, top -H and gdb show it */
+	WF_LIBC(pthread_sigmask)(SIG_BLOCK, &all, NULL);   /* never the program's signals */
+	prctl(PR_SET_NAME, "weft-monitor");   /* as ps -L, top -H and gdb show it */
 	for (;;) {
+		/* The scavenger's locks are the allocators' own, which a fork
+		 * takes (wf_stack_fork_lock, wf_tcb_fork_lock): not under ours. */
+		uint64_t due = wf_mon_scavenge(wf_clock_ns());
 		wf_spin_lock(&wf_mon.lock);
-		uint64_t now = wf_clock_ns(), due = UINT64_MAX;
+		uint64_t now = wf_clock_ns();
 		bool busy = false;
 		for (int i = 0, n = wf_nkthreads(); i < n; i++) {
 			struct wf_worker *w = &wf_rt.workers[i];
@@ -229,10 +266,10 @@ int wf_monitor_start(void)
 	 * process would otherwise run the program's handler here. */
 	sigset_t all, old;
 	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
+	WF_LIBC(pthread_sigmask)(SIG_SETMASK, &all, &old);
 	pid_t tid;
 	int e = wf_kt_spawn(wf_monitor_main, NULL, WF_MON_STACK, &tid);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	WF_LIBC(pthread_sigmask)(SIG_SETMASK, &old, NULL);
 	return e ? EAGAIN : 0;
 }
 

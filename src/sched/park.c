@@ -12,12 +12,30 @@
  * queued it (on_cpu keeps it from being resumed before it is saved).
  */
 #include <errno.h>
+#include <pthread.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 #include "sched_internal.h"
 #include "trace.h"
+#include "foreign.h"
+#include "../kthreads/kthread.h"
+#include "../kthreads/libc_real.h"
 
 /* Set once by each worker's kernel thread, before it runs anything. */
 __thread struct wf_worker *wf_tls_worker __attribute__((tls_model("initial-exec")));
+
+/* --- who is calling: a kernel thread that is not a worker (foreign.c) --- */
+
+/* Set by a foreign kernel thread at its first blocking call, cleared at its
+ * exit; never set on a worker. */
+__thread struct wf_thread *wf_tls_foreign __attribute__((tls_model("initial-exec")));
+
+struct wf_thread *wf_foreign_self(void)
+{
+	struct wf_thread *t = WF_TLS_LOAD(wf_tls_foreign);
+	return t ? t : wf_foreign_make();
+}
 
 /* --- parking ------------------------------------------------------------ */
 
@@ -133,6 +151,8 @@ static int wf_park_away(struct wf_worker *w, struct wf_thread *self, wf_spin_t *
 int wf_park(wf_spin_t *held, uint64_t deadline)
 {
 	struct wf_worker *w = wf_worker_self();
+	if (wf_unlikely(!w))
+		return wf_park_foreign(held, deadline);   /* no green thread */
 	struct wf_thread *self = w->current;
 	uint64_t now = deadline ? wf_clock_ns() : 0;  /* read once per timed park */
 	if (deadline && deadline <= now && wf_claim(self, WF_WAIT_TIMEDOUT)) {
@@ -222,8 +242,15 @@ bool wf_interrupt(struct wf_thread *t, unsigned intr, int sig)
 
 static bool wf_unpark_at(struct wf_thread *t, bool at_head)
 {
+	/* Read before the claim: once claimed, a foreign t may return, exit
+	 * and have its TCB reused (foreign.c). */
+	bool foreign = t->kind == WF_KIND_FOREIGN;
 	if (!wf_claim(t, WF_WAIT_WOKEN))
 		return false;
+	if (wf_unlikely(foreign)) {
+		wf_unpark_foreign(t);
+		return true;
+	}
 	if (t->deadline)
 		wf_timer_cancel(t);
 	struct wf_worker *w = wf_worker_self();
@@ -231,6 +258,17 @@ static bool wf_unpark_at(struct wf_thread *t, bool at_head)
 		w = t->worker;
 	WF_STAT_INC(w, wakeups);
 	wf_make_woken(w, t, at_head);
+	return true;
+}
+
+bool wf_unpark_joiner(struct wf_thread *t)
+{
+	if (!wf_claim(t, WF_WAIT_WOKEN))
+		return false;
+	/* A join has no deadline: no timer to cancel. */
+	struct wf_worker *w = wf_worker_self();
+	WF_STAT_INC(w, wakeups);
+	wf_make_woken_cont(w, t);
 	return true;
 }
 
@@ -248,13 +286,16 @@ bool wf_handle_on_cpu(uintptr_t h)
 	return t && atomic_load_explicit(&t->on_cpu, memory_order_relaxed);
 }
 
-void wf_yield_internal(void)
+/* Yield; false if there was nothing to switch to. */
+static bool wf_yield_switch(void)
 {
 	struct wf_worker *w = wf_worker_self();
+	if (wf_unlikely(!w))
+		return false;   /* a foreign thread: no worker to give */
 	struct wf_thread *self = w->current;
 	if (wf_worker_retaken(w)) {
 		wf_worker_hand_over(w, self);
-		return;
+		return true;
 	}
 	if (atomic_load_explicit(&w->next_deadline, memory_order_relaxed) != UINT64_MAX)
 		wf_timer_run(w, wf_clock_ns());
@@ -263,9 +304,31 @@ void wf_yield_internal(void)
 	if (!next && !wf_gq_empty() && !wf_worker_main_only(w))
 		next = wf_rq_preempt_rotate(w, self, false);
 	if (!next)
-		return;
+		return false;
 	WF_STAT_INC(w, yields);
 	wf_switch(w, self, next, WF_PREV_SAVED, NULL);
+	return true;
+}
+
+void wf_yield_internal(void)
+{
+	if (!wf_yield_switch() && wf_unlikely(!wf_worker_self()))
+		syscall(SYS_sched_yield);   /* a foreign thread: give up the CPU */
+}
+
+#define WF_SPIN_KERNEL_YIELDS 16
+#define WF_SPIN_NAP_NS 50000ull
+
+void wf_spin_wait_long(unsigned *rounds)
+{
+	if (wf_yield_switch()) {
+		*rounds = 0;
+		return;
+	}
+	if (++*rounds <= WF_SPIN_KERNEL_YIELDS)
+		syscall(SYS_sched_yield);   /* the kernel's, not a layer's: never fails */
+	else
+		wf_kt_nap(WF_SPIN_NAP_NS);
 }
 
 /* --- blocking sections and the poller, for src/io ------------------------ */
@@ -340,4 +403,9 @@ int wf_timespec_to_ns(const struct timespec *ts, uint64_t *ns)
 	if (*ns == 0)
 		*ns = 1;  /* 0 means "no deadline" internally */
 	return 0;
+}
+
+int wf_park_atfork_child(void (*child)(void))
+{
+	return WF_LIBC(pthread_atfork)(NULL, NULL, child);
 }

@@ -65,6 +65,31 @@ static inline struct wf_thread *wf_current(void)
 	return w ? ((const struct wf_worker_head *)(const void *)w)->current : NULL;
 }
 
+/*
+ * Foreign threads (docs/design.md, "Foreign threads").  A kernel thread
+ * that is not a weft worker has no scheduler to switch to.  When it uses a
+ * weft object it is given a TCB of its own (kind WF_KIND_FOREIGN: an
+ * identity and a wait word, never queued, never run by a worker), and it
+ * waits in the kernel, on a futex over its wait word, instead of parking.
+ * Everything else in the protocol above is unchanged: wf_park branches once
+ * on "no worker", wf_unpark once on "the waiter is foreign" (foreign.c).
+ */
+extern __thread struct wf_thread *wf_tls_foreign
+	__attribute__((tls_model("initial-exec"))) WF_HIDDEN;
+
+/* The calling kernel thread's foreign TCB, made on first use (and released
+ * when the kernel thread exits).  NULL when no TCB can be had (the table is
+ * full or out of memory).  Only for callers that are not green threads. */
+struct wf_thread *wf_foreign_self(void) WF_HIDDEN;
+
+/* Who is calling, for owner checks: the green thread, else the kernel
+ * thread's foreign TCB if it has one, else NULL (it owns nothing). */
+static inline struct wf_thread *wf_caller(void)
+{
+	struct wf_thread *t = wf_current();
+	return t ? t : WF_TLS_LOAD(wf_tls_foreign);
+}
+
 /* t's public handle: (generation << 32) | (slot + 1) (handle.c). */
 static inline uintptr_t wf_thread_handle(const struct wf_thread *t)
 {
@@ -194,7 +219,9 @@ void wf_cancel_point(void) WF_HIDDEN;
  * 0 = none).  `held` (may be NULL) is released once the caller's context is
  * saved.  Returns 0 when woken, ETIMEDOUT when the deadline passed first,
  * EINTR when an interrupter did (only after wf_park_prepare_intr).
- * If deadline_ns is already past, returns ETIMEDOUT at once (releasing held). */
+ * If deadline_ns is already past, returns ETIMEDOUT at once (releasing held).
+ * A foreign caller (wf_foreign_self, after wf_park_prepare on it) releases
+ * held at once and sleeps in the kernel until claimed. */
 int wf_park(wf_spin_t *held, uint64_t deadline_ns) WF_HIDDEN;
 
 /* Start a wait whose deadline (0 = none) is armed at once: wf_park_prepare,
@@ -223,6 +250,14 @@ int wf_park_armed(void) WF_HIDDEN;
  * wf_park_armed to be resumed from that queue. */
 bool wf_park_cancel(void) WF_HIDDEN;
 
+/* Run child() in every child of fork() made after this call, after the
+ * scheduler's own fork handler has rebuilt the runtime there (it is the
+ * earlier registration: call this only once weft is up).  For a layer
+ * above whose state the child must reset (src/io's records).  Through
+ * glibc's pthread_atfork, not the pthread layer's (docs/design.md, "weft's
+ * own calls of libc's pthread functions").  0 or ENOMEM. */
+int wf_park_atfork_child(void (*child)(void)) WF_HIDDEN;
+
 /* Claim and wake t (see protocol).  The woken thread runs on the caller's
  * worker's queue (stolen by idle workers).  Returns false if t's wait was
  * already claimed by a timeout. */
@@ -237,9 +272,19 @@ bool wf_unpark_first(struct wf_thread *t) WF_HIDDEN;
 void wf_preempt_off(void) WF_HIDDEN;
 void wf_preempt_on(void) WF_HIDDEN;
 
-/* Yield the worker to another ready thread (for bounded spin loops).  The
- * caller must be a green thread. */
+/* Yield the worker to another ready thread (for bounded spin loops); on a
+ * foreign thread, yield its CPU (a sched_yield system call). */
 void wf_yield_internal(void) WF_HIDDEN;
+
+/* One round of a spin-wait for another green thread that has lasted a
+ * while (spin and ticket locks): yield the worker to another ready
+ * thread; with none, give the kernel thread's CPU away, first with
+ * sched_yield, after WF_SPIN_KERNEL_YIELDS rounds in a row with short
+ * naps: the thread waited for may hold its lock on a worker the kernel
+ * has descheduled (more workers than CPUs), and a waiter that only spun
+ * would burn the CPU that worker waits for.  *rounds counts the rounds
+ * (start it at 0).  On a foreign thread, only the kernel thread's part. */
+void wf_spin_wait_long(unsigned *rounds) WF_HIDDEN;
 
 /* Is the thread with handle h running on a worker right now (or switching
  * away from one)?  A hint for spinners: false for a stale or unknown

@@ -46,6 +46,7 @@
 #include <signal.h>
 #include <string.h>
 #include "sched_internal.h"
+#include "../kthreads/libc_real.h"
 
 #define WF_NSIG 65
 
@@ -77,9 +78,18 @@ static wf_sigaction_fn wf_real_sigaction(void)
 	return wf_sig_real;
 }
 
+/* libc's pthread_sigmask (libc_real.h: not the pthread layer's).  One
+ * call site, so that the constructor below resolves it: a program may call
+ * sigaction from a signal handler, where the first lookup must not happen. */
+static int wf_sig_mask(int how, const sigset_t *set, sigset_t *old)
+{
+	return WF_LIBC(pthread_sigmask)(how, set, old);
+}
+
 __attribute__((constructor)) static void wf_sig_resolve(void)
 {
 	wf_real_sigaction();
+	wf_sig_mask(SIG_BLOCK, NULL, NULL);   /* resolves it; changes nothing */
 }
 
 int wf_sigaction_raw(int sig, const struct sigaction *act, struct sigaction *old)
@@ -258,7 +268,7 @@ static int wf_sig_set(int sig, const struct sigaction *act, struct sigaction *ol
 		return wf_sigaction_raw(sig, act, old);
 	sigset_t all, saved;
 	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &saved);
+	wf_sig_mask(SIG_SETMASK, &all, &saved);
 	wf_spin_lock(&wf_sig_lock);
 	int r = 0;
 	struct sigaction prev;
@@ -276,7 +286,7 @@ static int wf_sig_set(int sig, const struct sigaction *act, struct sigaction *ol
 	}
 	int e = errno;
 	wf_spin_unlock(&wf_sig_lock);
-	pthread_sigmask(SIG_SETMASK, &saved, NULL);
+	wf_sig_mask(SIG_SETMASK, &saved, NULL);
 	errno = e;
 	if (!r && old)
 		*old = prev;
@@ -290,7 +300,7 @@ int wf_signal_own(int sig, const struct sigaction *weft_act)
 {
 	sigset_t all, saved;
 	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &saved);
+	wf_sig_mask(SIG_SETMASK, &all, &saved);
 	wf_spin_lock(&wf_sig_lock);
 	struct sigaction prev;
 	int r = 0;
@@ -302,7 +312,7 @@ int wf_signal_own(int sig, const struct sigaction *weft_act)
 		wf_sig_owned |= 1ull << sig;
 	int e = errno;
 	wf_spin_unlock(&wf_sig_lock);
-	pthread_sigmask(SIG_SETMASK, &saved, NULL);
+	wf_sig_mask(SIG_SETMASK, &saved, NULL);
 	return r ? e : 0;
 }
 

@@ -31,6 +31,7 @@
 #include "cxx_state.h"
 #include "trace.h"
 #include "../kthreads/kthread.h"
+#include "../kthreads/libc_real.h"
 
 struct wf_runtime wf_rt;
 
@@ -91,7 +92,7 @@ static void wf_worker_kthread_main(void *arg)
 	 * initializing thread's for the first workers, but the monitor's
 	 * (every signal blocked) for a stand-in it starts, which would then
 	 * never take a tick.  Every worker takes the first workers' mask. */
-	pthread_sigmask(SIG_SETMASK, &wf_rt.worker_mask, NULL);
+	WF_LIBC(pthread_sigmask)(SIG_SETMASK, &wf_rt.worker_mask, NULL);
 	wf_worker_kthread_facts(w);
 	wf_sig_worker_start(w);
 	/* Named for ps -L, top -H and gdb: weft-w<index> (the kernel keeps
@@ -136,12 +137,12 @@ int wf_make_main(struct wf_worker *w0, void (*idle_entry)(void *transfer, void *
 	pthread_attr_t a;
 	void *lo;
 	size_t size;
-	if (pthread_getattr_np(pthread_self(), &a) == 0) {
-		if (pthread_attr_getstack(&a, &lo, &size) == 0) {
+	if (WF_LIBC(pthread_getattr_np)(WF_LIBC(pthread_self)(), &a) == 0) {
+		if (WF_LIBC(pthread_attr_getstack)(&a, &lo, &size) == 0) {
 			m->stack.lo = lo;
 			m->stack.hi = (char *)lo + size;
 		}
-		pthread_attr_destroy(&a);
+		WF_LIBC(pthread_attr_destroy)(&a);
 	}
 	/* For the initial thread glibc finds the stack in /proc/self/maps,
 	 * which can fail (qemu-user with 64 KiB pages answers ENOENT); its
@@ -222,7 +223,7 @@ static int wf_start_workers(void)
 	}
 	wf_rt.workers = ws;
 	wf_rt.nworkers = n;
-	pthread_sigmask(SIG_SETMASK, NULL, &wf_rt.worker_mask);
+	WF_LIBC(pthread_sigmask)(SIG_SETMASK, NULL, &wf_rt.worker_mask);
 	atomic_store(&wf_rt.nactive, n);
 
 	/* The default signal mask of a green thread is this one too
@@ -280,6 +281,7 @@ static int wf_runtime_init(void)
 		return e;
 	if (wf_rt_child)
 		wf_rt.cfg.trace_path = NULL;
+	wf_stack_set_warm_max(wf_rt.cfg.stack_cache);   /* a child's: the same */
 	enum wf_kt_backend b;
 	if ((e = wf_kt_select(wf_rt.cfg.kthreads_mode, &b)))
 		return e;
@@ -322,7 +324,9 @@ void wf_runtime_forked_child(struct wf_thread *self, bool initial)
 	wf_monitor_forked_child();
 	wf_poller_forked_child();
 	wf_sig_forked_child(self);
-	wf_tcb_forked_child(self);
+	/* A forker that is no worker keeps its foreign TCB (foreign.c): its
+	 * kernel thread still names it, and releases it when it exits. */
+	wf_tcb_forked_child(self ? self : WF_TLS_LOAD(wf_tls_foreign));
 	for (int i = 0, k = wf_nkthreads(); i < k; i++)
 		wf_worker_init(&wf_rt.workers[i], i);
 	wf_rt.main_kt = NULL;
@@ -333,6 +337,9 @@ void wf_runtime_forked_child(struct wf_thread *self, bool initial)
 	atomic_store(&wf_rt.main_waiting, 0);
 	atomic_store(&wf_rt.created_foreign, 0);
 	atomic_store(&wf_rt.retakes, 0);
+	/* Idle spinners and a create's wake-up under way were other workers'. */
+	atomic_store(&wf_rt.nspinning, 0);
+	atomic_store(&wf_rt.waking, 0);
 	if (!self) {
 		wf_tls_worker = NULL;
 		wf_rt.main = NULL;

@@ -87,6 +87,9 @@ struct wf_thread {
 	void *ret;
 	_Atomic uint64_t wait;          /* (seq << 4) | (WF_INTR_* << 2) | WF_WAIT_* */
 	int32_t heap_idx;               /* index in timer heap, -1 = not in it */
+	struct wf_thread *prev;         /* continuation-stack link to the newer
+	                                   neighbour (runqueue.c), valid only
+	                                   while on one; `next` is the older */
 	uint8_t intr;                   /* its TIMEDOUT claim was an interruption:
 	                                   written by the interrupter that won the
 	                                   claim, read and cleared by wf_park */
@@ -142,7 +145,9 @@ struct wf_thread {
 #endif
 };
 
-enum { WF_KIND_USER = 0, WF_KIND_MAIN = 1, WF_KIND_IDLE = 2 };
+/* FOREIGN: the identity of a kernel thread that is not a worker, made when
+ * it first blocks on a weft object (foreign.c); never scheduled. */
+enum { WF_KIND_USER = 0, WF_KIND_MAIN = 1, WF_KIND_IDLE = 2, WF_KIND_FOREIGN = 3 };
 
 /* w->resume bits */
 enum { WF_RESUME_UNBLOCK = 1, WF_RESUME_SIGNALS = 0x100 };
@@ -199,6 +204,8 @@ struct wf_worker {
 	uint8_t prev_action;            /* enum wf_prev_action */
 	wf_spin_t *prev_unlock;         /* lock to release once prev is saved */
 	unsigned create_streak;         /* run-child-first creates in a row */
+	bool fifo_turn;                 /* owner only: the next wf_rq_pop takes
+	                                   the FIFO's head before a continuation */
 	unsigned preempt_turn;          /* alternates local/global at a tick */
 	wf_stack_cache stacks;          /* warm stacks */
 	/* The stack of the thread that last finished here, if it has the
@@ -208,17 +215,24 @@ struct wf_worker {
 	 * the default size rounded (0 until this worker first allocated one). */
 	wf_stack hot_stack;
 	size_t hot_size;
-	struct wf_thread *tcb_cache;    /* free TCBs, linked through next */
-	unsigned tcb_cached;
+	/* Free TCBs (handle.c), as the stacks: a partial batch (newest first,
+	 * linked through next) and at most one whole batch of WF_TCB_BATCH. */
+	struct wf_thread *tcb_cur;
+	unsigned tcb_ncur;
+	struct wf_thread *tcb_full;
 	_Atomic pid_t tid;              /* published by the worker itself */
 	_Atomic uint8_t go;             /* set once its timer exists: it may run
 	                                   green threads (runtime.c) */
 	struct wf_wstats stats;
 
-	/* --- run queue: FIFO, shared with thieves and wakers --- */
+	/* --- run queue: shared with thieves and wakers, under rq_lock: a
+	 * FIFO, and the stack of continuations of run-child-first creates
+	 * (runqueue.c) --- */
 	wf_spin_t rq_lock __attribute__((aligned(WF_CACHELINE)));
 	struct wf_thread *rq_head, *rq_tail;
-	_Atomic uint32_t rq_len;
+	struct wf_thread *cq_top, *cq_bot;  /* newest, oldest continuation */
+	_Atomic uint32_t rq_len;        /* threads in both */
+	_Atomic uint32_t cq_len;        /* of which continuations */
 	/* The head was pushed by a wake-up (wf_make_woken) and has not been
 	 * popped since; written under rq_lock, read by thieves as a hint. */
 	_Atomic bool rq_head_woken;
@@ -276,8 +290,10 @@ enum wf_rt_state { WF_RT_NONE = 0, WF_RT_INITIALIZING, WF_RT_READY, WF_RT_FAILED
 /* Runtime-wide state, fixed after init. */
 struct wf_config {
 	int workers;
+	int cpus;                       /* CPUs of the affinity mask at start */
 	uint64_t quantum_us;
 	size_t stack_size;
+	size_t stack_cache;             /* WEFT_STACK_CACHE: shared warm stacks */
 	int kthreads_mode;
 	int preempt_signal;
 	int dump_signal;                /* 0 = none */
@@ -298,6 +314,9 @@ struct wf_runtime {
 	int init_error;
 	_Atomic uint64_t created_foreign; /* threads created from non-worker kernel threads */
 	_Atomic uint32_t nsleeping;     /* workers asleep on their futex */
+	_Atomic int nspinning;          /* workers spinning in their idle loop */
+	_Atomic uint32_t waking;        /* a create's wake-up is under way
+	                                   (wf_kick_for_create) */
 	/* The global queue (runqueue.c): preempted threads, when there is
 	 * more than one worker.  FIFO under gq_lock; gq_len is its length,
 	 * changed only under the lock, read without it as a hint. */
@@ -389,14 +408,28 @@ void wf_migrate(struct wf_thread *t, const struct wf_worker *from,
 
 /* runqueue.c */
 void wf_rq_push(struct wf_worker *w, struct wf_thread *t, bool at_head) WF_HIDDEN;
+/* t (w's running thread, about to run its new child) continues after the
+ * child: on top of w's continuation stack. */
+void wf_rq_push_cont(struct wf_worker *w, struct wf_thread *t) WF_HIDDEN;
+/* The thread w runs next when its current one stops: the newest
+ * continuation, else the FIFO's head (the other way round once after
+ * fifo_turn); NULL if none.  Owner only. */
 struct wf_thread *wf_rq_pop(struct wf_worker *w) WF_HIDDEN;
+/* Are threads other than continuations queued on w?  A hint. */
+static inline bool wf_rq_fifo_busy(const struct wf_worker *w)
+{
+	return atomic_load_explicit(&((struct wf_worker *)w)->rq_len, memory_order_relaxed) >
+	       atomic_load_explicit(&((struct wf_worker *)w)->cq_len, memory_order_relaxed);
+}
 struct wf_thread *wf_rq_rotate(struct wf_worker *w, struct wf_thread *t) WF_HIDDEN;
-struct wf_thread *wf_rq_steal(struct wf_worker *thief) WF_HIDDEN;
+/* A thread of another worker for thief, or NULL; now: wf_clock_ns(). */
+struct wf_thread *wf_rq_steal(struct wf_worker *thief, uint64_t now) WF_HIDDEN;
 /* The global queue: a thread to run instead of t, with t queued at the
  * global tail; NULL (t not queued) when no other thread is ready. */
 struct wf_thread *wf_rq_preempt_rotate(struct wf_worker *w, struct wf_thread *t,
                                        bool local_first) WF_HIDDEN;
-struct wf_thread *wf_gq_pop(void) WF_HIDDEN;
+/* The global queue's head, for worker w (the caller's). */
+struct wf_thread *wf_gq_pop(struct wf_worker *w) WF_HIDDEN;
 static inline bool wf_gq_empty(void)
 {
 	return !atomic_load_explicit(&wf_rt.gq_len, memory_order_relaxed);
@@ -405,7 +438,13 @@ void wf_make_ready(struct wf_worker *w, struct wf_thread *t, bool at_head) WF_HI
 /* wf_make_ready for a thread woken from a park by another thread: a lone
  * such thread is left to w for a few microseconds (wf_rq_steal). */
 void wf_make_woken(struct wf_worker *w, struct wf_thread *t, bool at_head) WF_HIDDEN;
+/* ... on top of w's continuations, to run next (a joiner whose child
+ * finished on w: the child's continuation, as if it had not been
+ * stolen). */
+void wf_make_woken_cont(struct wf_worker *w, struct wf_thread *t) WF_HIDDEN;
 void wf_kick_idle(void) WF_HIDDEN;
+/* wf_kick_idle unless a worker spins or such a wake-up is under way. */
+void wf_kick_for_work(void) WF_HIDDEN;
 void wf_gq_push(struct wf_thread *t) WF_HIDDEN;
 void wf_rq_drain_global(struct wf_worker *w) WF_HIDDEN;
 bool wf_any_ready(void) WF_HIDDEN;
@@ -417,7 +456,22 @@ int wf_timer_run(struct wf_worker *w, uint64_t now) WF_HIDDEN; /* threads woken 
 
 /* handle.c (and the inline functions below) */
 struct wf_thread *wf_tcb_alloc(struct wf_worker *w) WF_HIDDEN;
-void wf_tcb_free_global(struct wf_thread *t) WF_HIDDEN;
+/* A batch of free TCBs (linked through next, n of them) to the shared list. */
+void wf_tcb_put_batch(struct wf_thread *head, unsigned n) WF_HIDDEN;
+/* Every free TCB of w's cache to the shared list (w, or its idle context). */
+void wf_tcb_cache_flush(struct wf_worker *w) WF_HIDDEN;
+/* The scavenger's part for TCBs (monitor.c): give back the memory of table
+ * chunks whose TCBs all stayed free since the previous call.  Returns the
+ * chunks it found wholly free but kept (more than stayed free all period):
+ * candidates for the next call. */
+size_t wf_tcb_trim(void) WF_HIDDEN;
+/* TCBs ever put on the shared list (a counter that only grows). */
+uint64_t wf_tcb_puts(void) WF_HIDDEN;
+/* Table chunks whose memory was given back, ever, and those retired the
+ * same way but cleared in place, the kernel keeping their memory (for
+ * tests). */
+uint64_t wf_tcb_chunks_released(void) WF_HIDDEN;
+uint64_t wf_tcb_chunks_cleared(void) WF_HIDDEN;
 uint32_t wf_tcb_slots(void) WF_HIDDEN;       /* slots ever used */
 
 /* The TCB table (handle.c), inline here because every join, detach and
@@ -471,13 +525,13 @@ static inline struct wf_thread *wf_tcb_lookup(weft_t h)
 		return NULL;
 	struct wf_thread *t = wf_tcb_slot(slot - 1);
 	if (!t || wf_tcb_dead(t) || atomic_load_explicit(&t->gen, memory_order_acquire) != gen ||
-	    t->state == WF_FREE || t->kind == WF_KIND_IDLE)
+	    t->state == WF_FREE || t->kind >= WF_KIND_IDLE)   /* idle, foreign */
 		return NULL;
 	return t;
 }
 
 /* Reclaiming a TCB takes two steps: retire, then free. */
-#define WF_TCB_CACHE 256             /* free TCBs kept per worker */
+#define WF_TCB_BATCH 64              /* free TCBs moved at once */
 
 /* Retire t: from here on every outstanding handle of t is stale.  Called
  * with t->lk held, or when no one else can hold t's handle.  Every writer
@@ -497,13 +551,21 @@ static inline void wf_tcb_retire(struct wf_thread *t)
  * caller's worker or NULL. */
 static inline void wf_tcb_free(struct wf_worker *w, struct wf_thread *t)
 {
-	if (wf_likely(w && w->tcb_cached < WF_TCB_CACHE)) {
-		t->next = w->tcb_cache;
-		w->tcb_cache = t;
-		w->tcb_cached++;
+	if (wf_unlikely(!w)) {
+		t->next = NULL;
+		wf_tcb_put_batch(t, 1);
 		return;
 	}
-	wf_tcb_free_global(t);
+	t->next = w->tcb_cur;
+	w->tcb_cur = t;
+	if (wf_likely(++w->tcb_ncur < WF_TCB_BATCH))
+		return;
+	/* A whole batch: keep it, and pass the older one on. */
+	if (w->tcb_full)
+		wf_tcb_put_batch(w->tcb_full, WF_TCB_BATCH);
+	w->tcb_full = w->tcb_cur;
+	w->tcb_cur = NULL;
+	w->tcb_ncur = 0;
 }
 /* The TCB of a slot, for observers that walk the table: NULL past the end
  * and for a thread left behind by fork(). */
@@ -553,9 +615,17 @@ static inline struct wf_thread *wf_self_init(void)
 	return t && t->kind != WF_KIND_IDLE ? t : NULL;
 }
 
+/* park.c: wf_unpark for the joiner of a thread that just finished on the
+ * calling worker: it continues there next (wf_make_woken_cont). */
+bool wf_unpark_joiner(struct wf_thread *t) WF_HIDDEN;
+
 /* thread.c */
 uint64_t wf_live_count(void) WF_HIDDEN;      /* threads alive, main excluded */
 void wf_thread_finished(struct wf_worker *w, struct wf_thread *t) WF_HIDDEN;
+/* w is going to sleep: its warm stacks and free TCBs go to the shared
+ * tiers, where other workers take them and the scavenger trims them
+ * (w's idle context only). */
+void wf_worker_caches_flush(struct wf_worker *w) WF_HIDDEN;
 _Noreturn void wf_thread_exit(void *ret) WF_HIDDEN;
 
 /* keys.c */

@@ -2,11 +2,17 @@
  * thread.c — the life of a green thread: create, join, detach, exit.
  *
  * A new thread runs first: weft_create switches to the child at once and
- * puts its creator at the head of the run queue, so fork-join code runs
- * depth-first and keeps few threads alive (a recursive fan-out of a million
- * threads needs only a few hundred stacks at a time).  To keep queued threads
- * from waiting behind a creator that creates in a loop, every
- * WF_CREATE_STREAK-th such create sends the creator to the tail instead.
+ * puts its creator on top of the worker's continuation stack (runqueue.c),
+ * so fork-join code runs depth-first and keeps few threads alive (skynet's
+ * 1.1 million threads run in 2 MiB on one worker), and an idle worker
+ * steals the oldest continuation, the biggest piece.  To keep threads
+ * queued in the FIFO from waiting behind a creator that creates in a loop,
+ * every WF_CREATE_STREAK-th such create lets the FIFO's head run first.
+ * (Sending the creator behind them instead let its ancestors expand the
+ * tree meanwhile, once per 64 creates: ~40,000 live threads' pages.)
+ *
+ * A joiner whose child finishes on another worker than its own resumes on
+ * the child's worker, next (wf_unpark_joiner): the child's continuation.
  *
  * A finished thread gives its stack back at once (the worker does it after
  * switching away, wf_thread_finished): to a one-stack slot of the worker
@@ -150,18 +156,22 @@ int weft_create(weft_t *out, const weft_attr_t *a, void *(*start)(void *), void 
 		wf_make_ready(w, t, false);   /* main_kthread.c: to worker 0 */
 		return 0;
 	}
-	/* Run the child now; the creator continues right after it (head), or
-	 * after the queue (tail) once per WF_CREATE_STREAK creates. */
-	bool tail = ++w->create_streak >= WF_CREATE_STREAK;
-	if (tail)
+	/* Run the child now; the creator continues right after it, from the
+	 * top of the continuation stack.  Once per WF_CREATE_STREAK creates,
+	 * if other threads wait in the FIFO, the FIFO's head runs first when
+	 * the child stops, so that a creator that loops does not keep them
+	 * waiting (preemption, when on, shares the CPU in any case). */
+	if (wf_unlikely(++w->create_streak >= WF_CREATE_STREAK)) {
 		w->create_streak = 0;
-	wf_rq_push(w, self, !tail);
+		w->fifo_turn = wf_rq_fifo_busy(w);
+	}
+	wf_rq_push_cont(w, self);
 	/* The creator can now run in parallel with its child: let an idle
 	 * worker take it (a child that never yields would otherwise keep it
 	 * queued while the other worker sleeps).  With one worker there is
 	 * none: the only worker is this one, and it is awake. */
 	if (wf_rt.nworkers > 1)
-		wf_kick_idle();
+		wf_kick_for_work();
 	wf_switch(w, self, t, WF_PREV_SAVED, NULL);
 	return 0;
 }
@@ -204,10 +214,13 @@ void wf_thread_finished(struct wf_worker *w, struct wf_thread *t)
 	/* t may be joined and reused from here on: only the copies above. */
 	if (detached)
 		wf_tcb_free(w, t);
-	/* A joiner whose wait was interrupted (cancelled) meanwhile sees DONE
+	/* The joiner goes on where its child stopped, as a parent does whose
+	 * child was not stolen: on this worker, next (a woken thread queued
+	 * behind others here kept the whole fork-join tree above it waiting).
+	 * A joiner whose wait was interrupted (cancelled) meanwhile sees DONE
 	 * and waits for join_woken before it reclaims t: our claim must fail
 	 * on that wait, never meet a later one (weft_join). */
-	if (joiner && !wf_unpark(joiner))
+	if (joiner && !wf_unpark_joiner(joiner))
 		atomic_store_explicit(&t->join_woken, 1, memory_order_release);
 	/* Dekker with wf_main_exit, whose membarrier stands for our fence
 	 * (header essay): only the compiler must keep the order. */
@@ -217,6 +230,16 @@ void wf_thread_finished(struct wf_worker *w, struct wf_thread *t)
 		if (wf_live_count() == 0)
 			wf_unpark(wf_rt.main);  /* more than one finisher may: main re-checks */
 	}
+}
+
+void wf_worker_caches_flush(struct wf_worker *w)
+{
+	if (w->hot_stack.lo) {
+		wf_stack_free(&w->stacks, &w->hot_stack);
+		w->hot_stack.lo = NULL;
+	}
+	wf_stack_cache_flush(&w->stacks);
+	wf_tcb_cache_flush(w);
 }
 
 /* A full barrier on every running thread of the process (see the header

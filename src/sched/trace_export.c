@@ -36,6 +36,7 @@
 #include <unistd.h>
 #include "trace_internal.h"
 #include "../kthreads/kthread.h"
+#include "../kthreads/libc_real.h"
 
 #define WF_TR_OUT_BUF     (1u << 20)
 
@@ -645,7 +646,7 @@ void wf_tr_write(void)
 	sigemptyset(&block);
 	sigaddset(&block, SIGTERM);
 	sigaddset(&block, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &block, &saved);
+	WF_LIBC(pthread_sigmask)(SIG_BLOCK, &block, &saved);
 	pid_t me = wf_kt_gettid();
 	if (wf_tr_lock(me, true)) {
 		wf_tr_write_file(0);
@@ -653,7 +654,7 @@ void wf_tr_write(void)
 		close(wf_tr.fd);
 		atomic_store(&wf_tr.writer, WF_TR_CLOSED);
 	}
-	pthread_sigmask(SIG_SETMASK, &saved, NULL);
+	WF_LIBC(pthread_sigmask)(SIG_SETMASK, &saved, NULL);
 }
 
 void wf_tr_on_signal(int sig, siginfo_t *si, void *uc)

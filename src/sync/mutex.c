@@ -590,7 +590,7 @@ static int wf_mutex_unlock_checked(weft_mutex_t *m)
 {
 	if ((unsigned)m->_type > WEFT_MUTEX_RECURSIVE)
 		return EINVAL;
-	struct wf_thread *self = wf_current();
+	struct wf_thread *self = wf_caller();
 	if (!self || wf_mutex_owner(m) != wf_thread_handle(self))
 		return (wf_m_load(m) & WF_M_DEAD_BIT) ? EINVAL : EPERM;
 	if (m->_depth) {
@@ -640,7 +640,7 @@ int weft_mutex_unlock(weft_mutex_t *m)
 
 bool wf_mutex_held_by_caller_alone(const weft_mutex_t *m)
 {
-	struct wf_thread *self = wf_current();
+	struct wf_thread *self = wf_caller();
 	/* Exact for the holder (I4), and the holder's LOCKED cannot go away
 	 * under it; WAITERS may appear right after (see mutex.h). */
 	return self && wf_mutex_owner(m) == wf_thread_handle(self) &&

@@ -165,9 +165,9 @@ static int wf_rw_release_slow(weft_rwlock_t *l, uint32_t what)
 	wf_waitq_unlock(&l->_wq);   /* last access to l, normally */
 	struct wf_wnode *refused = wf_wbatch_wake(&b);
 	if (refused) {
-		/* A waiter being cancelled as we granted it the lock: release
-		 * its grant as if it had unlocked at once (it waits for done
-		 * meanwhile). */
+		/* A waiter whose cancellation or deadline won the claim after
+		 * we granted it the lock: release its grant as if it had
+		 * unlocked at once (it waits for done meanwhile). */
 		for (struct wf_wnode *r = refused; r; r = r->next) {
 			if (r->kind == WF_RW_KIND_WRITE)
 				wf_rw_set_owner(l, 0);
@@ -181,25 +181,28 @@ static int wf_rw_release_slow(weft_rwlock_t *l, uint32_t what)
 
 /*
  * Enqueue the caller and wait for a grant (queue lock held; released by the
- * park).  0: granted, the lock is held.  A cancellation point: when
- * cancelled the caller holds nothing and acts (wf_interrupted).  On a
+ * park).  0: granted, the lock is held.  ETIMEDOUT: the deadline passed
+ * first and the caller holds nothing.  A cancellation point, timed or not:
+ * when cancelled the caller holds nothing and acts (wf_interrupted).  On a
  * departure that left the queue empty, WAITERS is cleared (I1); the lock is
  * held meanwhile (I2: we hold the queue lock), so only non-last readers can
  * change the word, and the last holder's release will see no waiters.
- * Waiters queued behind the one that left keep their order and are granted
- * by the next release (readers queued behind a departed writer wait for the
- * current holders to finish, as they would have anyway).  A waiter that
- * was granted and dequeued but whose cancellation won the claim (n->raced)
- * holds nothing either: its granter releases that grant for it
- * (wf_rw_release_slow), and wf_waitq_timeout_unlock waits until it has.
+ * Waiters that queued behind the one that left keep their order and are
+ * granted by the next release (not at once: readers queued behind a
+ * departed writer wait for the current holders to finish, as they would
+ * have anyway).  A waiter that was granted and dequeued but whose timeout
+ * or cancellation won the claim (n->raced) holds nothing either: its
+ * granter releases that grant for it (wf_rw_release_slow), and
+ * wf_waitq_timeout_unlock waits until it has.
  */
-static int wf_rw_wait(weft_rwlock_t *l, struct wf_wnode *n)
+static int wf_rw_wait(weft_rwlock_t *l, struct wf_wnode *n, uint64_t deadline)
 {
 	wf_park_reason(n->thread, n->kind == WF_RW_KIND_WRITE ? WF_BLOCK_RWLOCK_WRITE
 	                                                      : WF_BLOCK_RWLOCK_READ, l);
 	weft_waitq_ *q = &l->_wq;
 	n->intr = WF_INTR_CANCEL;
-	if (wf_waitq_wait(q, n, 0, false) == 0)
+	int r = wf_waitq_wait(q, n, deadline, false);
+	if (r == 0)
 		return 0;
 	if (!n->raced && wf_waitq_empty(q)) {
 		uint32_t s = wf_rw_load(l);
@@ -207,10 +210,10 @@ static int wf_rw_wait(weft_rwlock_t *l, struct wf_wnode *n)
 			;
 	}
 	wf_waitq_timeout_unlock(q, n);
-	return wf_interrupted();
+	return r == EINTR ? wf_interrupted() : ETIMEDOUT;
 }
 
-static int wf_rw_rdlock(weft_rwlock_t *l, bool try)
+static int wf_rw_rdlock(weft_rwlock_t *l, bool try, uint64_t deadline)
 {
 	if (!l)
 		return EINVAL;
@@ -256,10 +259,10 @@ static int wf_rw_rdlock(weft_rwlock_t *l, bool try)
 			break;
 	}
 	struct wf_wnode n = { .thread = self, .kind = WF_RW_KIND_READ };
-	return wf_rw_wait(l, &n);
+	return wf_rw_wait(l, &n, deadline);
 }
 
-static int wf_rw_wrlock(weft_rwlock_t *l, bool try)
+static int wf_rw_wrlock(weft_rwlock_t *l, bool try, uint64_t deadline)
 {
 	if (!l)
 		return EINVAL;
@@ -300,13 +303,27 @@ static int wf_rw_wrlock(weft_rwlock_t *l, bool try)
 			break;
 	}
 	struct wf_wnode n = { .thread = self, .handle = h, .kind = WF_RW_KIND_WRITE };
-	return wf_rw_wait(l, &n);   /* granted: _owner was set for us */
+	return wf_rw_wait(l, &n, deadline);   /* granted: _owner was set for us */
 }
 
-int weft_rwlock_rdlock(weft_rwlock_t *l) { return wf_rw_rdlock(l, false); }
-int weft_rwlock_tryrdlock(weft_rwlock_t *l) { return wf_rw_rdlock(l, true); }
-int weft_rwlock_wrlock(weft_rwlock_t *l) { return wf_rw_wrlock(l, false); }
-int weft_rwlock_trywrlock(weft_rwlock_t *l) { return wf_rw_wrlock(l, true); }
+int weft_rwlock_rdlock(weft_rwlock_t *l) { return wf_rw_rdlock(l, false, 0); }
+int weft_rwlock_tryrdlock(weft_rwlock_t *l) { return wf_rw_rdlock(l, true, 0); }
+int weft_rwlock_wrlock(weft_rwlock_t *l) { return wf_rw_wrlock(l, false, 0); }
+int weft_rwlock_trywrlock(weft_rwlock_t *l) { return wf_rw_wrlock(l, true, 0); }
+
+int weft_rwlock_timedrdlock(weft_rwlock_t *l, const struct timespec *abs_monotonic)
+{
+	uint64_t dl;
+	int e = wf_timespec_to_ns(abs_monotonic, &dl);
+	return e ? e : wf_rw_rdlock(l, false, dl);
+}
+
+int weft_rwlock_timedwrlock(weft_rwlock_t *l, const struct timespec *abs_monotonic)
+{
+	uint64_t dl;
+	int e = wf_timespec_to_ns(abs_monotonic, &dl);
+	return e ? e : wf_rw_wrlock(l, false, dl);
+}
 
 int weft_rwlock_unlock(weft_rwlock_t *l)
 {
@@ -316,7 +333,7 @@ int weft_rwlock_unlock(weft_rwlock_t *l)
 	if (s & WF_RW_DEAD_BIT)
 		return EINVAL;
 	if (s & WF_RW_WRITER) {
-		struct wf_thread *self = wf_current();
+		struct wf_thread *self = wf_caller();
 		if (!self || wf_rw_owner(l) != wf_thread_handle(self))
 			return EPERM;
 		wf_rw_set_owner(l, 0);

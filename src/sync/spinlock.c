@@ -13,10 +13,13 @@
  * back on after the release, so a holder is never descheduled by the
  * timer; a waiter spins only as long as a running holder's critical
  * section.  Preemption-off does not stop voluntary switches, and a waiter
- * yields its worker every WF_SPINLOCK_YIELD_SPINS pauses (wf_yield_internal):
+ * yields its worker every WF_SPINLOCK_YIELD_SPINS pauses (wf_spin_wait_long):
  * with one worker, a holder that yielded or blocked inside its critical
  * section (a misuse, but one that must not hang the process) could not run
  * otherwise, and other ready threads on the waiter's worker get to run too.
+ * With nothing else to run there, the waiter gives its kernel thread's CPU
+ * away, then naps: the kernel may have descheduled the holder's worker
+ * (more workers than CPUs), and spinning would keep it from the CPU.
  *
  * Rejected: plain test-and-set (every spin is a write, bouncing the line
  * between cores); spinning with preemption enabled (a preempted holder
@@ -67,13 +70,13 @@ int weft_spin_lock(weft_spinlock_t *l)
 	if (wf_spinlock_load(l) == h)
 		return EDEADLK;
 	wf_preempt_off();
-	unsigned spins = 0;
+	unsigned spins = 0, rounds = 0;
 	while (!wf_spinlock_try(l, h)) {
 		while (wf_spinlock_load(l)) {
 			wf_cpu_relax();
 			if (++spins >= WF_SPINLOCK_YIELD_SPINS) {
 				spins = 0;
-				wf_yield_internal();
+				wf_spin_wait_long(&rounds);
 			}
 		}
 	}
@@ -99,7 +102,7 @@ int weft_spin_unlock(weft_spinlock_t *l)
 {
 	if (!l)
 		return EINVAL;
-	struct wf_thread *self = wf_current();
+	struct wf_thread *self = wf_caller();
 	if (!self || wf_spinlock_load(l) != wf_thread_handle(self))
 		return EPERM;
 	__atomic_store_n(&l->_owner, 0, __ATOMIC_RELEASE);

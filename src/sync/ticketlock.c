@@ -18,7 +18,10 @@
  * probably running elsewhere and about to release), those further back
  * after only WF_TICKET_FAR_SPINS (they cannot get in before the ones ahead
  * have run, so spinning only delays them).  With one worker this is what
- * lets the line move at all.
+ * lets the line move at all.  With nothing else to run on its worker, a
+ * waiter gives its kernel thread's CPU away, then naps (wf_spin_wait_long):
+ * with more workers than CPUs the kernel may have descheduled the worker
+ * of the holder, or of the next in line.
  *
  * Rejected: proportional back-off without yielding (hangs with one
  * worker); MCS/CLH queue locks (per-waiter nodes, and the same yielding
@@ -54,7 +57,7 @@ int weft_ticket_acquire(weft_ticketlock_t *l)
 	/* The ticket's uniqueness comes from the atomic add alone; ordering
 	 * with the previous holder comes from the acquire load below. */
 	uint32_t my = __atomic_fetch_add(&l->_next, 1, __ATOMIC_RELAXED);
-	unsigned spins = 0;
+	unsigned spins = 0, rounds = 0;
 	for (;;) {
 		uint32_t cur = __atomic_load_n(&l->_serving, __ATOMIC_ACQUIRE);
 		if (cur == my)
@@ -64,7 +67,7 @@ int weft_ticket_acquire(weft_ticketlock_t *l)
 		wf_cpu_relax();
 		if (++spins >= limit) {
 			spins = 0;
-			wf_yield_internal();
+			wf_spin_wait_long(&rounds);
 		}
 	}
 	__atomic_store_n(&l->_owner, h, __ATOMIC_RELAXED);
@@ -75,7 +78,7 @@ int weft_ticket_release(weft_ticketlock_t *l)
 {
 	if (!l)
 		return EINVAL;
-	struct wf_thread *self = wf_current();
+	struct wf_thread *self = wf_caller();
 	if (!self || __atomic_load_n(&l->_owner, __ATOMIC_RELAXED) != wf_thread_handle(self))
 		return EPERM;
 	__atomic_store_n(&l->_owner, 0, __ATOMIC_RELAXED);

@@ -45,7 +45,7 @@ struct wf_thread *wf_sync_self_slow(int *err)
 		return NULL;
 	}
 	struct wf_thread *t = wf_current();
-	if (!t)
-		*err = EPERM;
+	if (!t && !(t = wf_foreign_self()))   /* a foreign thread (park.h) */
+		*err = EAGAIN;
 	return t;
 }

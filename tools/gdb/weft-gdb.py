@@ -175,6 +175,7 @@ class _Runtime(object):
         self.DONE = _enum_value("WF_DONE", 4)
         self.KIND_MAIN = _enum_value("WF_KIND_MAIN", 1)
         self.KIND_IDLE = _enum_value("WF_KIND_IDLE", 2)
+        self.KIND_FOREIGN = _enum_value("WF_KIND_FOREIGN", 3)
         self.block_kinds = _lookup_var("wf_block_kinds")
         self.owner_at = _lookup_var("wf_block_owner_at")
         if self.block_kinds is None:
@@ -217,7 +218,8 @@ class _Runtime(object):
 
     def live(self, t):
         """Is t a green thread a user would see (not free, not an idle
-        context of a worker, not left behind by fork())?"""
+        context of a worker, not the identity of a foreign kernel thread,
+        not left behind by fork())?"""
         if t is None:
             return False
         index = int(t["index"])
@@ -225,7 +227,7 @@ class _Runtime(object):
                 and int(t.address) != self.dead_keep):
             return False
         return (int(t["state"]) != self.FREE
-                and int(t["kind"]) != self.KIND_IDLE)
+                and int(t["kind"]) not in (self.KIND_IDLE, self.KIND_FOREIGN))
 
     def threads(self):
         for slot in range(self.slots()):
