@@ -492,7 +492,11 @@ WEFT_API int weft_sigmask(int how, const sigset_t *set, sigset_t *old);
  * parent and in the child.  Handlers registered here run while weft works
  * fully (a prepare handler may lock weft mutexes, a child handler may use
  * weft); weft's own preparation runs after every prepare handler registered
- * with weft_atfork (or with pthread_atfork after weft started).
+ * with weft_atfork (or with pthread_atfork after weft started).  A prepare
+ * handler that locks a weft mutex which the parent and child handlers
+ * unlock works when no other thread is queuing on that mutex at the
+ * instant of the fork (its queue's own lock could then be held in the
+ * child); threads already queued on it are passed over in the child.
  *
  * fork() from a green thread gives a child in which weft works: the caller
  * is the child's only thread and its "main" (weft_exit from it waits for

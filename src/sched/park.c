@@ -71,8 +71,16 @@ void wf_park_reason(struct wf_thread *t, int kind, const void *obj)
 	atomic_store_explicit(&t->block_kind, (uint8_t)kind, memory_order_relaxed);
 }
 
+/* A TCB left behind by fork() (wf_tcb_dead) is never claimed: its thread
+ * does not exist in the child, whose objects may still list it as a waiter
+ * (a mutex that a prepare handler locked while it waited, unlocked by the
+ * child handler).  Its waker sees the claim refused, as when a timeout won,
+ * and passes the grant on; the node it marks done lies in a stack that
+ * nothing will run on. */
 static bool wf_claim(struct wf_thread *t, uint64_t to)
 {
+	if (wf_tcb_dead(t))
+		return false;
 	uint64_t cur = atomic_load_explicit(&t->wait, memory_order_relaxed);
 	return (cur & 3) == WF_WAIT_WAITING &&
 	       atomic_compare_exchange_strong_explicit(&t->wait, &cur, (cur & ~3ull) | to,
