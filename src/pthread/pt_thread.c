@@ -37,7 +37,11 @@ PT_API int pthread_create(pthread_t *t, const pthread_attr_t *a, void *(*start)(
 
 PT_API int pthread_join(pthread_t t, void **ret)
 {
-	return weft_join((weft_t)t, ret);
+	void *r;
+	int e = weft_join((weft_t)t, &r);
+	if (!e && ret)
+		*ret = pt_join_result(r);
+	return e;
 }
 
 PT_API int pthread_detach(pthread_t t)
@@ -201,7 +205,7 @@ PT_API int pthread_tryjoin_np(pthread_t t, void **ret)
 	size_t size;
 	if (weft_getstack((weft_t)t, &addr, &size) != ESRCH)
 		return EBUSY;   /* running (or main) */
-	return weft_join((weft_t)t, ret);
+	return pthread_join(t, ret);
 }
 
 PT_API int pthread_clockjoin_np(pthread_t t, void **ret, clockid_t clock,
