@@ -124,13 +124,14 @@ static void *sem_waiter(void *arg)
 
 static void *rw_waiter(void *arg)
 {
-	int write = (int)(intptr_t)arg;
+	int write = (int)(intptr_t)arg & 1, timed = (int)(intptr_t)arg & 2;
 	weft_cleanup_push(cleanup_log, (void *)'r');
 	atomic_store(&reached, 1);
+	struct timespec dl = ts_in(60ull * 1000 * MS);
 	if (write)
-		weft_rwlock_wrlock(&rw);
+		timed ? weft_rwlock_timedwrlock(&rw, &dl) : weft_rwlock_wrlock(&rw);
 	else
-		weft_rwlock_rdlock(&rw);
+		timed ? weft_rwlock_timedrdlock(&rw, &dl) : weft_rwlock_rdlock(&rw);
 	atomic_store(&after, 1);
 	weft_cleanup_pop(0);
 	return NULL;
@@ -335,6 +336,13 @@ START_TEST(t_cancel_parked_rwlock_read) { rw_case(0); }
 END_TEST
 
 START_TEST(t_cancel_parked_rwlock_write) { rw_case(1); }
+END_TEST
+
+/* The timed variants are cancellation points too. */
+START_TEST(t_cancel_parked_rwlock_timedread) { rw_case(2); }
+END_TEST
+
+START_TEST(t_cancel_parked_rwlock_timedwrite) { rw_case(3); }
 END_TEST
 
 static void *barrier_pass(void *arg)
@@ -851,6 +859,8 @@ static Suite *cancel_suite(void)
 	tcase_add_test(tc, t_cancel_parked_sem_timedwait);
 	tcase_add_test(tc, t_cancel_parked_rwlock_read);
 	tcase_add_test(tc, t_cancel_parked_rwlock_write);
+	tcase_add_test(tc, t_cancel_parked_rwlock_timedread);
+	tcase_add_test(tc, t_cancel_parked_rwlock_timedwrite);
 	tcase_add_test(tc, t_cancel_parked_barrier);
 	tcase_add_test(tc, t_cancel_parked_io);
 	tcase_add_test(tc, t_cancel_at_kernel_io);
