@@ -62,7 +62,11 @@ PT_API pthread_t pthread_self(void)
 	 * inside weft's start asks who is calling), glibc answers. */
 	if (pt_unlikely(!__atomic_load_n(&pt_ready, __ATOMIC_ACQUIRE)))
 		return pt_real(pthread_self)();
-	weft_t s = weft_self();
+	/* A kernel thread that is no worker is foreign; asking weft_self
+	 * there would wait for weft's start in a child of fork() that is
+	 * starting its workers, and a sanitizer asks who a worker's new
+	 * kernel thread is before weft's entry runs on it (deadlock). */
+	weft_t s = pt_green() ? weft_self() : WEFT_NULL;
 	if (pt_likely(s))
 		return (pthread_t)s;
 	return pt_real(pthread_self)() | PT_FOREIGN_BIT;
