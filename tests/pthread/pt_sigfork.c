@@ -25,13 +25,14 @@ static void on_usr1(int sig)
 
 static sem_t parked, never;
 
-static atomic_int wait_rc, wait_errno;
+static atomic_int wait_rc, wait_errno, woke;
 static void *sleeper(void *a)
 {
 	(void)a;
 	sem_post(&parked);
 	atomic_store(&wait_rc, sem_wait(&never));
 	atomic_store(&wait_errno, errno);
+	atomic_store(&woke, 1);
 	return NULL;
 }
 
@@ -150,7 +151,12 @@ int main(void)
 	pthread_t t;
 	CHECK_EQ(pthread_create(&t, NULL, sleeper, NULL), 0);
 	sem_wait(&parked);
-	CHECK_EQ(pthread_kill(t, SIGUSR1), 0);
+	/* A signal that comes before the thread parks runs its handler there
+	 * and does not end the wait to come: send until the wait has ended. */
+	while (!atomic_load(&woke)) {
+		CHECK_EQ(pthread_kill(t, SIGUSR1), 0);
+		usleep(1000);
+	}
 	CHECK_EQ(pthread_join(t, NULL), 0);
 	CHECK_EQ(atomic_load(&wait_rc), -1);
 	CHECK_EQ(atomic_load(&wait_errno), EINTR);
