@@ -511,6 +511,10 @@ void wf_kt_fork_lock(void) { wf_spin_lock(&wf_ktw_lock); }
 
 void wf_kt_fork_unlock(bool child)
 {
+#ifdef WF_ASAN
+	if (child)
+		wf_ktp_fork_child();
+#endif
 	if (child && wf_ktw_live) {
 		/* The last of the parent's workers on the gone list. */
 		struct wf_ktw *w = wf_ktw_live;
