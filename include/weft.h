@@ -35,6 +35,7 @@
 #define WEFT_H
 
 #include <poll.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -265,6 +266,258 @@ WEFT_API int weft_getname(weft_t t, char *buf, size_t len);
  *  @return 0; EINVAL addr or size NULL; ESRCH t unknown, stale or finished;
  *  ENOENT t is "main", which runs on its kernel thread's own stack. */
 WEFT_API int weft_getstack(weft_t t, void **addr, size_t *size);
+
+/** @} */
+
+/* ------------------------------------------------------------------------ */
+/* Cancellation                                                             */
+/* ------------------------------------------------------------------------ */
+
+/** @defgroup weft_cancel Cancellation
+ *  Stopping a thread from outside, POSIX style: a request that the thread
+ *  acts on at its next cancellation point, running its cleanup handlers and
+ *  key destructors on the way out.
+ *
+ *  Cancellation points are the weft calls that can block: weft_join,
+ *  weft_cond_wait and weft_cond_timedwait, weft_sem_wait and
+ *  weft_sem_timedwait (when they would block: taking an available token
+ *  stays as cheap as a trywait), weft_sleep_ns (when ns > 0), the
+ *  rwlock read and write locks, timed or not, and weft_barrier_wait (when
+ *  they would block), the I/O calls (weft_read and the rest, weft_poll,
+ *  weft_fd_wait: when they wait for a descriptor, and on entry to a call
+ *  that blocks in the kernel, such as one on a regular file or a
+ *  terminal: a request that comes while it is there acts at the next
+ *  point), and weft_testcancel.  Mutex locks, spin and ticket locks and
+ *  weft_once are not.  A point acts on a request pending when it is called,
+ *  and on one that arrives while it is parked: the thread then leaves the
+ *  object's queue without consuming anything (a cond wait takes its mutex
+ *  back first, as POSIX requires, so the cleanup handlers run with the
+ *  mutex held).
+ *
+ *  Acting means: the thread runs its cleanup handlers (weft_cleanup_push),
+ *  innermost first, then its key destructors, and finishes with the result
+ *  WEFT_CANCELED.  When the C++ unwinder is in the process (libgcc_s, which
+ *  every C++ program and every C program built with -fexceptions loads),
+ *  the thread's frames are unwound as glibc does for pthread_cancel: C++
+ *  destructors and __attribute__((cleanup)) handlers run too, interleaved
+ *  with the cleanup handlers by frame.  weft_exit finishes a thread the
+ *  same way, with its own result.
+ *
+ *  Asynchronous cancellation (WEFT_CANCEL_ASYNCHRONOUS) acts at a safe
+ *  point: when weft's timer finds the thread in the program's own code (the
+ *  places where it would preempt it), within a kernel tick of CPU time of
+ *  the request, or when the thread next runs after a switch, or at any
+ *  cancellation point.  A thread sitting in libc or in a system call is
+ *  cancelled once it is back in its own code.  With WEFT_QUANTUM_US=0 there
+ *  is no timer: a running thread acts only at its next switch or point.
+ *  @{ */
+
+/** For WEFT_CANCELED only: the object it points to. */
+WEFT_API extern const char weft_canceled_;
+/** The result weft_join reports for a cancelled thread: the address of an
+ *  object of weft's, which no thread returns unless it names it. */
+#define WEFT_CANCELED ((void *)&weft_canceled_)
+
+/** Cancelability states (weft_setcancelstate) and types
+ *  (weft_setcanceltype).  New threads, "main" included, start enabled and
+ *  deferred. */
+enum {
+	WEFT_CANCEL_ENABLE = 0,       /**< requests are acted on */
+	WEFT_CANCEL_DISABLE = 1,      /**< requests stay pending */
+	WEFT_CANCEL_DEFERRED = 0,     /**< act at cancellation points */
+	WEFT_CANCEL_ASYNCHRONOUS = 1  /**< act at the next safe point */
+};
+
+/**
+ * Ask thread t to cancel.  The request stays pending until t acts on it
+ * (see above); weft_cancel does not wait.  A request to a thread that is
+ * already finishing has no effect.  Cancelling "main" finishes main as
+ * weft_exit does: once every other thread has finished, the process exits
+ * with status 0.
+ *
+ * Who may call: any code, any kernel thread; from a signal handler only
+ * with t the calling thread.
+ * @param t  the thread
+ * @return 0; ESRCH t unknown/stale.
+ */
+WEFT_API int weft_cancel(weft_t t);
+
+/**
+ * Set the caller's cancelability state; with a request pending, enabling
+ * it acts at once if the type is asynchronous.  Who may call: a green
+ * thread.
+ * @param state  WEFT_CANCEL_ENABLE or WEFT_CANCEL_DISABLE
+ * @param old    receives the previous state, or NULL
+ * @return 0; EINVAL bad state; EPERM the caller is not a green thread.
+ */
+WEFT_API int weft_setcancelstate(int state, int *old);
+
+/**
+ * Set the caller's cancelability type; with a request pending and
+ * cancellation enabled, asynchronous acts at once.  Who may call: a green
+ * thread.
+ * @param type  WEFT_CANCEL_DEFERRED or WEFT_CANCEL_ASYNCHRONOUS
+ * @param old   receives the previous type, or NULL
+ * @return 0; EINVAL bad type; EPERM the caller is not a green thread.
+ */
+WEFT_API int weft_setcanceltype(int type, int *old);
+
+/** A cancellation point that does nothing else: act on a pending request
+ *  if cancellation is enabled.  Who may call: anyone (no effect outside a
+ *  green thread). */
+WEFT_API void weft_testcancel(void);
+
+/* A cleanup record, on the stack of the thread that pushed it (private to
+ * weft_cleanup_push/weft_cleanup_pop). */
+typedef struct weft_cleanup_ {
+	void (*_fn)(void *);
+	void *_arg;
+	struct weft_cleanup_ *_prev;
+} weft_cleanup_;
+
+/** For the macros below only: link c, which runs fn(arg) if the thread
+ *  finishes before the matching pop.  Who may call: a green thread (from
+ *  any other kernel thread the record is only popped). */
+WEFT_API void weft_cleanup_push_(weft_cleanup_ *c, void (*fn)(void *), void *arg);
+/** For the macros below only: unlink c, the innermost record, and run it
+ *  when execute is nonzero. */
+WEFT_API void weft_cleanup_pop_(weft_cleanup_ *c, int execute);
+
+/**
+ * Push a cleanup handler: fn(arg) runs if the thread is cancelled or calls
+ * weft_exit before the matching weft_cleanup_pop.  The two macros open and
+ * close a block and must be paired in one function at the same nesting
+ * level, as pthread_cleanup_push/pop are; leaving the block otherwise
+ * (return, goto, longjmp) is undefined.  Who may call: a green thread.
+ */
+#define weft_cleanup_push(fn, arg) \
+	do { \
+		weft_cleanup_ weft_cleanup_rec_; \
+		weft_cleanup_push_(&weft_cleanup_rec_, (fn), (arg)); \
+		do {
+/** Pop the innermost cleanup handler and run it when execute is nonzero. */
+#define weft_cleanup_pop(execute) \
+		} while (0); \
+		weft_cleanup_pop_(&weft_cleanup_rec_, (execute)); \
+	} while (0)
+
+/** @} */
+
+/* ------------------------------------------------------------------------ */
+/* Signals and fork                                                         */
+/* ------------------------------------------------------------------------ */
+
+/** @defgroup weft_signals Signals and fork
+ *  Signals aimed at one green thread, a signal mask per green thread, and
+ *  fork() from a green thread.
+ *
+ *  A green thread starts with the mask of the thread that created it (a
+ *  thread created from a kernel thread that is not a weft worker, and
+ *  "main", start with the mask the initializing thread had when weft
+ *  started: the default mask).  A signal sent to the process goes to a
+ *  green thread that does not block it: the running thread of a worker
+ *  whose kernel thread takes it, or, when that worker is idle or its thread
+ *  blocks the signal, another green thread chosen by weft (a running one
+ *  first, then a queued one, then a parked one).  A signal that every green
+ *  thread blocks stays pending until one unblocks it.  Handlers are the
+ *  program's (sigaction, as usual); a handler runs on the stack of the
+ *  thread the signal is delivered to, while that thread runs.
+ *
+ *  Only the program's handlers are per thread.  A signal whose action is
+ *  the default (terminate, stop, core) or ignore acts on the whole process,
+ *  as it does with pthreads; weft_kill with such a signal acts at once.
+ *
+ *  sigwait, sigwaitinfo, sigtimedwait and signalfd read the signals pending
+ *  for a kernel thread or for the process, which weft cannot see per green
+ *  thread.  Block the signals they consume before the first weft call, so
+ *  that every worker and every green thread blocks them from the start
+ *  (weft's idle workers keep the default mask), then wait for them in one
+ *  green thread: sigwait blocks that thread's worker while it waits (weft
+ *  hands the worker's other threads on), signalfd with weft's I/O calls does
+ *  not.
+ *
+ *  Masks changed with pthread_sigmask or sigprocmask rather than
+ *  weft_sigmask belong to the worker's kernel thread, not to the green
+ *  thread, and weft sets the kernel mask again at a switch to a thread
+ *  whose mask differs.
+ *  @{ */
+
+/**
+ * Send sig to green thread t.  The handler runs on t's stack while t runs,
+ * on whichever worker that is: at once if t is the caller or running (a
+ * system call t is making is interrupted, as with pthread_kill), when t is
+ * next resumed if it is queued, and now if t is parked in a wait that
+ * signals interrupt: weft_sem_wait, weft_sem_timedwait and the I/O calls
+ * then fail with EINTR, or wait again when the handler was installed with
+ * SA_RESTART, as the kernel restarts them (not an I/O call with a timeout:
+ * a socket's SO_RCVTIMEO or SO_SNDTIMEO, or a deadline variant);
+ * weft_sleep_ns, weft_poll and weft_fd_wait always fail with EINTR;
+ * weft_cond_wait and weft_cond_timedwait return 0 with the mutex held (a
+ * spurious wake-up).  Other waits (join, locks, barriers) finish first.  A signal t blocks
+ * stays pending until t unblocks it.  Signals of one number do not queue:
+ * sent twice before delivery, the handler runs once.  sig 0 only checks
+ * that t exists.
+ *
+ * Who may call: any code, any kernel thread; from a signal handler only
+ * with t the calling thread.
+ * @param t    the thread
+ * @param sig  a signal number, or 0
+ * @return 0 (also when t has finished and is not joined yet); EINVAL sig
+ *         is not a valid signal; ESRCH t unknown/stale.
+ */
+WEFT_API int weft_kill(weft_t t, int sig);
+
+/**
+ * Examine and change the calling green thread's signal mask, as
+ * pthread_sigmask does for a kernel thread.  SIGKILL and SIGSTOP cannot be
+ * blocked, and the signals weft uses itself (the preemption signal, the
+ * dump signal, SIGSEGV) are blocked for the program's handlers only: weft
+ * keeps receiving them.  Unblocking a pending signal delivers it before
+ * the call returns (a process signal that weft is handing over from an
+ * idle worker at that very moment: at the caller's next switch).
+ *
+ * Who may call: a green thread.
+ * @param how  SIG_BLOCK, SIG_UNBLOCK or SIG_SETMASK (ignored when set is
+ *             NULL)
+ * @param set  the signals, or NULL to only read the mask
+ * @param old  receives the previous mask, or NULL
+ * @return 0; EINVAL bad how; EPERM the caller is not a green thread.
+ */
+WEFT_API int weft_sigmask(int how, const sigset_t *set, sigset_t *old);
+
+/**
+ * Register fork handlers, run by fork() in the POSIX order: the prepare
+ * handlers in the reverse order of registration, before the fork; the
+ * parent and child handlers in the order of registration, after it, in the
+ * parent and in the child.  Handlers registered here run while weft works
+ * fully (a prepare handler may lock weft mutexes, a child handler may use
+ * weft); weft's own preparation runs after every prepare handler registered
+ * with weft_atfork (or with pthread_atfork after weft started).  A prepare
+ * handler that locks a weft mutex which the parent and child handlers
+ * unlock works when no other thread is queuing on that mutex at the
+ * instant of the fork (its queue's own lock could then be held in the
+ * child); threads already queued on it are passed over in the child.
+ *
+ * fork() from a green thread gives a child in which weft works: the caller
+ * is the child's only thread and its "main" (weft_exit from it waits for
+ * the threads the child creates), keeping its handle, name, mask, keys and
+ * cancelability; the other threads do not exist there (their handles are
+ * stale, and objects they held or waited on must not be used).  The
+ * child's workers, timers and monitor start with the first weft call that
+ * initializes (weft_create, weft_init, weft_self, ...); until then the
+ * child runs on one worker without preemption.  A child forked from a
+ * kernel thread that is not a green thread has no green thread: its first
+ * weft call makes the caller "main", as at start.
+ *
+ * Who may call: any code.
+ * @param prepare  run before the fork, or NULL
+ * @param parent   run in the parent after the fork, or NULL
+ * @param child    run in the child after the fork, or NULL
+ * @return 0; ENOMEM no memory for the handlers; EAGAIN weft could not be
+ *         initialized (its own handlers must be registered first).
+ */
+WEFT_API int weft_atfork(void (*prepare)(void), void (*parent)(void),
+                         void (*child)(void));
 
 /** @} */
 
@@ -789,7 +1042,8 @@ WEFT_API int weft_rwlock_trywrlock(weft_rwlock_t *l);
 /**
  * As weft_rwlock_rdlock, but give up at abs_monotonic (CLOCK_MONOTONIC).
  * A waiter that times out leaves the queue holding nothing; a grant that
- * races with the timeout is passed on, never lost.
+ * races with the timeout is passed on, never lost.  A cancellation point
+ * when it would block, as weft_rwlock_rdlock is.
  * Who may call: any thread.
  * @param l              the lock
  * @param abs_monotonic  the deadline
@@ -801,6 +1055,7 @@ WEFT_API int weft_rwlock_timedrdlock(weft_rwlock_t *l, const struct timespec *ab
 
 /**
  * As weft_rwlock_wrlock, but give up at abs_monotonic (CLOCK_MONOTONIC).
+ * A cancellation point when it would block, as weft_rwlock_wrlock is.
  * Who may call: any thread.
  * @param l              the lock
  * @param abs_monotonic  the deadline
@@ -992,7 +1247,10 @@ WEFT_API int weft_ticket_release(weft_ticketlock_t *l);
  * Who may call: anyone.  From a kernel thread that is not a green thread
  * each call is libc's own (weft_fd_wait and weft_poll_until then wait in
  * poll(2)).  The first call of a process initializes weft, as any weft
- * call does.  A call never fails with EINTR because of weft.
+ * call does.  A call never fails with EINTR because of weft; a signal
+ * sent to the waiting thread (weft_kill, or a process signal it takes)
+ * interrupts it as the kernel would (see weft_kill), and the calls are
+ * cancellation points (see weft_cancel).
  * @{ */
 
 /** The clock of the deadlines: CLOCK_MONOTONIC, in nanoseconds.  Any
@@ -1007,7 +1265,8 @@ WEFT_API uint64_t weft_now_ns(void);
  *  @param events    POLL* bits
  *  @param deadline  absolute CLOCK_MONOTONIC ns; 0 for none
  *  @return 0 ready; ETIMEDOUT the deadline passed first; EBADF fd is not
- *          open, or was closed with weft_close while waiting; ENOMEM. */
+ *          open, or was closed with weft_close while waiting; EINTR a
+ *          signal sent to the caller interrupted the wait; ENOMEM. */
 WEFT_API int weft_fd_wait(int fd, short events, uint64_t deadline);
 
 /** read(2).

@@ -995,3 +995,37 @@ void wf_stack_test_force_mprotect(size_t max_map_count)
 {
 	wf_guard_fallback(max_map_count);
 }
+
+/* ---- fork ---------------------------------------------------------------- */
+
+/*
+ * Around fork(): every lock of the allocator is held by the forking thread
+ * (in the order the allocator takes them: the class list, then each
+ * class's grow, then its lock; the release queue's lock last, as it is
+ * never held with a class lock), so the child never starts with one held
+ * by a thread it does not have, and each shared tier, its byte count and
+ * the release queue are seen between two whole operations.  Stacks in the
+ * other threads' hands, in the caches of the workers that do not exist in
+ * the child, and in batches a thread took off the release queue to unmap
+ * stay allocated there (their memory is a copy-on-write view of the
+ * parent's).
+ */
+void wf_stack_fork_lock(void)
+{
+	wf_spin_lock(&wf_classes_lock);
+	for (struct wf_stack_class *c = atomic_load(&wf_classes); c; c = c->next) {
+		wf_spin_lock(&c->grow);
+		wf_spin_lock(&c->lock);
+	}
+	wf_spin_lock(&wf_rel_lock);
+}
+
+void wf_stack_fork_unlock(void)
+{
+	wf_spin_unlock(&wf_rel_lock);
+	for (struct wf_stack_class *c = atomic_load(&wf_classes); c; c = c->next) {
+		wf_spin_unlock(&c->lock);
+		wf_spin_unlock(&c->grow);
+	}
+	wf_spin_unlock(&wf_classes_lock);
+}

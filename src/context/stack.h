@@ -97,6 +97,11 @@ size_t wf_stack_trim(void) WF_HIDDEN;
  * kernel workers' own stacks and guards (src/kthreads). */
 size_t wf_pagesize(void) WF_HIDDEN;
 
+/* fork(): take every lock of the allocator before, release it after (in
+ * the parent and in the child alike). */
+void wf_stack_fork_lock(void) WF_HIDDEN;
+void wf_stack_fork_unlock(void) WF_HIDDEN;
+
 /* Tests: use mprotect guards from now on, as on a kernel without
  * MADV_GUARD_INSTALL; max_map_count, if not 0, replaces the sysctl value
  * for the warning threshold. */

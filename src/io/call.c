@@ -82,6 +82,11 @@ int wf_io_blocked(struct wf_io_call *c, uint32_t events)
 		return WF_IO_RETRY;   /* one more attempt; then the deadline answers */
 	case EPERM:
 		return WF_IO_KERNEL;
+	case EINTR:
+		/* A cancellation acts here; a signal's handler runs, and the
+		 * call waits again if the kernel would have restarted it
+		 * (SA_RESTART, and no timeout: a socket's or weft's). */
+		return wf_interrupted() == 0 && !dl ? WF_IO_RETRY : EINTR;
 	default:
 		return e;
 	}

@@ -82,14 +82,16 @@ int wf_io_fd_top(void) WF_HIDDEN;
  * `events` (EPOLL* bits), the deadline passes (0: none) or the number is
  * closed with weft_close.  Returns 0 (woken: try again, it may be a false
  * alarm; also after a yield when weft_close was running on the number),
- * ETIMEDOUT, EBADF (closed while it waited), or an error of arming it:
+ * ETIMEDOUT, EBADF (closed while it waited), EINTR (a cancellation or a
+ * signal sent to the thread: the caller then calls wf_interrupted), or an
+ * error of arming it:
  * EPERM when the poller cannot watch it (a regular file; the caller then
  * blocks in the kernel instead), ENOMEM, ENOSPC.  *revents, when not NULL,
  * receives the events that woke it. */
 int wf_io_wait(int fd, uint32_t events, uint64_t deadline, uint32_t *revents) WF_HIDDEN;
 /* The same for several descriptors at once (weft_poll): n waiters with
  * fd and events set; any one's readiness wakes the caller.  Returns 0,
- * ETIMEDOUT, EBADF, or an arming error; each waiter's revents and err say
+ * ETIMEDOUT, EBADF, EINTR, or an arming error; each waiter's revents and err say
  * what happened to it. */
 int wf_io_wait_many(struct wf_io_waiter *w, int n, uint64_t deadline) WF_HIDDEN;
 /* Wake every thread waiting on fd with EBADF, and refuse new waits until
@@ -153,8 +155,11 @@ int wf_io_kind(int fd) WF_HIDDEN;
 int wf_io_ready_now(int fd, short events) WF_HIDDEN;
 
 /* expr (a call that may block in the kernel) inside a blocking section
- * (docs/design.md, "Blocked workers"); its errno survives the section. */
+ * (docs/design.md, "Blocked workers"); its errno survives the section.
+ * A cancellation point at the entry: a request that comes while the call
+ * is in the kernel is acted on at the next point. */
 #define WF_IO_IN_KERNEL(expr) __extension__ ({ \
+	wf_cancel_point(); \
 	wf_blocking_enter(); \
 	__typeof__(expr) r_ = (expr); \
 	int e_ = WF_ERRNO; \

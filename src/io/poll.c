@@ -86,6 +86,11 @@ static int wf_io_poll(struct pollfd *fds, nfds_t n, uint64_t deadline)
 		int e = wf_io_poll_wait(fds, n, deadline);
 		if (e == EPERM)   /* a number weft cannot watch: poll(2) itself */
 			return WF_IO_IN_KERNEL(wf_io_poll_kernel(fds, n, deadline));
+		if (e == EINTR) {
+			(void)wf_interrupted();   /* poll is never restarted */
+			WF_ERRNO = EINTR;
+			return -1;
+		}
 		if (e && e != ETIMEDOUT) {
 			WF_ERRNO = e;
 			return -1;

@@ -57,6 +57,7 @@
  */
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include "io_internal.h"
 
@@ -215,12 +216,35 @@ static void wf_io_events(const struct epoll_event *ev, int n, uint64_t now)
 	}
 }
 
+/* In a child of fork(), on its only thread: the waiters linked in the
+ * records are threads that do not exist there, a record's lock may be
+ * held by one of them, and every registration was in the parent's set,
+ * which the child no longer uses (the scheduler gives it a set of its own:
+ * poller.c).  Each record starts over. */
+static void wf_io_forked_child(void)
+{
+	for (int fd = 0, top = wf_io_fd_top(); fd < top; fd += WF_IO_CHUNK) {
+		struct wf_io_fd *r = wf_io_fd_find(fd);
+		for (int i = 0; r && i < WF_IO_CHUNK; i++)
+			r[i] = (struct wf_io_fd){ .lock = WF_SPIN_INIT };
+	}
+	wf_io_next_sweep = 0;
+}
+
 static void wf_io_attach(void)
 {
 	static atomic_bool attached;
 	if (wf_unlikely(!atomic_load_explicit(&attached, memory_order_acquire))) {
-		wf_poller_attach(wf_io_events);
-		atomic_store_explicit(&attached, true, memory_order_release);
+		static wf_spin_t once = WF_SPIN_INIT;
+		wf_spin_lock(&once);
+		if (!atomic_load_explicit(&attached, memory_order_relaxed)) {
+			wf_poller_attach(wf_io_events);
+			/* Registered after weft's own fork handlers (weft is up):
+			 * its child handler runs after the scheduler's. */
+			wf_park_atfork_child(wf_io_forked_child);
+			atomic_store_explicit(&attached, true, memory_order_release);
+		}
+		wf_spin_unlock(&once);
 	}
 }
 
@@ -255,7 +279,9 @@ int wf_io_wait(int fd, uint32_t events, uint64_t deadline, uint32_t *revents)
 		return wf_io_close_in_progress();
 	}
 	wf_poller_wait_count(1);
-	wf_park_prepare(self);
+	/* A cancellation point, and a signal sent to the thread ends the
+	 * wait (wf_io_blocked decides between EINTR and a restart). */
+	wf_park_prepare_intr(self, WF_INTR_CANCEL | WF_INTR_SIGNAL);
 	wf_io_link(r, &n);
 	int e = wf_io_arm(r, fd);
 	if (e) {
@@ -283,7 +309,7 @@ int wf_io_wait_many(struct wf_io_waiter *ws, int count, uint64_t deadline)
 	wf_poller_wait_count(1);
 	/* Published on several records, unlocking each: a waker may claim the
 	 * wait from the first one on, so its deadline is set first (park.h). */
-	wf_park_prepare_until(self, deadline);
+	wf_park_prepare_until_intr(self, deadline, WF_INTR_CANCEL | WF_INTR_SIGNAL);
 	wf_park_reason(self, WF_BLOCK_POLL, NULL);
 	int err = 0, linked = 0;
 	while (linked < count && !err) {
@@ -322,8 +348,10 @@ int wf_io_wait_many(struct wf_io_waiter *ws, int count, uint64_t deadline)
 			err = ws[i].err;
 	}
 	wf_poller_wait_count(-1);
+	/* An interrupter that claimed the wait first is answered (the caller
+	 * acts on it, then tries again and meets the close or the new file). */
 	if (err == WF_IO_CLOSING)
-		return wf_io_close_in_progress();
+		return w == EINTR ? EINTR : wf_io_close_in_progress();
 	return err ? err : w;
 }
 

@@ -27,6 +27,11 @@ void wf_kt_clone_worker0(void) WF_HIDDEN;
 /* The pthread backend (kthread_pthread.c). */
 int wf_kt_pthread_spawn(void (*fn)(void *), void *arg, size_t stack_size,
                         pid_t *tid) WF_HIDDEN;
+#ifdef WF_ASAN
+/* In a child of fork(): clear ASan's shadow of the stacks of the parent's
+ * kernel threads of the pthread backend (kthread_pthread.c says why). */
+void wf_ktp_fork_child(void) WF_HIDDEN;
+#endif
 
 /* Tests only: make the next gate run fail at the named check, as if that
  * check had failed (NULL: no injection).  Must precede the first gate run. */

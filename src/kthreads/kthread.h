@@ -74,6 +74,11 @@ int wf_kt_epoll_wait(int ep, struct epoll_event *ev, int n, uint64_t timeout_ns)
 void wf_kt_eventfd_signal(int efd) WF_HIDDEN;            /* add 1 */
 void wf_kt_eventfd_drain(int efd) WF_HIDDEN;             /* reset to 0 */
 
+/* fork(): hold the backend's own lock across it (before and after; in the
+ * child, the kernel threads it made in the parent are forgotten). */
+void wf_kt_fork_lock(void) WF_HIDDEN;
+void wf_kt_fork_unlock(bool child) WF_HIDDEN;
+
 /* Kernel thread id of the caller, without a libc call. */
 pid_t wf_kt_gettid(void) WF_HIDDEN;
 

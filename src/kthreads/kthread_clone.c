@@ -107,10 +107,11 @@
  *    are unreachable; each exited worker leaks about 104 KB (its malloc
  *    arena attachment and tcache).  Only the gate's self-test worker exits.
  *    pthread_exit() or pthread_cancel() on a worker crashes.
- *  - fork() from a worker: the child's glibc makes the forking thread its
- *    only thread (list_del on our self-loop is harmless), but glibc's
- *    at-fork state was never designed for a foreign block: use fork+exec
- *    only, or posix_spawn.
+ *  - fork() from a worker: the child's glibc drops every listed thread but
+ *    the forking one, which it lists again (docs/design.md, "glibc's
+ *    thread lists"); weft then rebuilds itself around the forking thread
+ *    (src/sched/fork.c).  The blocks of the parent's other workers stay
+ *    allocated in the child (wf_ktw_gone): nothing may free them.
  *  - pthread_getattr_np on a worker reports the recorded 16 KiB at the top
  *    of its stack, not the whole stack (it is what glibc believes).
  *  - Sanitizers do not know the workers.  ASan still checks every access
@@ -172,8 +173,9 @@ struct wf_ktw {
 };
 
 /* Live workers: they are never freed (and this keeps their blocks and
- * stacks reachable for leak checkers). */
-static struct wf_ktw *wf_ktw_live;
+ * stacks reachable for leak checkers).  In a child of fork() the workers of
+ * the parent do not exist: they move to wf_ktw_gone (still reachable). */
+static struct wf_ktw *wf_ktw_live, *wf_ktw_gone;
 static wf_spin_t wf_ktw_lock = WF_SPIN_INIT;
 
 /* ---- stacks ----------------------------------------------------------- */
@@ -501,4 +503,26 @@ void wf_kt_clone_worker0(void)
 {
 	if (wf_kt_gate_state > 0)
 		wf_tb_record_main_stack();
+}
+
+/* ---- fork ------------------------------------------------------------- */
+
+void wf_kt_fork_lock(void) { wf_spin_lock(&wf_ktw_lock); }
+
+void wf_kt_fork_unlock(bool child)
+{
+#ifdef WF_ASAN
+	if (child)
+		wf_ktp_fork_child();
+#endif
+	if (child && wf_ktw_live) {
+		/* The last of the parent's workers on the gone list. */
+		struct wf_ktw *w = wf_ktw_live;
+		while (w->next)
+			w = w->next;
+		w->next = wf_ktw_gone;
+		wf_ktw_gone = wf_ktw_live;
+		wf_ktw_live = NULL;
+	}
+	wf_spin_unlock(&wf_ktw_lock);
 }

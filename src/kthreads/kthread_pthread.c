@@ -31,12 +31,61 @@ struct wf_ktp_start {
 	pid_t tid;
 };
 
+#ifdef WF_ASAN
+#include <sanitizer/asan_interface.h>
+/*
+ * AddressSanitizer and fork().  In a child of fork() the parent's other
+ * kernel threads are gone, and glibc keeps their stacks in its cache for
+ * new threads.  ASan's shadow of those stacks still holds the redzones of
+ * the frames they had in the parent: ASan clears a thread's shadow when the
+ * thread exits (the parent's threads never exit in the child) and when a
+ * new thread has found its stack, but a new thread's own set-up runs the
+ * pthread layer's attribute calls (instrumented) on that stack before
+ * that, and ASan reports a stack-buffer-underflow there that is not one.
+ * So each kernel thread of this backend notes its stack, and the child
+ * clears the shadow of them all before it starts a thread.  A ring: past
+ * WF_KTP_STACKS threads started, the oldest are forgotten (they are the
+ * likeliest to have exited, which clears their shadow).  An entry written
+ * while the fork happens may be half written in the child: clearing the
+ * shadow of a wrong range only hides redzones, ASan-only, never faults.
+ */
+#define WF_KTP_STACKS 4096
+static struct { void *lo; size_t len; } wf_ktp_stacks[WF_KTP_STACKS];
+static _Atomic unsigned wf_ktp_nstacks;
+
+static void wf_ktp_note_stack(void)
+{
+	pthread_attr_t a;
+	void *lo;
+	size_t len;
+	if (WF_LIBC(pthread_getattr_np)(WF_LIBC(pthread_self)(), &a))
+		return;
+	if (WF_LIBC(pthread_attr_getstack)(&a, &lo, &len) == 0) {
+		unsigned i = atomic_fetch_add_explicit(&wf_ktp_nstacks, 1, memory_order_relaxed);
+		wf_ktp_stacks[i % WF_KTP_STACKS].lo = lo;
+		wf_ktp_stacks[i % WF_KTP_STACKS].len = len;
+	}
+	WF_LIBC(pthread_attr_destroy)(&a);
+}
+
+void wf_ktp_fork_child(void)
+{
+	unsigned n = atomic_load_explicit(&wf_ktp_nstacks, memory_order_relaxed);
+	for (unsigned i = 0; i < n && i < WF_KTP_STACKS; i++)
+		if (wf_ktp_stacks[i].lo)
+			__asan_unpoison_memory_region(wf_ktp_stacks[i].lo, wf_ktp_stacks[i].len);
+}
+#endif
+
 static void *wf_ktp_entry(void *p)
 {
 	struct wf_ktp_start *s = p;
 	void (*fn)(void *) = s->fn;
 	void *arg = s->arg;
 
+#ifdef WF_ASAN
+	wf_ktp_note_stack();
+#endif
 	s->tid = wf_kt_gettid();
 	atomic_store_explicit(&s->ready, 1, memory_order_release);
 	wf_futex_wake(&s->ready, 1);

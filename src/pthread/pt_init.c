@@ -44,6 +44,26 @@ int pt_live;
 
 static int pt_state;   /* 0 not started, 1 starting, 2 done */
 
+/* The semaphore table's weft mutex first: taking it may block, and the
+ * pool's lock must not be held meanwhile (its waiters spin). */
+static void pt_fork_prepare(void)
+{
+	pt_sem_fork_lock();
+	pt_pool_fork_lock();
+}
+
+static void pt_fork_parent(void)
+{
+	pt_pool_fork_unlock();
+	pt_sem_fork_unlock();
+}
+
+static void pt_fork_child(void)
+{
+	pt_pool_fork_unlock();
+	pt_sem_fork_child();
+}
+
 void pt_runtime_init(void)
 {
 	int s = 0;
@@ -61,6 +81,10 @@ void pt_runtime_init(void)
 		e = weft_init();
 		unsetenv("WEFT_STACK_SIZE");
 	}
+	/* The layer's locks across fork(), taken before weft's own (a
+	 * later registration's prepare handler runs earlier). */
+	if (!e)
+		e = weft_atfork(pt_fork_prepare, pt_fork_parent, pt_fork_child);
 	__atomic_store_n(&pt_state, 2, __ATOMIC_RELEASE);
 	__atomic_store_n(&pt_ready, 1, __ATOMIC_RELEASE);
 	const char *v = getenv("WEFT_VERBOSE");

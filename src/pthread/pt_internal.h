@@ -105,7 +105,20 @@ void pt_pool_free(void *p) PT_HIDDEN;
 /* The weft mutex behind a pthread_mutex_t (pt_mutex.c); NULL: ENOMEM. */
 weft_mutex_t *pt_mutex_weft(pthread_mutex_t *m) PT_HIDDEN;
 
-/* Cancellation requests (pt_cancel.c): act on one at a cancellation point. */
-void pt_testcancel(void) PT_HIDDEN;
+/* A join's result as glibc gives it: PTHREAD_CANCELED for a cancelled
+ * thread (weft says WEFT_CANCELED). */
+static inline void *pt_join_result(void *r)
+{
+	return r == WEFT_CANCELED ? PTHREAD_CANCELED : r;
+}
+
+/* Around fork() (pt_init.c registers them with weft_atfork): the layer's
+ * own locks, held by the forking thread so that the child never inherits
+ * one held by a thread it does not have. */
+void pt_pool_fork_lock(void) PT_HIDDEN;
+void pt_pool_fork_unlock(void) PT_HIDDEN;
+void pt_sem_fork_lock(void) PT_HIDDEN;
+void pt_sem_fork_unlock(void) PT_HIDDEN;
+void pt_sem_fork_child(void) PT_HIDDEN;
 
 #endif

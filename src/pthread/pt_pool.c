@@ -65,3 +65,8 @@ void pt_pool_free(void *p)
 	pt_free = c;
 	pt_pool_release();
 }
+
+/* fork(): the lock is held for a few instructions at a time, by any kernel
+ * thread; the child's copy must be free. */
+void pt_pool_fork_lock(void) { pt_pool_acquire(); }
+void pt_pool_fork_unlock(void) { pt_pool_release(); }

@@ -30,6 +30,13 @@ static sem_t *pt_glibc_sems[PT_GLIBC_SEMS];
 static int pt_nglibc;          /* entries in use (a hint for the fast path) */
 static weft_mutex_t pt_glibc_lock = WEFT_MUTEX_INITIALIZER;
 
+/* fork() (pt_init.c): a weft mutex, which a prepare handler may lock.  In
+ * the child its queue may list threads that do not exist there: it starts
+ * afresh instead of being unlocked. */
+void pt_sem_fork_lock(void) { weft_mutex_lock(&pt_glibc_lock); }
+void pt_sem_fork_unlock(void) { weft_mutex_unlock(&pt_glibc_lock); }
+void pt_sem_fork_child(void) { pt_glibc_lock = (weft_mutex_t)WEFT_MUTEX_INITIALIZER; }
+
 static bool pt_is_glibc(sem_t *s)
 {
 	if (pt_likely(__atomic_load_n(&pt_nglibc, __ATOMIC_ACQUIRE) == 0))

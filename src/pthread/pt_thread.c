@@ -37,7 +37,11 @@ PT_API int pthread_create(pthread_t *t, const pthread_attr_t *a, void *(*start)(
 
 PT_API int pthread_join(pthread_t t, void **ret)
 {
-	return weft_join((weft_t)t, ret);
+	void *r;
+	int e = weft_join((weft_t)t, &r);
+	if (!e && ret)
+		*ret = pt_join_result(r);
+	return e;
 }
 
 PT_API int pthread_detach(pthread_t t)
@@ -58,7 +62,11 @@ PT_API pthread_t pthread_self(void)
 	 * inside weft's start asks who is calling), glibc answers. */
 	if (pt_unlikely(!__atomic_load_n(&pt_ready, __ATOMIC_ACQUIRE)))
 		return pt_real(pthread_self)();
-	weft_t s = weft_self();
+	/* A kernel thread that is no worker is foreign; asking weft_self
+	 * there would wait for weft's start in a child of fork() that is
+	 * starting its workers, and a sanitizer asks who a worker's new
+	 * kernel thread is before weft's entry runs on it (deadlock). */
+	weft_t s = pt_green() ? weft_self() : WEFT_NULL;
 	if (pt_likely(s))
 		return (pthread_t)s;
 	return pt_real(pthread_self)() | PT_FOREIGN_BIT;
@@ -201,7 +209,7 @@ PT_API int pthread_tryjoin_np(pthread_t t, void **ret)
 	size_t size;
 	if (weft_getstack((weft_t)t, &addr, &size) != ESRCH)
 		return EBUSY;   /* running (or main) */
-	return weft_join((weft_t)t, ret);
+	return pthread_join(t, ret);
 }
 
 PT_API int pthread_clockjoin_np(pthread_t t, void **ret, clockid_t clock,

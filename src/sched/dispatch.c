@@ -140,9 +140,12 @@ struct wf_worker *wf_switch(struct wf_worker *w, struct wf_thread *prev,
 	/* Resumed: possibly on another worker.  Everything below uses nw. */
 	wf_asan_finish(prev, nw);
 	wf_after_switch(nw);
-	wf_preempt_resumed(nw, prev);
 	*nw->errno_loc = prev->saved_errno;
 	wf_cxx_restore(nw, prev);
+	/* Last: the signal hook may run the thread's handlers or act on its
+	 * asynchronous cancellation (unwinding it), which must find its own
+	 * errno and C++ state. */
+	wf_preempt_resumed(nw, prev);
 	return nw;
 }
 
@@ -212,6 +215,8 @@ static struct wf_thread *wf_idle_spin(struct wf_worker *w, uint64_t from)
 			wf_cpu_relax();
 		if (gap < WF_IDLE_GAP_MAX)
 			gap *= 2;
+		if (wf_unlikely(wf_sig_waiting()))
+			wf_sig_distribute();   /* as in wf_idle_main */
 		now = wf_clock_ns();
 		struct wf_thread *t = wf_find_work(w, now);
 		if (t)
@@ -275,6 +280,10 @@ _Noreturn void wf_idle_main(struct wf_worker *w)
 		struct wf_thread *t = NULL;
 		if (wf_worker_retaken(w))
 			wf_worker_standby(w);
+		/* A process signal this idle worker (or a thread that blocks
+		 * it) took, for a green thread (signals.c). */
+		if (wf_unlikely(wf_sig_waiting()))
+			wf_sig_distribute();
 		uint64_t now = wf_clock_ns();
 		if (!wf_worker_retaken(w) && !(t = wf_find_work(w, now))) {
 			if (!idle_from)

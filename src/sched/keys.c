@@ -138,3 +138,7 @@ void wf_tsd_run_destructors(struct wf_thread *t)
 	free(t->tsd);
 	t->tsd = NULL;
 }
+
+/* fork(): the key table's lock is held across it (fork.c). */
+void wf_keys_fork_lock(void) { wf_spin_lock(&wf_keys_lock); }
+void wf_keys_fork_unlock(void) { wf_spin_unlock(&wf_keys_lock); }

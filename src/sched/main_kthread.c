@@ -13,10 +13,12 @@
  * that worker's threads in it.
  *
  * The approach: workers outlive their creator.  When the initializer is
- * not the initial thread (gettid() != getpid()), weft starts all
- * WEFT_WORKERS workers as kernel threads of its own, and the initializing
- * kernel thread becomes one more worker, in state WF_WS_MAIN, that runs
- * main and nothing else.  main never leaves it, so the start routine always
+ * not the initial thread (gettid() != getpid(), or, in a child of fork(),
+ * the forking kernel thread was not: wf_runtime_on_initial_thread), weft
+ * starts all WEFT_WORKERS workers as kernel threads of its own, and the
+ * initializing kernel thread becomes one more worker, in state WF_WS_MAIN,
+ * that runs main and nothing else.  A child of fork() whose forker was
+ * main on such a worker keeps the arrangement (runtime.c).  main never leaves it, so the start routine always
  * returns on its own kernel thread, and glibc ends exactly that one; no
  * other thread ever runs there, so none is left behind when it ends.  The
  * rules that keep it so, each where the decision is made:
@@ -76,7 +78,7 @@ static _Noreturn void wf_main_kthread_idle(struct wf_worker *w)
 	}
 }
 
-static void wf_main_kthread_entry(void *transfer, void *arg)
+void wf_main_kthread_entry(void *transfer, void *arg)
 {
 	(void)arg;
 	struct wf_worker *w = transfer;

@@ -51,10 +51,12 @@
  * call with EINTR, which weft must never cause).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <unistd.h>
 #include "sched_internal.h"
 #include "../kthreads/kthread.h"
 #include "../kthreads/libc_real.h"
@@ -75,6 +77,10 @@ struct wf_mon_obs {
 static struct {
 	_Atomic uint32_t word;      /* the monitor sleeps on it */
 	_Atomic uint32_t parked;    /* 1 while it sleeps with no timeout */
+	/* Held by the monitor through each round of looks (retakes, new
+	 * workers), and across fork() (fork.c), so that the child never
+	 * inherits a round half done. */
+	wf_spin_t lock;
 	struct wf_mon_obs obs[WF_MAX_KTHREADS];
 } wf_mon;
 
@@ -204,7 +210,11 @@ static void wf_monitor_main(void *arg)
 	WF_LIBC(pthread_sigmask)(SIG_BLOCK, &all, NULL);   /* never the program's signals */
 	prctl(PR_SET_NAME, "weft-monitor");   /* as ps -L, top -H and gdb show it */
 	for (;;) {
-		uint64_t now = wf_clock_ns(), due = wf_mon_scavenge(now);
+		/* The scavenger's locks are the allocators' own, which a fork
+		 * takes (wf_stack_fork_lock, wf_tcb_fork_lock): not under ours. */
+		uint64_t due = wf_mon_scavenge(wf_clock_ns());
+		wf_spin_lock(&wf_mon.lock);
+		uint64_t now = wf_clock_ns();
 		bool busy = false;
 		for (int i = 0, n = wf_nkthreads(); i < n; i++) {
 			struct wf_worker *w = &wf_rt.workers[i];
@@ -233,6 +243,7 @@ static void wf_monitor_main(void *arg)
 				break;
 			}
 		}
+		wf_spin_unlock(&wf_mon.lock);
 		if (!busy) {
 			wf_mon_park(due);
 			continue;
@@ -250,6 +261,30 @@ int wf_monitor_start(void)
 {
 	for (int i = 0; i < WF_MAX_KTHREADS; i++)
 		wf_mon.obs[i].stat_fd = -1;
+	/* Born with every signal blocked (it inherits this mask): in the moment
+	 * before wf_monitor_main blocks them itself, a signal sent to the
+	 * process would otherwise run the program's handler here. */
+	sigset_t all, old;
+	sigfillset(&all);
+	WF_LIBC(pthread_sigmask)(SIG_SETMASK, &all, &old);
 	pid_t tid;
-	return wf_kt_spawn(wf_monitor_main, NULL, WF_MON_STACK, &tid) ? EAGAIN : 0;
+	int e = wf_kt_spawn(wf_monitor_main, NULL, WF_MON_STACK, &tid);
+	WF_LIBC(pthread_sigmask)(SIG_SETMASK, &old, NULL);
+	return e ? EAGAIN : 0;
+}
+
+void wf_monitor_fork_lock(void) { wf_spin_lock(&wf_mon.lock); }
+void wf_monitor_fork_unlock(void) { wf_spin_unlock(&wf_mon.lock); }
+
+/* In a child of fork(): no monitor runs, and the files it had open name the
+ * parent's threads.  wf_monitor_start starts a new one. */
+void wf_monitor_forked_child(void)
+{
+	for (int i = 0; i < WF_MAX_KTHREADS; i++) {
+		if (wf_mon.obs[i].stat_fd >= 0)
+			close(wf_mon.obs[i].stat_fd);
+		wf_mon.obs[i] = (struct wf_mon_obs){ .stat_fd = -1 };
+	}
+	atomic_store(&wf_mon.word, 0);
+	atomic_store(&wf_mon.parked, 0);
 }

@@ -12,6 +12,7 @@
  * queued it (on_cpu keeps it from being resumed before it is saved).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -19,6 +20,7 @@
 #include "trace.h"
 #include "foreign.h"
 #include "../kthreads/kthread.h"
+#include "../kthreads/libc_real.h"
 
 /* Set once by each worker's kernel thread, before it runs anything. */
 __thread struct wf_worker *wf_tls_worker __attribute__((tls_model("initial-exec")));
@@ -37,12 +39,25 @@ struct wf_thread *wf_foreign_self(void)
 
 /* --- parking ------------------------------------------------------------ */
 
-void wf_park_prepare(struct wf_thread *self)
+static inline void wf_wait_publish(struct wf_thread *self, uint64_t intr)
 {
 	uint64_t w = atomic_load_explicit(&self->wait, memory_order_relaxed);
-	atomic_store_explicit(&self->wait, ((w >> 2) + 1) << 2 | WF_WAIT_WAITING,
+	atomic_store_explicit(&self->wait, ((w >> WF_WAIT_SEQ_SHIFT) + 1) << WF_WAIT_SEQ_SHIFT |
+	                      intr << WF_WAIT_INTR_SHIFT | WF_WAIT_WAITING,
 	                      memory_order_relaxed);
 	self->deadline = 0;
+}
+
+void wf_park_prepare(struct wf_thread *self) { wf_wait_publish(self, 0); }
+
+void wf_park_prepare_intr(struct wf_thread *self, unsigned intr)
+{
+	/* cflags is the thread's own: stable while it parks, so whoever sees
+	 * the cancel bit in the wait word may act on it. */
+	if (atomic_load_explicit(&self->cflags, memory_order_relaxed) &
+	    (WF_CF_DISABLED | WF_CF_EXITING))
+		intr &= ~(unsigned)WF_INTR_CANCEL;
+	wf_wait_publish(self, intr);
 }
 
 #define WF_BLOCK_ROW_(name, tag, words, show, held, owner) \
@@ -56,13 +71,50 @@ void wf_park_reason(struct wf_thread *t, int kind, const void *obj)
 	atomic_store_explicit(&t->block_kind, (uint8_t)kind, memory_order_relaxed);
 }
 
+/* A TCB left behind by fork() (wf_tcb_dead) is never claimed: its thread
+ * does not exist in the child, whose objects may still list it as a waiter
+ * (a mutex that a prepare handler locked while it waited, unlocked by the
+ * child handler).  Its waker sees the claim refused, as when a timeout won,
+ * and passes the grant on; the node it marks done lies in a stack that
+ * nothing will run on. */
 static bool wf_claim(struct wf_thread *t, uint64_t to)
 {
+	if (wf_tcb_dead(t))
+		return false;
 	uint64_t cur = atomic_load_explicit(&t->wait, memory_order_relaxed);
 	return (cur & 3) == WF_WAIT_WAITING &&
 	       atomic_compare_exchange_strong_explicit(&t->wait, &cur, (cur & ~3ull) | to,
 	                                               memory_order_acq_rel,
 	                                               memory_order_relaxed);
+}
+
+/*
+ * Interrupters (cancel.c, signals.c) and a parking thread meet Dekker-style:
+ * the interrupter publishes its request (cancel_req, sig_pending), then
+ * reads the wait word; the parker publishes its wait, then reads the
+ * requests (wf_park_intr_due).  One of the two sees the other, so an
+ * interruptible wait never sleeps through a request.  Both sides need a
+ * full barrier between their store and their load; the parker's would be a
+ * fence on every interruptible park, so until the process first sends a
+ * cancellation or a signal to a thread it is skipped, by wf_intr_used: the
+ * first interrupter sets it and then runs a process-wide barrier
+ * (wf_barrier_all, membarrier), after which every parker reads it as set.
+ * A parker that read it clear did so before that barrier, so its wait word
+ * was visible to the interrupter's load that follows the barrier.  Where
+ * membarrier is refused, wf_intr_used is set from the start.
+ */
+_Atomic uint32_t wf_intr_used;
+
+/* self has published an interruptible wait: is an interruption due? */
+static bool wf_park_intr_due(struct wf_thread *self)
+{
+	uint64_t intr = (atomic_load_explicit(&self->wait, memory_order_relaxed) >>
+	                 WF_WAIT_INTR_SHIFT) & 3;
+	if (wf_likely(!intr) || !atomic_load_explicit(&wf_intr_used, memory_order_relaxed))
+		return false;
+	atomic_thread_fence(memory_order_seq_cst);
+	return ((intr & WF_INTR_CANCEL) && atomic_load(&self->cancel_req)) ||
+	       ((intr & WF_INTR_SIGNAL) && wf_sig_deliverable(self));
 }
 
 /* The part of every park after the deadline is set: switch away (unless
@@ -89,8 +141,19 @@ static int wf_park_away(struct wf_worker *w, struct wf_thread *self, wf_spin_t *
 		w = wf_switch(w, self, next, WF_PREV_SAVED, held);
 	}
 	atomic_store_explicit(&self->block_kind, WF_BLOCK_NONE, memory_order_relaxed);
-	uint64_t st = atomic_load_explicit(&self->wait, memory_order_acquire) & 3;
-	return st == WF_WAIT_TIMEDOUT ? ETIMEDOUT : 0;
+	uint64_t st = atomic_load_explicit(&self->wait, memory_order_acquire) & WF_WAIT_KIND;
+	if (st != WF_WAIT_TIMEDOUT)
+		return 0;
+	if (wf_unlikely(self->intr)) {
+		/* The interrupter left the timer to us: it claimed without the
+		 * queue lock a waker holds, so it may have claimed before we
+		 * added ourselves to the heap (wf_interrupt). */
+		self->intr = 0;
+		if (self->deadline)
+			wf_timer_cancel(self);
+		return EINTR;
+	}
+	return ETIMEDOUT;
 }
 
 int wf_park(wf_spin_t *held, uint64_t deadline)
@@ -105,6 +168,12 @@ int wf_park(wf_spin_t *held, uint64_t deadline)
 			wf_spin_unlock(held);
 		return ETIMEDOUT;
 	}
+	if (wf_unlikely(wf_park_intr_due(self)) && wf_claim(self, WF_WAIT_TIMEDOUT)) {
+		self->intr_sig = 0;   /* the requests say what ended it */
+		if (held)
+			wf_spin_unlock(held);
+		return EINTR;
+	}
 	self->deadline = deadline;
 	if (deadline)
 		wf_timer_add(w, self, now);
@@ -113,7 +182,12 @@ int wf_park(wf_spin_t *held, uint64_t deadline)
 
 void wf_park_prepare_until(struct wf_thread *self, uint64_t deadline)
 {
-	wf_park_prepare(self);
+	wf_park_prepare_until_intr(self, deadline, 0);
+}
+
+void wf_park_prepare_until_intr(struct wf_thread *self, uint64_t deadline, unsigned intr)
+{
+	wf_park_prepare_intr(self, intr);
 	if (deadline) {
 		/* Before anyone can claim: a waker cancels the timer it finds. */
 		self->deadline = deadline;
@@ -124,7 +198,15 @@ void wf_park_prepare_until(struct wf_thread *self, uint64_t deadline)
 int wf_park_armed(void)
 {
 	struct wf_worker *w = wf_worker_self();
-	return wf_park_away(w, w->current, NULL);
+	struct wf_thread *self = w->current;
+	/* The parker's half of the Dekker with interrupters (above). */
+	if (wf_unlikely(wf_park_intr_due(self)) && wf_claim(self, WF_WAIT_TIMEDOUT)) {
+		self->intr_sig = 0;
+		if (self->deadline)
+			wf_timer_cancel(self);
+		return EINTR;
+	}
+	return wf_park_away(w, self, NULL);
 }
 
 bool wf_park_cancel(void)
@@ -134,6 +216,35 @@ bool wf_park_cancel(void)
 		return false;
 	if (self->deadline)
 		wf_timer_cancel(self);
+	return true;
+}
+
+int wf_interrupted(void) { return wf_intr_finish(); }
+
+void wf_cancel_point(void) { weft_testcancel(); }
+
+bool wf_interrupt(struct wf_thread *t, unsigned intr, int sig)
+{
+	uint64_t cur = atomic_load(&t->wait);   /* seq_cst: after the request */
+	if ((cur & WF_WAIT_KIND) != WF_WAIT_WAITING ||
+	    !((cur >> WF_WAIT_INTR_SHIFT) & intr) ||
+	    !atomic_compare_exchange_strong(&t->wait, &cur,
+	                                    (cur & ~WF_WAIT_KIND) | WF_WAIT_TIMEDOUT))
+		return false;
+	/* The claim is ours: t stays parked until we queue it, and reads intr
+	 * only after it runs again (ordered by the run queue's lock).  Its
+	 * timer is t's to cancel: unlike a waker, which dequeued t under the
+	 * lock that t holds until it has parked, we may have claimed the wait
+	 * before t added itself to its worker's heap, and a cancel here would
+	 * miss the entry t is about to add.  A timer that fires meanwhile finds
+	 * the wait claimed and drops the entry. */
+	t->intr = 1;
+	t->intr_sig = (uint8_t)sig;
+	struct wf_worker *w = wf_worker_self();
+	if (!w)
+		w = t->worker;
+	WF_STAT_INC(w, wakeups);
+	wf_make_woken(w, t, false);
 	return true;
 }
 
@@ -300,4 +411,9 @@ int wf_timespec_to_ns(const struct timespec *ts, uint64_t *ns)
 	if (*ns == 0)
 		*ns = 1;  /* 0 means "no deadline" internally */
 	return 0;
+}
+
+int wf_park_atfork_child(void (*child)(void))
+{
+	return WF_LIBC(pthread_atfork)(NULL, NULL, child);
 }

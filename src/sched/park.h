@@ -25,7 +25,8 @@
  *   timeout: the scheduler's timer claims the wait; wf_park returns
  *            ETIMEDOUT and the waiter, holding nothing, must lock q and unlink
  *            itself if it is still queued (a waker may have dequeued it and
- *            lost the claim).
+ *            lost the claim).  An interrupted wait (EINTR, see
+ *            wf_park_prepare_intr) is left the same way.
  * Lock order: a wait-queue lock may be held while calling wf_unpark (which
  * takes the timer and run-queue locks); the scheduler never takes a wait-
  * queue lock.
@@ -171,9 +172,53 @@ void wf_park_reason(struct wf_thread *t, int kind, const void *obj) WF_HIDDEN;
 /* Start a new wait for the caller (before it becomes visible to wakers). */
 void wf_park_prepare(struct wf_thread *self) WF_HIDDEN;
 
+/*
+ * Interruptible waits (docs/design.md, "Cancellation" and "Signals to one
+ * thread").  A wait may also be ended by an interrupter: a cancellation
+ * request (the wait is a cancellation point) or a signal sent to the
+ * thread (the call returns EINTR, or wakes spuriously, where POSIX says
+ * so).  Such a wait starts with wf_park_prepare_intr naming what may
+ * interrupt it; wf_park then returns EINTR when an interrupter won the
+ * claim (also at once, if one was already due when it was called).  The
+ * waiter holds nothing then and treats EINTR like ETIMEDOUT: it relocks
+ * its queue and unlinks itself if still linked, or, if a waker dequeued it
+ * and lost the claim, waits for that waker to be done (waitq.h).  Once it
+ * has left every queue and taken back what the call must hold on return
+ * (a cond wait: its mutex), it calls wf_interrupted.
+ *
+ * This is the hook for every blocking call of a layer above the scheduler,
+ * the I/O calls included: prepare with the interrupters the call has in
+ * POSIX (a call that is a cancellation point: WF_INTR_CANCEL; one that
+ * fails with EINTR: WF_INTR_SIGNAL), and on EINTR, clean up and return
+ * wf_interrupted()'s result.
+ */
+enum { WF_INTR_CANCEL = 1, WF_INTR_SIGNAL = 2 };
+
+/* wf_park_prepare for a wait that `intr` (WF_INTR_* bits) may also end.
+ * WF_INTR_CANCEL is dropped while the caller cannot be cancelled (disabled,
+ * or already finishing). */
+void wf_park_prepare_intr(struct wf_thread *self, unsigned intr) WF_HIDDEN;
+
+/* After a wait ended with EINTR and was cleaned up: act on a pending
+ * cancellation if cancellation is enabled (this does not return: the
+ * thread runs its cleanup handlers and finishes), else deliver the
+ * signals that interrupted it (their handlers run now if they did not
+ * already) and return EINTR, or 0 when every one of those handlers was
+ * installed with SA_RESTART: a call that the kernel would restart then
+ * waits again; one it never restarts (sleeps, poll, calls with a
+ * timeout) fails with EINTR all the same. */
+int wf_interrupted(void) WF_HIDDEN;
+
+/* A cancellation point that does not park: act on a pending cancellation
+ * now if cancellation is enabled (does not return then).  For a call that
+ * is about to block its kernel thread in a system call, where a request
+ * that comes meanwhile is only seen at the next point. */
+void wf_cancel_point(void) WF_HIDDEN;
+
 /* Block the caller until wf_unpark or until deadline_ns (CLOCK_MONOTONIC ns,
  * 0 = none).  `held` (may be NULL) is released once the caller's context is
- * saved.  Returns 0 when woken, ETIMEDOUT when the deadline passed first.
+ * saved.  Returns 0 when woken, ETIMEDOUT when the deadline passed first,
+ * EINTR when an interrupter did (only after wf_park_prepare_intr).
  * If deadline_ns is already past, returns ETIMEDOUT at once (releasing held).
  * A foreign caller (wf_foreign_self, after wf_park_prepare on it) releases
  * held at once and sleeps in the kernel until claimed. */
@@ -187,10 +232,15 @@ int wf_park(wf_spin_t *held, uint64_t deadline_ns) WF_HIDDEN;
  * claim cancels the timer; a timer set after the claim would outlive the
  * wait and could end a later one).  Then wf_park_armed, not wf_park. */
 void wf_park_prepare_until(struct wf_thread *self, uint64_t deadline) WF_HIDDEN;
+/* The same for a wait that `intr` (WF_INTR_* bits) may also end; then
+ * wf_park_armed returns EINTR when an interrupter did (wf_park_prepare_intr). */
+void wf_park_prepare_until_intr(struct wf_thread *self, uint64_t deadline,
+                                unsigned intr) WF_HIDDEN;
 
 /* Park after wf_park_prepare_until (holding nothing).  If a waker already
  * claimed the wait, returns once the caller is resumed from the queue the
- * waker put it on.  0 when woken, ETIMEDOUT when the deadline won. */
+ * waker put it on.  0 when woken, ETIMEDOUT when the deadline won, EINTR
+ * when an interrupter did (wf_park_prepare_until_intr). */
 int wf_park_armed(void) WF_HIDDEN;
 
 /* End the caller's wait started with wf_park_prepare_until before parking
@@ -199,6 +249,14 @@ int wf_park_armed(void) WF_HIDDEN;
  * timer claimed it first and queued the caller, which must then
  * wf_park_armed to be resumed from that queue. */
 bool wf_park_cancel(void) WF_HIDDEN;
+
+/* Run child() in every child of fork() made after this call, after the
+ * scheduler's own fork handler has rebuilt the runtime there (it is the
+ * earlier registration: call this only once weft is up).  For a layer
+ * above whose state the child must reset (src/io's records).  Through
+ * glibc's pthread_atfork, not the pthread layer's (docs/design.md, "weft's
+ * own calls of libc's pthread functions").  0 or ENOMEM. */
+int wf_park_atfork_child(void (*child)(void)) WF_HIDDEN;
 
 /* Claim and wake t (see protocol).  The woken thread runs on the caller's
  * worker's queue (stolen by idle workers).  Returns false if t's wait was

@@ -215,3 +215,28 @@ void wf_poller_monitor(uint64_t now)
 	if (atomic_load(&wf_pl.waiters) && atomic_load(&wf_rt.nsleeping))
 		wf_kick_idle();
 }
+
+/* In a child of fork(): the set and its eventfd are the parent's (the
+ * child's copies of the two descriptors name the same epoll instance,
+ * whose items are the parent's waits and whose events the parent's
+ * workers collect), and whoever held it or waited there does not exist.
+ * The child closes its copies and makes a set of its own at its first
+ * wait on a descriptor; src/io forgets its waiters the same way (its own
+ * fork handler).  On the child's only thread, before it runs anything
+ * else. */
+void wf_poller_forked_child(void)
+{
+	int ep = atomic_load_explicit(&wf_pl.ep, memory_order_relaxed);
+	if (ep >= 0) {
+		int saved = errno;
+		close(wf_pl.efd);
+		close(ep);
+		errno = saved;
+	}
+	wf_pl.init_lock = (wf_spin_t)WF_SPIN_INIT;
+	wf_pl.err = 0;
+	atomic_store(&wf_pl.ep, -1);
+	atomic_store(&wf_pl.holder, 0);
+	atomic_store(&wf_pl.waiters, 0);
+	atomic_store(&wf_pl.last, 0);
+}

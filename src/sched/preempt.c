@@ -38,8 +38,9 @@
  * this kernel thread; a thread resumed here that is not itself returning
  * into a handler (it yielded, blocked or is new) would otherwise run with
  * ticks blocked.  The worker remembers that its mask blocks the signal
- * (sig_blocked) and the resumed side unblocks it; a thread returning into a
- * handler leaves it to rt_sigreturn, which restores its saved mask.
+ * (WF_RESUME_UNBLOCK in w->resume) and the resumed side unblocks it; a
+ * thread returning into a handler leaves it to rt_sigreturn, which
+ * restores its saved mask.
  *
  * Paying only for needed ticks.  A worker's timer is armed only while it
  * has a competitor: a thread in its run queue (wf_preempt_note_ready) or a
@@ -120,14 +121,25 @@ static void wf_sig_unblock(void)
 }
 
 /* The context that resumes on w: fix the mask if a handler left it blocked
- * and this context will not return through rt_sigreturn. */
-void wf_preempt_resumed(struct wf_worker *w, struct wf_thread *self)
+ * and this context will not return through rt_sigreturn; then the masks
+ * and signals of one thread (signals.c), once they are in use.  Both in
+ * one load, on every switch: the test is inline (sched_internal.h), this
+ * is its rare half. */
+void wf_preempt_resumed_slow(struct wf_worker *w, struct wf_thread *self, uint16_t r)
 {
-	if (!w->sig_blocked)
-		return;
-	w->sig_blocked = 0;
-	if (!self->in_signal)
-		wf_sig_unblock();
+	if (r & WF_RESUME_UNBLOCK) {
+		atomic_fetch_and_explicit(&w->resume, (uint16_t)~WF_RESUME_UNBLOCK,
+		                          memory_order_relaxed);
+		if (!self->in_signal)
+			wf_sig_unblock();
+	}
+	if (r & WF_RESUME_SIGNALS)
+		wf_sig_resumed(w, self);
+}
+
+static inline void wf_tick_leaves_blocked(struct wf_worker *w)
+{
+	atomic_fetch_or_explicit(&w->resume, WF_RESUME_UNBLOCK, memory_order_relaxed);
 }
 
 /* The timer of w is needed: arm it if it is not.  Any worker may call. */
@@ -274,13 +286,22 @@ static void wf_tick(int sig, siginfo_t *si, void *ucv)
 	}
 	w->tick_pending = 0;
 	w->timer_due = 0;
+	if (wf_unlikely(atomic_load_explicit(&cur->cancel_req, memory_order_relaxed))) {
+		/* A safe point: an asynchronous cancellation acts here (cancel.c),
+		 * leaving this handler for good (the next thread on w unblocks
+		 * the signal, as after a switch in it). */
+		wf_tick_leaves_blocked(w);
+		wf_cancel_async_check(w, cur);
+		atomic_fetch_and_explicit(&w->resume, (uint16_t)~WF_RESUME_UNBLOCK,
+		                          memory_order_relaxed);
+	}
 	if (wf_worker_retaken(w)) {
 		/* Back from the kernel after the monitor gave this worker's
 		 * place away (standby.c): the thread goes to the others. */
 		cur->sig_ctx = ucv;
 		cur->in_signal = 1;
 		wf_vg_frame_defined(ucv);
-		w->sig_blocked = 1;
+		wf_tick_leaves_blocked(w);
 		wf_gq_push(cur);
 		w = wf_switch(w, cur, w->idle, WF_PREV_SAVED, NULL);
 		cur->in_signal = 0;
@@ -306,7 +327,7 @@ static void wf_tick(int sig, siginfo_t *si, void *ucv)
 	 * so no trace append of this worker is half done (trace.c). */
 	if (wf_tracing())
 		wf_trace_preempt(w, cur);
-	w->sig_blocked = 1;
+	wf_tick_leaves_blocked(w);
 	w = wf_switch(w, cur, next, WF_PREV_SAVED, NULL);
 	cur->in_signal = 0;
 out:

@@ -173,8 +173,20 @@ static struct sigaction wf_sig_take(int sig)
 	return a;
 }
 
+/* Every delivery of a signal the program handles comes here first: to the
+ * green thread it is for (signals.c decides: it may be a carrier for a
+ * thread that is not running here, or a process signal that must go to a
+ * thread that does not block it).  False when weft took it over. */
+static bool wf_sig_for_here(int sig, siginfo_t *si)
+{
+	struct sigaction a = wf_sig_read(sig);
+	return wf_sig_route(sig, si, wf_sig_is_handler(&a));
+}
+
 static void wf_sig_enter(int sig, siginfo_t *si, void *uc)
 {
+	if (!wf_sig_for_here(sig, si))
+		return;
 	struct sigaction a = wf_sig_take(sig);
 	if (wf_sig_is_handler(&a))
 		wf_sig_run(sig, si, uc, &a);
@@ -182,12 +194,39 @@ static void wf_sig_enter(int sig, siginfo_t *si, void *uc)
 
 bool wf_signal_forward(int sig, siginfo_t *si, void *uc)
 {
+	if (!wf_sig_for_here(sig, si))
+		return true;
 	struct sigaction a = wf_sig_take(sig);
 	if (wf_sig_is_handler(&a)) {
 		wf_sig_run(sig, si, uc, &a);
 		return true;
 	}
 	return a.sa_handler == SIG_IGN;
+}
+
+/* The program's action for sig, when it is a handler: from the table, or
+ * from the kernel for a signal the program never set through weft. */
+static bool wf_sig_prog_handler(int sig, struct sigaction *a)
+{
+	if (sig <= 0 || sig >= WF_NSIG)
+		return false;
+	if (wf_sig_prog[sig].known)
+		*a = wf_sig_read(sig);
+	else if (wf_sigaction_raw(sig, NULL, a))
+		return false;
+	return wf_sig_is_handler(a);
+}
+
+bool wf_signal_has_handler(int sig)
+{
+	struct sigaction a;
+	return wf_sig_prog_handler(sig, &a);
+}
+
+bool wf_signal_restarts(int sig)
+{
+	struct sigaction a;
+	return wf_sig_prog_handler(sig, &a) && (a.sa_flags & SA_RESTART);
 }
 
 void wf_signal_default(int sig)
@@ -293,6 +332,11 @@ void wf_signals_adopt(void)
 	}
 	errno = e;
 }
+
+/* fork(): the table's lock is held across it (fork.c; signals are blocked
+ * there meanwhile, as for every holder). */
+void wf_signals_fork_lock(void) { wf_spin_lock(&wf_sig_lock); }
+void wf_signals_fork_unlock(void) { wf_spin_unlock(&wf_sig_lock); }
 
 /* ---- the interface the program sees ------------------------------------ */
 

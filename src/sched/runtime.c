@@ -94,6 +94,7 @@ static void wf_worker_kthread_main(void *arg)
 	 * never take a tick.  Every worker takes the first workers' mask. */
 	WF_LIBC(pthread_sigmask)(SIG_SETMASK, &wf_rt.worker_mask, NULL);
 	wf_worker_kthread_facts(w);
+	wf_sig_worker_start(w);
 	/* Named for ps -L, top -H and gdb: weft-w<index> (the kernel keeps
 	 * 15 bytes). */
 	char name[16];
@@ -187,9 +188,11 @@ int wf_worker_add(struct wf_worker **out)
 	/* Without a timer it still runs, untimed: a worker all the same.
 	 * Published before it may run anything, so that a green thread it
 	 * runs finds its own index below nkthreads (weft_stats_get), and the
-	 * slot is never handed out twice. */
+	 * slot is never handed out twice.  seq_cst, and the signal hook's
+	 * flag before it runs: Dekker with wf_flag_raise (signals.c). */
 	(void)wf_preempt_timer_create(w);
-	atomic_store_explicit(&wf_rt.nkthreads, k + 1, memory_order_release);
+	atomic_store(&wf_rt.nkthreads, k + 1);
+	wf_sig_worker_added(w);
 	atomic_store_explicit(&w->go, 1, memory_order_release);
 	*out = w;
 	return 0;
@@ -202,7 +205,7 @@ int wf_worker_add(struct wf_worker **out)
 static int wf_start_workers(void)
 {
 	int n = wf_rt.cfg.workers;
-	bool initial = wf_kt_gettid() == getpid();
+	bool initial = wf_runtime_on_initial_thread();
 	int own = initial ? 0 : n;            /* the caller's worker */
 	int k = initial ? n : n + 1;          /* kernel threads at start */
 	/* Room for the spares too; only the pages of workers in use are
@@ -223,6 +226,13 @@ static int wf_start_workers(void)
 	WF_LIBC(pthread_sigmask)(SIG_SETMASK, NULL, &wf_rt.worker_mask);
 	atomic_store(&wf_rt.nactive, n);
 
+	/* The default signal mask of a green thread is this one too
+	 * (signals.c). */
+	wf_sig_init(wf_rt.cfg.preempt_signal, wf_rt.cfg.dump_signal);
+	/* Interruptible parks may skip a fence only while membarrier can make
+	 * up for it (park.c). */
+	if (!wf_barrier_all())
+		atomic_store(&wf_intr_used, 2);
 	struct wf_worker *me = &ws[own];
 	wf_tls_worker = me;
 	me->errno_loc = &errno;   /* on its own kernel thread, before any switch or tick */
@@ -252,12 +262,26 @@ static int wf_start_workers(void)
 	return wf_preempt_init() ? EAGAIN : 0;
 }
 
+/* In a child of fork(): the trace file is the parent's (fork.c). */
+static bool wf_rt_child;
+/* In a child of fork() whose forking kernel thread was not the process's
+ * initial thread: this one (the child's only thread, so its tid is the
+ * pid) runs on a pthread's stack all the same. */
+static bool wf_rt_leader_not_initial;
+
+bool wf_runtime_on_initial_thread(void)
+{
+	return wf_kt_gettid() == getpid() && !wf_rt_leader_not_initial;
+}
+
 static int wf_runtime_init(void)
 {
 	int e = wf_config_read(&wf_rt.cfg);
 	if (e)
 		return e;
-	wf_stack_set_warm_max(wf_rt.cfg.stack_cache);
+	if (wf_rt_child)
+		wf_rt.cfg.trace_path = NULL;
+	wf_stack_set_warm_max(wf_rt.cfg.stack_cache);   /* a child's: the same */
 	enum wf_kt_backend b;
 	if ((e = wf_kt_select(wf_rt.cfg.kthreads_mode, &b)))
 		return e;
@@ -269,6 +293,137 @@ static int wf_runtime_init(void)
 	if ((e = wf_monitor_start()))
 		return e;
 	wf_signals_adopt();
+	wf_fork_install();
+	return wf_dump_signal_install();
+}
+
+/*
+ * A child of fork() (fork.c), on its only thread, before fork returns
+ * there: the other threads and workers do not exist.  The forking green
+ * thread becomes "main" on a fresh worker (this kernel thread, with a new
+ * scheduler context), every other TCB is reclaimed, and the queues, counts
+ * and timers start empty.  The other workers, the timers and the monitor
+ * are started by the first wf_runtime_ensure (wf_runtime_restart): a child
+ * that only execs pays for none of them.  The fresh worker is worker 0,
+ * except when the forker is main on a kernel thread that runs main only
+ * (main_kthread.c): main's stack is then a pthread's, holding that kernel
+ * thread's own descriptor and TLS, and main must not move in the child
+ * either, so this kernel thread is again the one that runs main only.  A
+ * child forked from a kernel thread that is not a worker has no green
+ * thread: its next weft call initializes weft afresh, its caller becoming
+ * "main" (on a thread of its own if the forker was not the process's
+ * initial thread, which `initial` says).
+ */
+void wf_runtime_forked_child(struct wf_thread *self, bool initial)
+{
+	wf_rt_child = true;
+	wf_rt_leader_not_initial = !initial;
+	bool pinned = self && wf_worker_main_only(self->worker);
+	int n = wf_rt.cfg.workers;
+	wf_trace_forked_child();
+	wf_monitor_forked_child();
+	wf_poller_forked_child();
+	wf_sig_forked_child(self);
+	/* A forker that is no worker keeps its foreign TCB (foreign.c): its
+	 * kernel thread still names it, and releases it when it exits. */
+	wf_tcb_forked_child(self ? self : WF_TLS_LOAD(wf_tls_foreign));
+	for (int i = 0, k = wf_nkthreads(); i < k; i++)
+		wf_worker_init(&wf_rt.workers[i], i);
+	wf_rt.main_kt = NULL;
+	wf_rt.gq_lock = (wf_spin_t)WF_SPIN_INIT;
+	wf_rt.gq_head = wf_rt.gq_tail = NULL;
+	atomic_store(&wf_rt.gq_len, 0);
+	atomic_store(&wf_rt.nsleeping, 0);
+	atomic_store(&wf_rt.main_waiting, 0);
+	atomic_store(&wf_rt.created_foreign, 0);
+	atomic_store(&wf_rt.retakes, 0);
+	/* Idle spinners and a create's wake-up under way were other workers'. */
+	atomic_store(&wf_rt.nspinning, 0);
+	atomic_store(&wf_rt.waking, 0);
+	if (!self) {
+		wf_tls_worker = NULL;
+		wf_rt.main = NULL;
+		atomic_store(&wf_rt.nkthreads, 0);
+		atomic_store(&wf_rt.state, WF_RT_NONE);
+		return;
+	}
+	int own = pinned ? n : 0;
+	struct wf_worker *me = &wf_rt.workers[own];
+	wf_worker_init(me, own);   /* beyond the parent's count, maybe */
+	wf_tls_worker = me;
+	me->errno_loc = &errno;
+	me->tid = wf_kt_gettid();
+	atomic_store(&me->go, 1);
+	wf_worker_kthread_facts(me);
+	me->current = self;
+	me->kmask_x = self->sigmask_x;   /* the kernel mask is the forker's */
+	if (atomic_load(&wf_sig_active))
+		atomic_fetch_or(&me->resume, WF_RESUME_SIGNALS);
+	self->kind = WF_KIND_MAIN;
+	self->worker = me;
+	self->joiner = NULL;
+	self->joined = 0;
+	self->detached = 0;
+	self->state = WF_RUNNING;
+	wf_rt.main = self;
+	wf_rt.nworkers = pinned ? 0 : 1;
+	atomic_store(&wf_rt.nactive, pinned ? 0 : 1);
+	atomic_store(&wf_rt.nkthreads, own + 1);
+	struct wf_thread *idle = wf_idle_tcb(me);
+	if (!idle || wf_stack_alloc(NULL, WF_IDLE_STACK, &idle->stack)) {
+		wf_rt.init_error = EAGAIN;
+		atomic_store(&wf_rt.state, WF_RT_FAILED);
+		return;
+	}
+	me->idle = idle;
+	if (pinned) {
+		atomic_store(&me->mstate, WF_WS_MAIN);
+		wf_rt.main_kt = me;
+		wf_tcb_first_context(idle, wf_main_kthread_entry, NULL);
+	} else {
+		wf_tcb_first_context(idle, wf_worker0_idle_entry, NULL);
+	}
+	atomic_store(&wf_rt.state, WF_RT_FORKED);
+}
+
+/* The rest of a child's runtime (see wf_runtime_forked_child): the workers
+ * the forker's is not, their timers, the monitor. */
+static int wf_runtime_restart(void)
+{
+	int n = wf_rt.cfg.workers;
+	int own = wf_rt.main_kt ? n : 0;
+	bool sig = atomic_load(&wf_sig_active);
+	for (int i = 0; i < n; i++) {
+		struct wf_worker *w = &wf_rt.workers[i];
+		if (i == own)
+			continue;
+		wf_worker_init(w, i);
+		atomic_store(&w->go, 1);   /* no thread runs until this returns */
+		if (!(w->idle = wf_idle_tcb(w)))
+			return EAGAIN;
+		if (sig)
+			atomic_fetch_or(&w->resume, WF_RESUME_SIGNALS);
+	}
+	wf_rt.nworkers = n;
+	atomic_store(&wf_rt.nactive, n);
+	atomic_store_explicit(&wf_rt.nkthreads, wf_rt.main_kt ? n + 1 : n,
+	                      memory_order_release);
+	for (int i = 0; i < n; i++) {
+		pid_t tid;
+		if (i != own &&
+		    wf_kt_spawn(wf_worker_kthread_main, &wf_rt.workers[i], WF_WORKER_KSTACK, &tid))
+			return EAGAIN;
+	}
+	for (int i = 0; i < n; i++) {
+		unsigned spins = 0;
+		while (!atomic_load_explicit(&wf_rt.workers[i].tid, memory_order_acquire))
+			wf_spin_backoff(&spins);
+	}
+	for (int i = 0; i < n; i++)
+		if (wf_preempt_timer_create(&wf_rt.workers[i]))
+			return EAGAIN;
+	if (wf_monitor_start())
+		return EAGAIN;
 	return wf_dump_signal_install();
 }
 
@@ -279,7 +434,16 @@ int wf_runtime_ensure(void)
 		return 0;
 	if (s == WF_RT_FAILED)
 		return wf_rt.init_error;
-	int expected = WF_RT_NONE;
+	int expected = WF_RT_FORKED;
+	if (s == WF_RT_FORKED &&
+	    atomic_compare_exchange_strong(&wf_rt.state, &expected, WF_RT_INITIALIZING)) {
+		int e = wf_runtime_restart();
+		wf_rt.init_error = e;
+		atomic_store_explicit(&wf_rt.state, e ? WF_RT_FAILED : WF_RT_READY,
+		                      memory_order_release);
+		return e;
+	}
+	expected = WF_RT_NONE;
 	if (atomic_compare_exchange_strong(&wf_rt.state, &expected, WF_RT_INITIALIZING)) {
 		int e = wf_runtime_init();
 		wf_rt.init_error = e;

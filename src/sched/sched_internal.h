@@ -30,9 +30,15 @@ enum wf_prev_action {
 	WF_PREV_DONE,     /* finished: free its stack, wake its joiner */
 };
 
-/* Wait state word of a thread: (sequence << 2) | kind.  The sequence changes
- * at every park so a stale timer can never wake a later wait. */
+/* Wait state word of a thread: (sequence << 4) | (interrupters << 2) | kind.
+ * The sequence changes at every park so a stale timer can never wake a later
+ * wait; the interrupters (WF_INTR_*, park.h) say what besides a waker and
+ * the deadline may end this wait (cancel.c, signals.c).  An interruption is
+ * claimed as TIMEDOUT, with t->intr set by the interrupter. */
 enum { WF_WAIT_NONE = 0, WF_WAIT_WAITING = 1, WF_WAIT_WOKEN = 2, WF_WAIT_TIMEDOUT = 3 };
+#define WF_WAIT_KIND       3ull
+#define WF_WAIT_INTR_SHIFT 2
+#define WF_WAIT_SEQ_SHIFT  4
 
 struct wf_worker;
 
@@ -79,11 +85,16 @@ struct wf_thread {
 	void *(*start)(void *);
 	void *arg;
 	void *ret;
-	_Atomic uint64_t wait;          /* (seq << 2) | WF_WAIT_* */
+	_Atomic uint64_t wait;          /* (seq << 4) | (WF_INTR_* << 2) | WF_WAIT_* */
 	int32_t heap_idx;               /* index in timer heap, -1 = not in it */
 	struct wf_thread *prev;         /* continuation-stack link to the newer
 	                                   neighbour (runqueue.c), valid only
 	                                   while on one; `next` is the older */
+	uint8_t intr;                   /* its TIMEDOUT claim was an interruption:
+	                                   written by the interrupter that won the
+	                                   claim, read and cleared by wf_park */
+	uint8_t intr_sig;               /* ... by this signal (0: a cancellation);
+	                                   read by wf_interrupted */
 
 	/* From `state` up to `deadline`: zeroed for every new thread, in one go
 	 * (wf_tcb_reset, handle.c).  A field that must start at zero in each
@@ -95,7 +106,11 @@ struct wf_thread {
 	uint8_t kind;                   /* WF_KIND_* */
 	uint8_t in_signal;              /* switched away inside the tick handler */
 	_Atomic uint8_t block_kind;     /* enum wf_block (see block_obj) */
+	_Atomic uint8_t cancel_req;     /* weft_cancel asked for it (any thread) */
+	_Atomic uint8_t cflags;         /* WF_CF_*: written by the thread only */
 	uint32_t preempt_off;           /* weft_preempt_disable depth */
+	_Atomic uint8_t join_woken;     /* its finisher's wake-up of a joiner
+	                                   failed (the join was interrupted) */
 	struct wf_thread *next;         /* run-queue link */
 	struct wf_worker *worker;       /* worker it runs or last ran on */
 	void *sig_ctx;                  /* its ucontext_t then (valid while in_signal) */
@@ -107,8 +122,16 @@ struct wf_thread {
 	 * moves it onto a mutex), read racily by observers, hence atomic. */
 	_Atomic(const void *) block_obj;
 	_Atomic uint64_t block_since;   /* coarse CLOCK_MONOTONIC ns of the park */
+	weft_cleanup_ *cleanup;         /* innermost cleanup record (cancel.c) */
+	uint64_t sigmask_x;             /* its signal mask XOR wf_sig_base: 0 is
+	                                   the default mask (signals.c) */
 	/* End of the zeroed block. */
 	uint64_t deadline;              /* ns, CLOCK_MONOTONIC; 0 = none */
+	_Atomic uint64_t sig_pending;   /* signals sent to it and not delivered
+	                                   (bit sig-1; signals.c) */
+	/* The exception object of its exit unwinding (cancel.c): it must
+	 * outlive the frames the unwinder runs through. */
+	uint64_t unwind_exc[4] __attribute__((aligned(16)));
 
 	wf_stack stack;
 	unsigned vg_stack;              /* valgrind's handle of the stack, 0 none
@@ -125,6 +148,17 @@ struct wf_thread {
 /* FOREIGN: the identity of a kernel thread that is not a worker, made when
  * it first blocks on a weft object (foreign.c); never scheduled. */
 enum { WF_KIND_USER = 0, WF_KIND_MAIN = 1, WF_KIND_IDLE = 2, WF_KIND_FOREIGN = 3 };
+
+/* w->resume bits */
+enum { WF_RESUME_UNBLOCK = 1, WF_RESUME_SIGNALS = 0x100 };
+
+/* t->cflags (cancel.c) */
+enum {
+	WF_CF_DISABLED = 1,   /* weft_setcancelstate(WEFT_CANCEL_DISABLE) */
+	WF_CF_ASYNC = 2,      /* weft_setcanceltype(WEFT_CANCEL_ASYNCHRONOUS) */
+	WF_CF_EXITING = 4,    /* finishing: cleanup handlers and destructors run;
+	                         no cancellation acts any more */
+};
 
 /* Per-worker statistics: written only by the owning worker (relaxed single-
  * writer increments), read by anyone. */
@@ -218,11 +252,20 @@ struct wf_worker {
 	wf_worker_timer timer;
 	_Atomic uint32_t timer_armed;   /* 1 while the timer may tick */
 	uint64_t timer_due;             /* owner only: time of the next tick, 0 unknown */
-	uint8_t sig_blocked;            /* owner only: mask blocks the tick signal */
+	/* What a context resumed on w must do first (wf_preempt_resumed), in
+	 * one word so that a switch tests it with one load:
+	 * WF_RESUME_UNBLOCK (owner only): the tick handler left the tick
+	 * signal blocked; WF_RESUME_SIGNALS (set once, by any thread): masks
+	 * or signals of one thread are in use (signals.c).  Written with
+	 * atomic read-modify-writes; the first is set at a preemption only. */
+	_Atomic uint16_t resume;
 	uint32_t in_handler;            /* owner only: depth of program signal
 	                                   handlers running on this kernel
 	                                   thread; no switch while nonzero */
 	uint8_t tick_pending;           /* owner only: a deferred tick is owed */
+	uint64_t kmask_x;               /* owner only: the thread mask (as in
+	                                   t->sigmask_x) its kernel mask holds
+	                                   outside handlers (signals.c) */
 
 	/* --- timers: min-heap of parked threads by deadline --- */
 	wf_spin_t tm_lock __attribute__((aligned(WF_CACHELINE)));
@@ -239,7 +282,10 @@ struct wf_worker {
 #define WF_STACK_SIZE_DEFAULT ((size_t)64 << 10)
 
 /* wf_rt.state (the gdb script reads WF_RT_READY by name). */
-enum wf_rt_state { WF_RT_NONE = 0, WF_RT_INITIALIZING, WF_RT_READY, WF_RT_FAILED };
+/* WF_RT_FORKED: a child of fork() whose runtime runs on the forking thread
+ * alone; the first wf_runtime_ensure starts the rest (fork.c). */
+enum wf_rt_state { WF_RT_NONE = 0, WF_RT_INITIALIZING, WF_RT_READY, WF_RT_FAILED,
+                   WF_RT_FORKED };
 
 /* Runtime-wide state, fixed after init. */
 struct wf_config {
@@ -332,6 +378,18 @@ int wf_config_read(struct wf_config *cfg) WF_HIDDEN;
 
 /* park.c (besides park.h) */
 uint64_t wf_coarse_ns(void) WF_HIDDEN;       /* CLOCK_MONOTONIC_COARSE: ~5 ns, tick resolution */
+/* Set for good once a cancellation or a signal was first sent to a thread
+ * (see park.c for why parkers look at it). */
+extern _Atomic uint32_t wf_intr_used WF_HIDDEN;
+/* End t's wait if it is parked in one that `intr` (WF_INTR_* bits) may
+ * end: claim it and make t ready; its wf_park returns EINTR.  sig is the
+ * signal that interrupts (0 for a cancellation).  The caller has published
+ * its request first (seq_cst).  Any thread, not from a signal handler.
+ * False when t is not in such a wait. */
+bool wf_interrupt(struct wf_thread *t, unsigned intr, int sig) WF_HIDDEN;
+/* A full barrier on every running thread of the process (membarrier);
+ * false where the kernel refuses it (thread.c). */
+bool wf_barrier_all(void) WF_HIDDEN;
 
 /* dispatch.c */
 struct wf_worker *wf_switch(struct wf_worker *w, struct wf_thread *prev,
@@ -436,8 +494,28 @@ static inline weft_t wf_tcb_handle(const struct wf_thread *t)
 	return (weft_t)wf_thread_handle(t);
 }
 
+/* In a child of fork() (handle.c, wf_tcb_forked_child): the slots below
+ * wf_tcb_dead_hi, from wf_tcb_dead_lo up, hold threads that do not exist
+ * there and have not been reclaimed yet, except wf_tcb_dead_keep (the
+ * forking thread).  dead_hi and keep are written once, by the child's only
+ * thread before it creates any other; dead_lo only grows, under the TCB
+ * table's lock, each step after the slot it passes was retired.  0 in a
+ * process that never forked: one compare. */
+extern uint32_t wf_tcb_dead_hi WF_HIDDEN;
+extern _Atomic uint32_t wf_tcb_dead_lo WF_HIDDEN;
+extern struct wf_thread *wf_tcb_dead_keep WF_HIDDEN;
+
+static inline bool wf_tcb_dead(const struct wf_thread *t)
+{
+	return wf_unlikely(t->index < wf_tcb_dead_hi) &&
+	       t->index >= atomic_load_explicit(&wf_tcb_dead_lo, memory_order_acquire) &&
+	       t != wf_tcb_dead_keep;
+}
+
 /* The TCB a handle names, or NULL if it is bad or stale.  A hint only: the
- * caller re-checks wf_tcb_handle(t) == h under t->lk. */
+ * caller re-checks wf_tcb_handle(t) == h under t->lk.  The dead check comes
+ * first: a slot found reclaimed (dead_lo past it, acquire) shows its bumped
+ * generation to the load that follows. */
 static inline struct wf_thread *wf_tcb_lookup(weft_t h)
 {
 	uint64_t v = (uint64_t)h;
@@ -446,7 +524,7 @@ static inline struct wf_thread *wf_tcb_lookup(weft_t h)
 	if (slot == 0 || slot - 1 >= WF_MAX_CHUNKS * WF_CHUNK_SLOTS)
 		return NULL;
 	struct wf_thread *t = wf_tcb_slot(slot - 1);
-	if (!t || atomic_load_explicit(&t->gen, memory_order_acquire) != gen ||
+	if (!t || wf_tcb_dead(t) || atomic_load_explicit(&t->gen, memory_order_acquire) != gen ||
 	    t->state == WF_FREE || t->kind >= WF_KIND_IDLE)   /* idle, foreign */
 		return NULL;
 	return t;
@@ -489,7 +567,9 @@ static inline void wf_tcb_free(struct wf_worker *w, struct wf_thread *t)
 	w->tcb_cur = NULL;
 	w->tcb_ncur = 0;
 }
-struct wf_thread *wf_tcb_at(uint32_t slot) WF_HIDDEN; /* NULL past the end */
+/* The TCB of a slot, for observers that walk the table: NULL past the end
+ * and for a thread left behind by fork(). */
+struct wf_thread *wf_tcb_at(uint32_t slot) WF_HIDDEN;
 
 /* Lay out t's first context on its stack (t->stack): switching to t calls
  * entry(transfer, arg) there.  Registers the stack with valgrind (dropped
@@ -555,7 +635,15 @@ void wf_tsd_run_destructors(struct wf_thread *t) WF_HIDDEN;
 int wf_preempt_init(void) WF_HIDDEN;
 int wf_preempt_timer_create(struct wf_worker *w) WF_HIDDEN;  /* 0 or errno */
 void wf_preempt_soon(struct wf_worker *w) WF_HIDDEN;         /* tick at its next run */
-void wf_preempt_resumed(struct wf_worker *w, struct wf_thread *self) WF_HIDDEN;
+void wf_preempt_resumed_slow(struct wf_worker *w, struct wf_thread *self,
+                             uint16_t resume) WF_HIDDEN;
+/* First thing of a context resumed on w (see preempt.c). */
+static inline void wf_preempt_resumed(struct wf_worker *w, struct wf_thread *self)
+{
+	uint16_t r = atomic_load_explicit(&w->resume, memory_order_relaxed);
+	if (wf_unlikely(r))
+		wf_preempt_resumed_slow(w, self, r);
+}
 void wf_preempt_note_ready(struct wf_worker *w) WF_HIDDEN;
 void wf_preempt_note_deadline(struct wf_worker *w, uint64_t deadline,
                               uint64_t now) WF_HIDDEN;
@@ -580,6 +668,60 @@ void wf_signal_pass(int sig, siginfo_t *si, void *uc) WF_HIDDEN;
 bool wf_signal_ignored(int sig) WF_HIDDEN;
 void wf_signals_adopt(void) WF_HIDDEN;
 
+/* signals.c: signals for one green thread (see there) */
+/* Nonzero once switches have signal work: a mask other than the default,
+ * a signal sent to a thread, an asynchronous cancellation (0, 1 while the
+ * first raiser makes its barrier, 2). */
+extern _Atomic uint32_t wf_sig_active WF_HIDDEN;
+extern uint64_t wf_sig_base WF_HIDDEN;        /* the default mask, bit sig-1 */
+extern pid_t wf_sig_pid WF_HIDDEN;            /* getpid(), kept in a child */
+void wf_flag_raise(_Atomic uint32_t *f) WF_HIDDEN;
+void wf_sig_init(int preempt_sig, int dump_sig) WF_HIDDEN;
+void wf_sig_worker_start(struct wf_worker *w) WF_HIDDEN;
+void wf_sig_worker_added(struct wf_worker *w) WF_HIDDEN;   /* published */
+bool wf_sig_deliverable(struct wf_thread *t) WF_HIDDEN;
+void wf_sig_deliver(struct wf_thread *self) WF_HIDDEN;
+/* self's wait ended with EINTR and no cancellation acts: run the handlers
+ * of the signals that ended it, if they did not run yet; 0 when every one
+ * of them asked for interrupted calls to restart (SA_RESTART), else EINTR
+ * (wf_interrupted, park.h). */
+int wf_sig_interrupted(struct wf_thread *self) WF_HIDDEN;
+void wf_sig_distribute(void) WF_HIDDEN;
+extern _Atomic uint64_t wf_sig_proc WF_HIDDEN;  /* for wf_sig_waiting */
+/* Process signals that every green thread blocked when they were given out
+ * (bit sig-1): the next thread to unblock one, or to be switched to while
+ * not blocking it, takes it. */
+extern _Atomic uint64_t wf_sig_held WF_HIDDEN;
+/* Process signals wait for a green thread (idle loop: one load). */
+static inline bool wf_sig_waiting(void)
+{
+	return atomic_load_explicit(&wf_sig_proc, memory_order_relaxed);
+}
+/* A delivery of sig to a program handler (handler: the program's action
+ * is one), from the handler wrapper: true to run it here and now, false
+ * when it belongs to another thread or moment.  Async-signal-safe. */
+bool wf_sig_route(int sig, siginfo_t *si, bool handler) WF_HIDDEN;
+/* The switch-in hook (wf_preempt_resumed, once WF_RESUME_SIGNALS is set
+ * on w): the kernel mask of self, signals due to it, an asynchronous
+ * cancellation. */
+void wf_sig_resumed(struct wf_worker *w, struct wf_thread *self) WF_HIDDEN;
+void wf_sig_forked_child(struct wf_thread *self) WF_HIDDEN;
+bool wf_signal_has_handler(int sig) WF_HIDDEN;  /* program_signals.c */
+/* program_signals.c: the program's handler for sig asks that interrupted
+ * calls restart (SA_RESTART). */
+bool wf_signal_restarts(int sig) WF_HIDDEN;
+
+/* cancel.c */
+/* Finish the calling green thread (weft_exit, a cancellation): cleanup
+ * handlers (unwinding its frames when the unwinder is there), then
+ * wf_thread_exit.  The first call's result stands. */
+_Noreturn void wf_exit_begin(void *ret) WF_HIDDEN;
+/* Is an asynchronous cancellation of self due, at a safe point?  Then act
+ * (does not return); w is self's worker, in a tick handler or resuming
+ * into one. */
+void wf_cancel_async_check(struct wf_worker *w, struct wf_thread *self) WF_HIDDEN;
+int wf_intr_finish(void) WF_HIDDEN;   /* wf_interrupted (park.h) */
+
 /* poller.c: the idle worker's sleep in the epoll set (park.h has the
  * part src/io uses) */
 int wf_poller_fd_get(void) WF_HIDDEN;
@@ -591,6 +733,7 @@ int wf_poller_wait(struct wf_worker *w, uint64_t deadline) WF_HIDDEN;  /* events
 void wf_poller_done(struct wf_worker *w, int n) WF_HIDDEN;  /* dispatch, let go */
 void wf_poller_kick(void) WF_HIDDEN;             /* wake the worker in it */
 void wf_poller_monitor(uint64_t now) WF_HIDDEN;  /* the monitor's look */
+void wf_poller_forked_child(void) WF_HIDDEN;     /* fork.c: a set of its own */
 
 /* monitor.c */
 int wf_monitor_start(void) WF_HIDDEN;          /* 0 or EAGAIN */
@@ -616,6 +759,8 @@ int wf_make_main(struct wf_worker *w,
  * process's initial thread, becomes worker w, which runs main only; 0 or
  * errno. */
 int wf_main_kthread_start(struct wf_worker *w) WF_HIDDEN;
+/* main_kthread.c: the scheduler context of such a worker starts here. */
+void wf_main_kthread_entry(void *transfer, void *arg) WF_HIDDEN;
 /* main was queued on w, its own kernel thread: wake it. */
 void wf_main_kthread_kick(struct wf_worker *w) WF_HIDDEN;
 /* A thread made ready on w: the worker it must be queued on instead, when
@@ -629,6 +774,29 @@ static inline struct wf_worker *wf_main_kthread_route(struct wf_worker *w,
 		return wf_rt.main_kt;
 	return w == wf_rt.main_kt ? &wf_rt.workers[0] : w;
 }
+
+/* runtime.c: in a child of fork(), rebuild the runtime around self (the
+ * forking green thread, or NULL when a kernel thread that is not a worker
+ * forked); initial: the forking kernel thread was the process's initial
+ * thread (wf_runtime_on_initial_thread, asked before the fork) */
+void wf_runtime_forked_child(struct wf_thread *self, bool initial) WF_HIDDEN;
+/* runtime.c: is the caller the process's initial thread, whose stack holds
+ * no thread descriptor and whose code never returns into pthread's? */
+bool wf_runtime_on_initial_thread(void) WF_HIDDEN;
+
+/* fork.c */
+void wf_fork_install(void) WF_HIDDEN;   /* register weft's fork handlers, once */
+/* handle.c, keys.c, program_signals.c, monitor.c: their locks across fork */
+void wf_tcb_fork_lock(void) WF_HIDDEN;
+void wf_tcb_fork_unlock(void) WF_HIDDEN;
+void wf_tcb_forked_child(struct wf_thread *keep) WF_HIDDEN;
+void wf_keys_fork_lock(void) WF_HIDDEN;
+void wf_keys_fork_unlock(void) WF_HIDDEN;
+void wf_signals_fork_lock(void) WF_HIDDEN;
+void wf_signals_fork_unlock(void) WF_HIDDEN;
+void wf_monitor_fork_lock(void) WF_HIDDEN;
+void wf_monitor_fork_unlock(void) WF_HIDDEN;
+void wf_monitor_forked_child(void) WF_HIDDEN;
 
 /* overflow.c */
 int wf_overflow_install(void) WF_HIDDEN;

@@ -105,6 +105,11 @@ static int wf_thread_setup(struct wf_worker *w, struct wf_thread *t, const weft_
 	t->start = start;
 	t->arg = arg;
 	t->detached = a && a->_detachstate == WEFT_CREATE_DETACHED;
+	/* The creator's signal mask (signals.c); 0, the default, until any
+	 * thread has another. */
+	if (wf_unlikely(atomic_load_explicit(&wf_sig_active, memory_order_relaxed)) &&
+	    w && w->current && w->current->kind != WF_KIND_IDLE)
+		t->sigmask_x = w->current->sigmask_x;
 	if (a && a->_name[0])
 		memcpy(t->name, a->_name, sizeof t->name);
 	wf_tcb_first_context(t, wf_thread_entry, t);
@@ -119,7 +124,10 @@ int weft_create(weft_t *out, const weft_attr_t *a, void *(*start)(void *), void 
 	 * worker 0 and creates no thread before it is). */
 	struct wf_worker *w = wf_worker_self();
 	int e;
-	if (wf_unlikely(!w)) {
+	/* Not READY on a worker: a child of fork() starts its workers here
+	 * (runtime.c). */
+	if (wf_unlikely(!w || atomic_load_explicit(&wf_rt.state, memory_order_relaxed) !=
+	                      WF_RT_READY)) {
 		if ((e = wf_runtime_ensure()))
 			return e;
 		w = wf_worker_self();
@@ -208,9 +216,12 @@ void wf_thread_finished(struct wf_worker *w, struct wf_thread *t)
 		wf_tcb_free(w, t);
 	/* The joiner goes on where its child stopped, as a parent does whose
 	 * child was not stolen: on this worker, next (a woken thread queued
-	 * behind others here kept the whole fork-join tree above it waiting). */
-	if (joiner)
-		wf_unpark_joiner(joiner);
+	 * behind others here kept the whole fork-join tree above it waiting).
+	 * A joiner whose wait was interrupted (cancelled) meanwhile sees DONE
+	 * and waits for join_woken before it reclaims t: our claim must fail
+	 * on that wait, never meet a later one (weft_join). */
+	if (joiner && !wf_unpark_joiner(joiner))
+		atomic_store_explicit(&t->join_woken, 1, memory_order_release);
 	/* Dekker with wf_main_exit, whose membarrier stands for our fence
 	 * (header essay): only the compiler must keep the order. */
 	atomic_signal_fence(memory_order_seq_cst);
@@ -232,15 +243,17 @@ void wf_worker_caches_flush(struct wf_worker *w)
 }
 
 /* A full barrier on every running thread of the process (see the header
- * essay).  False if the kernel refuses it.  Called by main only. */
-static bool wf_exit_barrier(void)
+ * essay).  False if the kernel refuses it.  Any thread (main's exit, the
+ * first interrupter: park.c). */
+bool wf_barrier_all(void)
 {
-	static int registered;  /* 0 not tried, 1 yes, -1 refused */
+	static _Atomic int registered;  /* 0 not tried, 1 yes, -1 refused */
 	int e = errno;
-	if (!registered)
-		registered = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED,
-		                     0, 0) == 0 ? 1 : -1;
-	bool ok = registered > 0 &&
+	if (!atomic_load(&registered))
+		atomic_store(&registered,
+		             syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED,
+		                     0, 0) == 0 ? 1 : -1);
+	bool ok = atomic_load(&registered) > 0 &&
 	          syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0;
 	errno = e;
 	return ok;
@@ -257,7 +270,7 @@ static _Noreturn void wf_main_exit(struct wf_thread *self)
 		wf_park_prepare(self);
 		wf_park_reason(self, WF_BLOCK_EXIT, NULL);
 		atomic_store(&wf_rt.main_waiting, 1);
-		bool exact = wf_exit_barrier();
+		bool exact = wf_barrier_all();
 		atomic_thread_fence(memory_order_seq_cst);
 		if (wf_live_count() == 0)
 			break;
@@ -266,6 +279,9 @@ static _Noreturn void wf_main_exit(struct wf_thread *self)
 	exit(0);
 }
 
+/* The last steps of a finishing thread, after its cleanup handlers
+ * (cancel.c): key destructors, then "main" waits for the others and exits,
+ * any other thread switches away for good with ret as its result. */
 _Noreturn void wf_thread_exit(void *ret)
 {
 	struct wf_worker *w = wf_worker_self();
@@ -274,6 +290,8 @@ _Noreturn void wf_thread_exit(void *ret)
 		fprintf(stderr, "weft: weft_exit called outside a green thread\n");
 		abort();
 	}
+	atomic_store_explicit(&self->cflags, atomic_load_explicit(&self->cflags,
+	                      memory_order_relaxed) | WF_CF_EXITING, memory_order_relaxed);
 	if (self->tsd) {
 		/* No value was ever set when there is no tsd: nothing to run. */
 		wf_tsd_run_destructors(self);
@@ -290,7 +308,30 @@ _Noreturn void wf_thread_exit(void *ret)
 void weft_exit(void *ret)
 {
 	wf_runtime_ensure();
-	wf_thread_exit(ret);
+	wf_exit_begin(ret);   /* cleanup handlers, then wf_thread_exit (cancel.c) */
+}
+
+/* The join of t (t->lk held) was interrupted by a cancellation.  If t has
+ * not finished, withdraw (t stays joinable) and return true with t->lk
+ * released.  If it has, the join completes: its finisher saw us as joiner
+ * and its wake-up found our wait already claimed; wait until that attempt
+ * is over (join_woken), so that it cannot claim a later wait of ours, and
+ * return false with t->lk held.  The request stays pending for the next
+ * cancellation point. */
+static bool wf_join_interrupted(struct wf_thread *t)
+{
+	if (t->state != WF_DONE) {
+		t->joiner = NULL;
+		t->joined = 0;
+		wf_spin_unlock(&t->lk);
+		return true;
+	}
+	wf_spin_unlock(&t->lk);
+	unsigned spins = 0;
+	while (!atomic_load_explicit(&t->join_woken, memory_order_acquire))
+		wf_spin_backoff(&spins);
+	wf_spin_lock(&t->lk);
+	return false;
 }
 
 int weft_join(weft_t h, void **ret)
@@ -321,9 +362,11 @@ int weft_join(weft_t h, void **ret)
 	if (t->state != WF_DONE) {
 		t->joiner = self;
 		wf_park_reason(self, WF_BLOCK_JOIN, t);
-		wf_park_prepare(self);
-		wf_park(&t->lk, 0);  /* releases t->lk once we are saved */
+		wf_park_prepare_intr(self, WF_INTR_CANCEL);   /* a cancellation point */
+		int r = wf_park(&t->lk, 0);  /* releases t->lk once we are saved */
 		wf_spin_lock(&t->lk);
+		if (wf_unlikely(r == EINTR) && wf_join_interrupted(t))
+			return wf_interrupted();   /* acts on the cancellation */
 	}
 	if (ret)
 		*ret = t->ret;

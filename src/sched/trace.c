@@ -383,3 +383,11 @@ int wf_trace_init(void)
 		return EAGAIN;
 	return 0;
 }
+
+/* In a child of fork(): record nothing more.  The buffers are the
+ * parent's, and the child never writes the file (wf_tr_write checks the
+ * pid). */
+void wf_trace_forked_child(void)
+{
+	atomic_store_explicit(&wf_trace_on, false, memory_order_release);
+}

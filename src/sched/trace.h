@@ -23,7 +23,8 @@
 struct wf_worker;
 struct wf_thread;
 
-/* Set once, at init, when WEFT_TRACE names a file; never cleared. */
+/* Set once, at init, when WEFT_TRACE names a file; cleared only in a child
+ * of fork() (wf_trace_forked_child). */
 extern _Atomic bool wf_trace_on WF_HIDDEN;
 
 static inline bool wf_tracing(void)
@@ -35,6 +36,9 @@ static inline bool wf_tracing(void)
  * map the buffers, register the exit-time writer.  0, EINVAL (bad
  * WEFT_TRACE or WEFT_TRACE_MAX_EVENTS, one line on stderr) or EAGAIN. */
 int wf_trace_init(void) WF_HIDDEN;
+
+/* In a child of fork(): tracing stops. */
+void wf_trace_forked_child(void) WF_HIDDEN;
 
 /* w switches from prev to next (wf_switch, before the context switch):
  * prev's slice ends and next's begins, at one timestamp.  `action` is

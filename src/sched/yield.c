@@ -5,9 +5,10 @@
  * A yield swaps the caller for the head of its worker's run queue in one
  * step (wf_yield_internal, park.c; docs/design.md, "Scheduling"), so
  * a queue that holds a thread never reads empty while its worker changes
- * threads.  A sleep is a timed park that nothing else wakes: it parks again
+ * threads.  A sleep is a timed park that no waker ends: it parks again
  * until its timer claims the wait, which makes it immune to stray wake-ups.
- * A zero sleep is a yield.
+ * A cancellation or a signal sent to the sleeper does end it (EINTR, like
+ * nanosleep; cancel.c, signals.c).  A zero sleep is a yield.
  */
 #include <errno.h>
 #include "sched_internal.h"
@@ -31,9 +32,14 @@ int weft_sleep_ns(uint64_t ns)
 	}
 	uint64_t now = wf_clock_ns();
 	uint64_t dl = ns > UINT64_MAX - 1 - now ? UINT64_MAX - 1 : now + ns;
+	int r;
 	do {
+		/* A cancellation point, and a signal ends it (as nanosleep). */
 		wf_park_reason(self, WF_BLOCK_SLEEP, NULL);
-		wf_park_prepare(self);
-	} while (wf_park(NULL, dl) != ETIMEDOUT);  /* nothing else wakes a sleeper */
-	return 0;
+		wf_park_prepare_intr(self, WF_INTR_CANCEL | WF_INTR_SIGNAL);
+	} while ((r = wf_park(NULL, dl)) == 0);  /* no waker ends a sleep */
+	if (r != EINTR)
+		return 0;
+	(void)wf_interrupted();   /* never restarted, as nanosleep */
+	return EINTR;
 }

@@ -71,8 +71,10 @@ int weft_barrier_wait(weft_barrier_t *b)
 		while ((n = wf_waitq_pop(q)))
 			wf_wbatch_add(&wb, n, WF_WAKE_GRANTED);
 		wf_waitq_unlock(q);   /* last access to b */
-		/* Untimed waits: only we can claim them, none is refused. */
-		(void)wf_wbatch_wake(&wb);
+		/* A claim is refused only to a waiter being cancelled at that
+		 * moment: it finds itself dequeued (the phase is over for it)
+		 * and waits for done. */
+		wf_wnode_release(wf_wbatch_wake(&wb));
 		return WEFT_BARRIER_SERIAL_THREAD;
 	}
 	if (!self) {
@@ -80,8 +82,18 @@ int weft_barrier_wait(weft_barrier_t *b)
 		return err;
 	}
 	b->_arrived++;
-	struct wf_wnode n = { .thread = self };
+	/* A cancellation point (untimed: 0, or EINTR when cancelled). */
+	struct wf_wnode n = { .thread = self, .intr = WF_INTR_CANCEL };
 	wf_park_reason(self, WF_BLOCK_BARRIER, b);
-	(void)wf_waitq_wait(q, &n, 0, false);   /* untimed: returns 0 */
-	return 0;
+	if (wf_waitq_wait(q, &n, 0, false) == 0)
+		return 0;
+	/* Cancelled.  Still queued: withdraw the arrival, the phase goes on
+	 * without us.  Dequeued by the last arrival (raced): the phase
+	 * completed with us in it, so the wait succeeds, and the request is
+	 * acted on at the next cancellation point. */
+	bool raced = n.raced;
+	if (!raced)
+		b->_arrived--;
+	wf_waitq_timeout_unlock(q, &n);
+	return raced ? 0 : wf_interrupted();
 }

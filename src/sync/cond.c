@@ -145,16 +145,21 @@ static int wf_cond_wait(weft_cond_t *c, weft_mutex_t *m, uint64_t deadline)
 	int r = 0;
 	wf_waitq_lock(cq);
 	if (n.q == cq) {
-		/* Still waiting: publish the wait and park (park.h protocol). */
+		/* Still waiting: publish the wait and park (park.h protocol).  A
+		 * cancellation point, and a signal sent to the thread ends the
+		 * wait as a spurious wake-up. */
 		n.arming = 0;
 		wf_park_reason(self, WF_BLOCK_COND, c);
-		wf_park_prepare(self);
+		wf_park_prepare_intr(self, WF_INTR_CANCEL | WF_INTR_SIGNAL);
 		r = wf_waitq_park(cq, deadline);
 	} else {
 		wf_waitq_unlock(cq);   /* signalled while arming: n.wake == SIGNAL */
 	}
 
+	/* A timeout and an interruption (EINTR) leave the queues alike; they
+	 * differ only in what the call then returns. */
 	int ret = 0;
+	bool intr = false;   /* interrupted without having been signalled */
 	for (;;) {
 		if (r == 0)
 			break;   /* n.wake: SIGNAL, or GRANTED/WOKEN by m's unlock */
@@ -164,13 +169,16 @@ static int wf_cond_wait(weft_cond_t *c, weft_mutex_t *m, uint64_t deadline)
 			wf_waitq_remove(cq, &n);
 			wf_waitq_unlock(mq);
 			wf_waitq_unlock(cq);
-			ret = ETIMEDOUT;
+			ret = r == EINTR ? 0 : ETIMEDOUT;
+			intr = r == EINTR;
 			n.wake = WF_WAKE_NONE;
 			break;
 		}
 		if (n.q == mq) {
 			/* Signalled and moved before the timeout: keep our place
-			 * in the mutex's queue and wait for it, untimed. */
+			 * in the mutex's queue and wait for it, untimed.  Signalled
+			 * before an interruption: the signal is ours, the wait
+			 * succeeds, and a cancellation acts at the next point. */
 			wf_waitq_unlock(cq);
 			n.wake = WF_WAKE_NONE;
 			wf_park_reason(self, WF_BLOCK_MUTEX, m);
@@ -184,11 +192,17 @@ static int wf_cond_wait(weft_cond_t *c, weft_mutex_t *m, uint64_t deadline)
 		wf_waitq_unlock(mq);
 		n.raced = 1;
 		wf_waitq_timeout_unlock(cq, &n);
-		ret = n.requeued ? 0 : ETIMEDOUT;
+		ret = n.requeued || r == EINTR ? 0 : ETIMEDOUT;
+		intr = r == EINTR && !n.requeued;
 		n.wake = WF_WAKE_NONE;
 		break;
 	}
 	wf_mutex_relock(m, &n, n.wake, depth);
+	/* Interrupted: the mutex is ours again, so a cancellation's cleanup
+	 * handlers run with it held, as POSIX requires; a signal's handler has
+	 * run, and the wait returns 0 (a spurious wake-up). */
+	if (wf_unlikely(intr))
+		(void)wf_interrupted();
 	return ret;
 }
 

@@ -165,8 +165,8 @@ static int wf_rw_release_slow(weft_rwlock_t *l, uint32_t what)
 	wf_waitq_unlock(&l->_wq);   /* last access to l, normally */
 	struct wf_wnode *refused = wf_wbatch_wake(&b);
 	if (refused) {
-		/* A timed waiter whose deadline won the claim after we
-		 * granted it the lock: release its grant as if it had
+		/* A waiter whose cancellation or deadline won the claim after
+		 * we granted it the lock: release its grant as if it had
 		 * unlocked at once (it waits for done meanwhile). */
 		for (struct wf_wnode *r = refused; r; r = r->next) {
 			if (r->kind == WF_RW_KIND_WRITE)
@@ -182,23 +182,27 @@ static int wf_rw_release_slow(weft_rwlock_t *l, uint32_t what)
 /*
  * Enqueue the caller and wait for a grant (queue lock held; released by the
  * park).  0: granted, the lock is held.  ETIMEDOUT: the deadline passed
- * first and the caller holds nothing.  On a timeout that left the queue
- * empty, WAITERS is cleared (I1); the lock is held meanwhile (I2: we hold
- * the queue lock), so only non-last readers can change the word, and the
- * last holder's release will see no waiters.  Waiters that queued behind
- * the one that left keep their order and are granted by the next release
- * (not at once: readers queued behind a departed writer wait for the
- * current holders to finish, as they would have anyway).  A waiter that
- * was granted and dequeued but whose timeout won the claim (n->raced)
- * holds nothing either: its granter releases that grant for it
- * (wf_rw_release_slow), and wf_waitq_timeout_unlock waits until it has.
+ * first and the caller holds nothing.  A cancellation point, timed or not:
+ * when cancelled the caller holds nothing and acts (wf_interrupted).  On a
+ * departure that left the queue empty, WAITERS is cleared (I1); the lock is
+ * held meanwhile (I2: we hold the queue lock), so only non-last readers can
+ * change the word, and the last holder's release will see no waiters.
+ * Waiters that queued behind the one that left keep their order and are
+ * granted by the next release (not at once: readers queued behind a
+ * departed writer wait for the current holders to finish, as they would
+ * have anyway).  A waiter that was granted and dequeued but whose timeout
+ * or cancellation won the claim (n->raced) holds nothing either: its
+ * granter releases that grant for it (wf_rw_release_slow), and
+ * wf_waitq_timeout_unlock waits until it has.
  */
 static int wf_rw_wait(weft_rwlock_t *l, struct wf_wnode *n, uint64_t deadline)
 {
 	wf_park_reason(n->thread, n->kind == WF_RW_KIND_WRITE ? WF_BLOCK_RWLOCK_WRITE
 	                                                      : WF_BLOCK_RWLOCK_READ, l);
 	weft_waitq_ *q = &l->_wq;
-	if (wf_waitq_wait(q, n, deadline, false) == 0)
+	n->intr = WF_INTR_CANCEL;
+	int r = wf_waitq_wait(q, n, deadline, false);
+	if (r == 0)
 		return 0;
 	if (!n->raced && wf_waitq_empty(q)) {
 		uint32_t s = wf_rw_load(l);
@@ -206,7 +210,7 @@ static int wf_rw_wait(weft_rwlock_t *l, struct wf_wnode *n, uint64_t deadline)
 			;
 	}
 	wf_waitq_timeout_unlock(q, n);
-	return ETIMEDOUT;
+	return r == EINTR ? wf_interrupted() : ETIMEDOUT;
 }
 
 static int wf_rw_rdlock(weft_rwlock_t *l, bool try, uint64_t deadline)

@@ -86,6 +86,7 @@ static int wf_sem_wait(weft_sem_t *s, uint64_t deadline)
 	if (!self)
 		return e;
 	weft_waitq_ *q = &s->_wq;
+again:
 	wf_waitq_lock(q);
 	/* Look again under the lock: a post that ran since our first look
 	 * either left a token in the count or will find us queued. */
@@ -93,12 +94,21 @@ static int wf_sem_wait(weft_sem_t *s, uint64_t deadline)
 		wf_waitq_unlock(q);
 		return 0;
 	}
-	struct wf_wnode n = { .thread = self };
+	/* A cancellation point, and a signal ends the wait with EINTR, or
+	 * waits again when its handler has SA_RESTART (as sem_wait does). */
+	struct wf_wnode n = { .thread = self, .intr = WF_INTR_CANCEL | WF_INTR_SIGNAL };
 	wf_park_reason(self, WF_BLOCK_SEM, s);
-	if (wf_waitq_wait(q, &n, deadline, false) == 0)
+	int r = wf_waitq_wait(q, &n, deadline, false);
+	if (r == 0)
 		return 0;   /* WF_WAKE_GRANTED: the poster's token is ours */
 	wf_waitq_timeout_unlock(q, &n);   /* a racing poster passed its token on */
-	return ETIMEDOUT;
+	if (r != EINTR)
+		return ETIMEDOUT;
+	if (wf_interrupted())
+		return EINTR;
+	if (wf_sem_take(s))
+		return 0;
+	goto again;
 }
 
 int weft_sem_wait(weft_sem_t *s)

@@ -8,17 +8,18 @@
 int wf_waitq_wait(weft_waitq_ *q, struct wf_wnode *n, uint64_t deadline, bool at_head)
 {
 	wf_waitq_enqueue(q, n, at_head);
-	if (wf_waitq_park(q, deadline) == 0)
+	int r = wf_waitq_park(q, deadline);
+	if (r == 0)
 		return 0;   /* n->wake was written before the waker's claim */
-	/* Timed out.  n is still linked unless a waker dequeued it before
-	 * the timer's claim; under q's lock the two cases are told apart by
-	 * n->q. */
+	/* Timed out or interrupted.  n is still linked unless a waker
+	 * dequeued it before the timer's or the interrupter's claim; under
+	 * q's lock the two cases are told apart by n->q. */
 	wf_waitq_lock(q);
 	if (n->q == q)
 		wf_waitq_remove(q, n);
 	else
 		n->raced = 1;
-	return ETIMEDOUT;
+	return r;
 }
 
 void wf_waitq_timeout_unlock(weft_waitq_ *q, struct wf_wnode *n)

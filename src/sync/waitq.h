@@ -103,6 +103,8 @@ struct wf_wnode {
 	uint8_t requeued;          /* cond: moved onto the mutex's queue */
 	uint8_t raced;             /* timed out after a waker dequeued it */
 	uint8_t arming;            /* cond: linked, wait not yet published */
+	uint8_t intr;              /* WF_INTR_*: what else may end the wait
+	                              (park.h); 0 for most waits */
 };
 
 static inline wf_spin_t *wf_waitq_spin(weft_waitq_ *q)
@@ -196,7 +198,10 @@ static inline struct wf_wnode *wf_waitq_pop(weft_waitq_ *q)
  * wait is published (wf_park_prepare) before n becomes visible to wakers. */
 static inline void wf_waitq_enqueue(weft_waitq_ *q, struct wf_wnode *n, bool at_head)
 {
-	wf_park_prepare(n->thread);
+	if (n->intr)
+		wf_park_prepare_intr(n->thread, n->intr);
+	else
+		wf_park_prepare(n->thread);
 	n->wake = WF_WAKE_NONE;
 	n->done = 0;
 	n->raced = 0;
@@ -220,12 +225,15 @@ static inline int wf_waitq_park(weft_waitq_ *q, uint64_t deadline)
  *   ETIMEDOUT  the deadline won; n is unlinked and q is LOCKED, so the
  *              caller can repair its state; it must then unlock with
  *              wf_waitq_timeout_unlock.
+ *   EINTR      an interrupter named in n->intr won (park.h): as for
+ *              ETIMEDOUT, then the caller returns wf_interrupted().
  */
 int wf_waitq_wait(weft_waitq_ *q, struct wf_wnode *n, uint64_t deadline,
                   bool at_head) WF_HIDDEN;
 
-/* Unlock q after a timeout, then, if a waker had dequeued n (n->raced),
- * wait until that waker is done (see the handshake above). */
+/* Unlock q after a timeout or an interruption, then, if a waker had
+ * dequeued n (n->raced), wait until that waker is done (see the handshake
+ * above). */
 void wf_waitq_timeout_unlock(weft_waitq_ *q, struct wf_wnode *n) WF_HIDDEN;
 
 /* Waker side.  Under q's lock, n dequeued: record the grant and return the

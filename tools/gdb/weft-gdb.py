@@ -182,6 +182,14 @@ class _Runtime(object):
             raise gdb.GdbError(NOT_FOUND)
         self.nworkers = int(self.rt["nworkers"])
         self.workers = self.rt["workers"]
+        # In a child of fork(), the slots of threads left behind that were
+        # not reclaimed yet (handle.c, wf_tcb_forked_child).
+        dead_hi = _lookup_var("wf_tcb_dead_hi")
+        self.dead_hi = int(dead_hi) if dead_hi is not None else 0
+        self.dead_lo, self.dead_keep = 0, 0
+        if self.dead_hi:
+            self.dead_lo = int(_lookup_var("wf_tcb_dead_lo"))
+            self.dead_keep = int(_lookup_var("wf_tcb_dead_keep"))
         # Kernel tid -> gdb thread number.
         self.gdb_threads = {}
         for th in gdb.selected_inferior().threads():
@@ -210,8 +218,15 @@ class _Runtime(object):
 
     def live(self, t):
         """Is t a green thread a user would see (not free, not an idle
-        context of a worker, not the identity of a foreign kernel thread)?"""
-        return (t is not None and int(t["state"]) != self.FREE
+        context of a worker, not the identity of a foreign kernel thread,
+        not left behind by fork())?"""
+        if t is None:
+            return False
+        index = int(t["index"])
+        if (self.dead_lo <= index < self.dead_hi
+                and int(t.address) != self.dead_keep):
+            return False
+        return (int(t["state"]) != self.FREE
                 and int(t["kind"]) not in (self.KIND_IDLE, self.KIND_FOREIGN))
 
     def threads(self):
