@@ -327,6 +327,7 @@ static void *foreign_forker(void *arg)
 
 START_TEST(t_fork_from_foreign_thread)
 {
+	NEED_THREADS_AFTER_FORK();   /* its child starts weft's workers */
 	setup();
 	pthread_t t;
 	ck_assert_int_eq(pthread_create(&t, NULL, foreign_forker, NULL), 0);
