@@ -266,40 +266,41 @@ int weft_cancel(weft_t h)
 	return 0;
 }
 
-int weft_setcancelstate(int state, int *old)
+/* Set or clear one of the caller's cancellation flags (WF_CF_DISABLED or
+ * WF_CF_ASYNC), first storing in *old (when not NULL) `was_set` or
+ * `was_clear`.  A cancellation already due acts at once if the thread is
+ * now asynchronous and enabled. */
+static int wf_cflag_change(uint8_t bit, bool on, int *old, int was_set, int was_clear)
 {
-	if (state != WEFT_CANCEL_ENABLE && state != WEFT_CANCEL_DISABLE)
-		return EINVAL;
 	struct wf_thread *t = wf_self_init();
 	if (!t)
 		return EPERM;
 	uint8_t f = wf_cflags(t);
 	if (old)
-		*old = (f & WF_CF_DISABLED) ? WEFT_CANCEL_DISABLE : WEFT_CANCEL_ENABLE;
-	f = state == WEFT_CANCEL_DISABLE ? f | WF_CF_DISABLED : f & ~WF_CF_DISABLED;
+		*old = (f & bit) ? was_set : was_clear;
+	f = on ? f | bit : f & ~bit;
+	if (bit == WF_CF_ASYNC && on)
+		wf_flag_raise(&wf_sig_active);   /* a resumed tick may have to act */
 	wf_cflags_set(t, f);
 	if ((f & WF_CF_ASYNC) && wf_cancel_due(t))
 		wf_cancel_act();
 	return 0;
 }
 
+int weft_setcancelstate(int state, int *old)
+{
+	if (state != WEFT_CANCEL_ENABLE && state != WEFT_CANCEL_DISABLE)
+		return EINVAL;
+	return wf_cflag_change(WF_CF_DISABLED, state == WEFT_CANCEL_DISABLE, old,
+	                       WEFT_CANCEL_DISABLE, WEFT_CANCEL_ENABLE);
+}
+
 int weft_setcanceltype(int type, int *old)
 {
 	if (type != WEFT_CANCEL_DEFERRED && type != WEFT_CANCEL_ASYNCHRONOUS)
 		return EINVAL;
-	struct wf_thread *t = wf_self_init();
-	if (!t)
-		return EPERM;
-	uint8_t f = wf_cflags(t);
-	if (old)
-		*old = (f & WF_CF_ASYNC) ? WEFT_CANCEL_ASYNCHRONOUS : WEFT_CANCEL_DEFERRED;
-	f = type == WEFT_CANCEL_ASYNCHRONOUS ? f | WF_CF_ASYNC : f & ~WF_CF_ASYNC;
-	if (f & WF_CF_ASYNC)
-		wf_flag_raise(&wf_sig_active);   /* a resumed tick may have to act */
-	wf_cflags_set(t, f);
-	if ((f & WF_CF_ASYNC) && wf_cancel_due(t))
-		wf_cancel_act();
-	return 0;
+	return wf_cflag_change(WF_CF_ASYNC, type == WEFT_CANCEL_ASYNCHRONOUS, old,
+	                       WEFT_CANCEL_ASYNCHRONOUS, WEFT_CANCEL_DEFERRED);
 }
 
 void weft_testcancel(void)
