@@ -105,4 +105,10 @@ char wf_kt_state(pid_t tid) WF_HIDDEN;
  */
 void wf_kt_tls_span(uintptr_t *lo, uintptr_t *hi) WF_HIDDEN;
 
+/* The calling kernel thread's stack as glibc records it (libc's
+ * pthread_getattr_np, past the pthread layer: libc_real.c): 0, or an
+ * errno value (for the initial thread glibc reads /proc/self/maps, which
+ * can fail). */
+int wf_kt_own_stack(void **lo, size_t *size) WF_HIDDEN;
+
 #endif

@@ -55,17 +55,13 @@ static _Atomic unsigned wf_ktp_nstacks;
 
 static void wf_ktp_note_stack(void)
 {
-	pthread_attr_t a;
 	void *lo;
 	size_t len;
-	if (WF_LIBC(pthread_getattr_np)(WF_LIBC(pthread_self)(), &a))
-		return;
-	if (WF_LIBC(pthread_attr_getstack)(&a, &lo, &len) == 0) {
+	if (wf_kt_own_stack(&lo, &len) == 0) {
 		unsigned i = atomic_fetch_add_explicit(&wf_ktp_nstacks, 1, memory_order_relaxed);
 		wf_ktp_stacks[i % WF_KTP_STACKS].lo = lo;
 		wf_ktp_stacks[i % WF_KTP_STACKS].len = len;
 	}
-	WF_LIBC(pthread_attr_destroy)(&a);
 }
 
 void wf_ktp_fork_child(void)

@@ -16,7 +16,9 @@
  * start then recursed into itself).
  */
 #include <dlfcn.h>
+#include <pthread.h>
 #include <stddef.h>
+#include "kthread.h"
 #include "libc_real.h"
 
 void *wf_libc_sym(const char *name, void *dflt)
@@ -27,4 +29,15 @@ void *wf_libc_sym(const char *name, void *dflt)
 		return dflt;
 	void *p = next(name);
 	return p ? p : dflt;
+}
+
+int wf_kt_own_stack(void **lo, size_t *size)
+{
+	pthread_attr_t a;
+	int e = WF_LIBC(pthread_getattr_np)(WF_LIBC(pthread_self)(), &a);
+	if (e)
+		return e;
+	e = WF_LIBC(pthread_attr_getstack)(&a, lo, size);
+	WF_LIBC(pthread_attr_destroy)(&a);
+	return e;
 }

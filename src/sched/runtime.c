@@ -134,15 +134,11 @@ int wf_make_main(struct wf_worker *w0, void (*idle_entry)(void *transfer, void *
 	strcpy(m->name, "main");
 	/* main keeps the stack it has: its bounds, for rebasing its frames
 	 * when it moves (migrate.c); never freed (user). */
-	pthread_attr_t a;
 	void *lo;
 	size_t size;
-	if (WF_LIBC(pthread_getattr_np)(WF_LIBC(pthread_self)(), &a) == 0) {
-		if (WF_LIBC(pthread_attr_getstack)(&a, &lo, &size) == 0) {
-			m->stack.lo = lo;
-			m->stack.hi = (char *)lo + size;
-		}
-		WF_LIBC(pthread_attr_destroy)(&a);
+	if (wf_kt_own_stack(&lo, &size) == 0) {
+		m->stack.lo = lo;
+		m->stack.hi = (char *)lo + size;
 	}
 	/* For the initial thread glibc finds the stack in /proc/self/maps,
 	 * which can fail (qemu-user with 64 KiB pages answers ENOENT); its
