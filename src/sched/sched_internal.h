@@ -251,6 +251,8 @@ struct wf_worker {
 	/* --- preemption (preempt.c) --- */
 	wf_worker_timer timer;
 	_Atomic uint32_t timer_armed;   /* 1 while the timer may tick */
+	_Atomic uint32_t tick_soon;     /* another thread asked for a tick now
+	                                   (wf_preempt_soon); a disarm re-checks */
 	uint64_t timer_due;             /* owner only: time of the next tick, 0 unknown */
 	/* What a context resumed on w must do first (wf_preempt_resumed), in
 	 * one word so that a switch tests it with one load:
