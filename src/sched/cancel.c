@@ -253,7 +253,12 @@ int weft_cancel(weft_t h)
 	bool async = (f & (WF_CF_ASYNC | WF_CF_DISABLED)) == WF_CF_ASYNC;
 	if (async)
 		wf_flag_raise(&wf_sig_active);   /* for a target resumed into a tick */
-	atomic_store(&t->cancel_req, 1);     /* seq_cst: before the look at its wait */
+	/* Before the look at its wait (park.c's Dekker).  An exchange, not a
+	 * store: a read-modify-write is a full barrier on every ISA and under
+	 * qemu-user too, which turns AArch64's store-release and load-acquire
+	 * into accesses an x86 host may reorder (a parked target once slept
+	 * through its cancellation there). */
+	atomic_exchange(&t->cancel_req, 1);
 	/* Under t->lk: t cannot be reclaimed and reused meanwhile. */
 	if (t != self && !wf_interrupt(t, WF_INTR_CANCEL, 0) && async) {
 		struct wf_worker *tw = __atomic_load_n(&t->worker, __ATOMIC_RELAXED);

@@ -249,7 +249,15 @@ static void wf_idle_sleep(struct wf_worker *w)
 	atomic_fetch_add(&wf_rt.nsleeping, 1);
 	uint64_t dl = atomic_load(&w->next_deadline);
 	int events = 0;
-	if (!wf_any_ready() && (dl == UINT64_MAX || dl > wf_clock_ns())) {
+	/* A sleeper that did not take the poller looks again once it counts
+	 * in nsleeping: whoever let go of the set meanwhile (the monitor)
+	 * reads nsleeping after that (wf_poller_monitor), so one of the two
+	 * sees the other.  Without this look, the set's holder could let go
+	 * between our first look and our count, see nobody asleep, and leave
+	 * the descriptors unwatched: a thread waiting on one slept forever. */
+	atomic_thread_fence(memory_order_seq_cst);   /* the count before the look */
+	bool poll_missed = !poll && wf_poller_wanted();
+	if (!poll_missed && !wf_any_ready() && (dl == UINT64_MAX || dl > wf_clock_ns())) {
 		WF_STAT_INC(w, idle_sleeps);
 		if (poll) {
 			events = wf_poller_wait(w, dl);

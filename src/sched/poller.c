@@ -211,7 +211,11 @@ void wf_poller_monitor(uint64_t now)
 	wf_poller_dispatch(n > 0 ? n : 0);
 	/* A worker that went to sleep while the monitor held the set slept
 	 * on its futex: if it was the last one awake, nobody watches the set
-	 * now and the monitor is about to park.  Have a sleeper take it. */
+	 * now and the monitor is about to park.  Have a sleeper take it.  The
+	 * fence orders the release of the set before the look at nsleeping
+	 * (Dekker with wf_idle_sleep, which counts itself, then looks at the
+	 * set again). */
+	atomic_thread_fence(memory_order_seq_cst);
 	if (atomic_load(&wf_pl.waiters) && atomic_load(&wf_rt.nsleeping))
 		wf_kick_idle();
 }
